@@ -1,0 +1,26 @@
+// swift-tools-version:6.0
+// Headroom: an OPT runtime for interpretability studies of in-context learning.
+// Targets are listed in data-flow order; a target imports only targets above it.
+import PackageDescription
+
+let package = Package(
+    name: "Headroom",
+    platforms: [.macOS(.v14)],
+    // Language mode 5: the concurrency here is plain threads over disjoint buffers, checked by tests.
+    products: [
+        .executable(name: "headroom", targets: ["headroom"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "HRZFormat", dependencies: ["CZstd"]),
+        .target(name: "Checkpoints", dependencies: ["HRZFormat"]),
+        .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints"]),
+        .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Benchmarks"]),
+        .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

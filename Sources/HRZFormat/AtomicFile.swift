@@ -1,0 +1,90 @@
+/// Output written to a temporary file beside the target and renamed into place on `commit()`,
+/// so a reader never sees a partial file and a failed run leaves nothing behind.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public final class AtomicFile {
+    public let path: String
+    public let temporaryPath: String
+    private var fd: Int32
+    /// Bytes written so far (the next sequential write offset).
+    public private(set) var position = 0
+    private var committed = false
+
+    public init(path: String) throws(HRZError) {
+        self.path = path
+        temporaryPath = "\(path).partial-\(getpid())"
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw HRZError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
+        }
+    }
+
+    deinit { if !committed { discard() } }
+
+    public func write(_ data: UnsafeRawBufferPointer) throws(HRZError) {
+        guard var p = data.baseAddress else { return }
+        var left = data.count
+        while left > 0 {
+            let n = Glibc.write(fd, p, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HRZError(.io("write failed: \(String(cString: strerror(errno)))"), file: path, offset: position)
+            }
+            p += n
+            left -= n
+            position += n
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws(HRZError) {
+        var failure: HRZError?
+        bytes.withUnsafeBytes { b in
+            do throws(HRZError) { try write(b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes zeros up to `offset`.
+    public func pad(to offset: Int) throws(HRZError) {
+        if offset > position { try write([UInt8](repeating: 0, count: offset - position)) }
+    }
+
+    /// Overwrites bytes at `offset` without moving `position`. C: `pwrite`.
+    public func write(_ bytes: [UInt8], at offset: Int) throws(HRZError) {
+        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n == bytes.count else {
+            throw HRZError(.io("pwrite failed: \(String(cString: strerror(errno)))"), file: path, offset: offset)
+        }
+    }
+
+    /// Flushes to disk and renames over `path`.
+    public func commit() throws(HRZError) {
+        guard fsync(fd) == 0 else { throw HRZError(.io("fsync failed: \(String(cString: strerror(errno)))"), file: path) }
+        close(fd)
+        fd = -1
+        guard rename(temporaryPath, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw HRZError(.io("cannot rename \(temporaryPath) into place: \(why)"), file: path)
+        }
+        committed = true
+    }
+
+    /// Closes and deletes the temporary file.
+    public func discard() {
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(temporaryPath)
+        committed = true
+    }
+
+    /// Writes `data` to `path` atomically in one call.
+    public static func write(_ data: [UInt8], to path: String) throws(HRZError) {
+        let file = try AtomicFile(path: path)
+        try file.write(data)
+        try file.commit()
+    }
+}

@@ -1,0 +1,59 @@
+/// A read-only `mmap` of a whole file, with page advice. One owner; unmapped in `deinit`.
+/// Mapping and advice follow llama.cpp's `llama_mmap`: MAP_SHARED, advice is best effort.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let base: UnsafeRawPointer
+    public let count: Int
+
+    public init(path: String) throws(HRZError) {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw HRZError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: path) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw HRZError(.io("not a regular file"), file: path) }
+        count = Int(info.st_size)
+        if count == 0 {
+            base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1))
+            return
+        }
+        let mapped = mmap(nil, count, PROT_READ, MAP_SHARED, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            throw HRZError(.io("cannot mmap: \(String(cString: strerror(errno)))"), file: path)
+        }
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if count == 0 { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Page-aligned sub-range covering `[offset, offset + length)`, clipped to the file.
+    private func pageRange(_ offset: Int, _ length: Int) -> (UnsafeMutableRawPointer, Int)? {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page
+        let end = min(count, offset + length)
+        guard end > start else { return nil }
+        return (UnsafeMutableRawPointer(mutating: base + start), end - start)
+    }
+
+    /// Asks the kernel to read a range ahead (C: `madvise(MADV_WILLNEED)`). Best effort.
+    public func willNeed(offset: Int, length: Int) {
+        if let (p, n) = pageRange(offset, length) { _ = madvise(p, n, Int32(MADV_WILLNEED)) }
+    }
+
+    /// Lets the kernel drop a range's pages from this process (C: `madvise(MADV_DONTNEED)`); they are re-read on
+    /// the next access, so resident memory stays near what is in use. Best effort.
+    public func release(offset: Int, length: Int) {
+        if let (p, n) = pageRange(offset, length) { _ = madvise(p, n, Int32(MADV_DONTNEED)) }
+    }
+}

@@ -1,0 +1,68 @@
+/// A progress line on stderr with rate and ETA. Redraws in place on a terminal, prints every few seconds otherwise.
+import Foundation
+
+final class ProgressBar {
+    private let label: String
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+    private var phase = ""
+    private let interactive = isatty(2) != 0
+    private var drawn = false
+
+    init(_ label: String) { self.label = label }
+
+    func update(phase: String, done: Int, total: Int, unit: Unit = .bytes) {
+        let now = Date()
+        let finished = done >= total
+        if phase != self.phase {
+            if drawn { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+            self.phase = phase
+            phaseStart = now
+            drawn = false
+        } else if !finished && now.timeIntervalSince(lastDraw) < (interactive ? 0.25 : 5) {
+            return
+        }
+        lastDraw = now
+        let elapsed = max(1e-6, now.timeIntervalSince(phaseStart))
+        let rate = Double(done) / elapsed
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(format: "%@ %@ [%@] %5.1f%% %@/%@ %@/s ETA %@", label, phase, bar, fraction * 100,
+                          unit.format(done), unit.format(total), unit.format(Int(rate)), formatDuration(eta))
+        FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).data(using: .utf8)!)
+        drawn = interactive
+    }
+
+    private var phaseStart = Date()
+
+    func finish() {
+        if drawn { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        drawn = false
+    }
+
+    enum Unit {
+        case bytes, count
+        func format(_ n: Int) -> String { self == .bytes ? formatBytes(n) : "\(n)" }
+    }
+}
+
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var value = Double(n)
+    var u = 0
+    while value >= 1000 && u < units.count - 1 { value /= 1000; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.2f %@", value, units[u])
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "--:--" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+}

@@ -1,0 +1,57 @@
+/// `headroom`: argv → one command → one library call. See `headroom help`.
+import Foundation
+
+let commands: [Command.Type] = [ConvertCommand.self, InspectCommand.self, BenchCommand.self]
+
+func topLevelHelp() -> String {
+    var text = """
+    headroom: which attention heads and FFNs does in-context learning need? (OPT, CPU)
+
+    Usage: headroom <command> [options]      headroom help <command>
+
+    Commands:
+
+    """
+    for c in commands { text += "  " + c.name.padding(toLength: 10, withPad: " ", startingAt: 0) + c.summary + "\n" }
+    return text
+}
+
+func main() -> Int32 {
+    var argv = Array(CommandLine.arguments.dropFirst())
+    guard let name = argv.first, !["help", "--help", "-h"].contains(name) else {
+        if argv.count >= 2, let c = commands.first(where: { $0.name == argv[1] }) {
+            print(c.usage)
+        } else {
+            print(topLevelHelp())
+        }
+        return 0
+    }
+    argv.removeFirst()
+    guard let type = commands.first(where: { $0.name == name }) else {
+        printError("Error: unknown command '\(name)'\n\n" + topLevelHelp())
+        return 64
+    }
+    if argv.contains("--help") || argv.contains("-h") {
+        print(type.usage)
+        return 0
+    }
+    var args = Arguments(argv)
+    let command: Command
+    do {
+        command = try type.init(&args)
+        try args.finish()
+    } catch {
+        printError("Error: \(error)\n\n" + type.usage)
+        return 64
+    }
+    do {
+        return try command.run()
+    } catch let exit as ExitCode {
+        return exit.code
+    } catch {
+        printError("Error: \(error)")
+        return 1
+    }
+}
+
+exit(main())
