@@ -43,7 +43,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
         var place: [String] = []
         if let tensor { place.append("tensor '\(tensor)'") }
         if let offset { place.append("at byte \(offset)") }
-        return "\(file):" + (place.isEmpty ? "" : " " + place.joined(separator: ", ")) + ": " + reason
+        return ([file] + (place.isEmpty ? [] : [place.joined(separator: ", ")]) + [reason]).joined(separator: ": ")
     }
 
     var reason: String {

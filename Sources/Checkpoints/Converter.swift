@@ -37,7 +37,9 @@ public struct ConvertProgress: Sendable {
 public struct ConvertReport: Sendable {
     public var tensors: Int
     public var rawBytes: Int
+    /// Chunk bytes, padding excluded: the figure the compression ratio is taken on.
     public var storedBytes: Int
+    public var fileBytes: Int
     public var tokenizerEmbedded: Bool
     public var layout: CheckpointLayout
 }
@@ -75,8 +77,8 @@ public enum Converter {
                                 provenance: Provenance(converter: version, sources: sources, dtype: options.dtype.rawValue))
         try writer.finish(metadata: metadata)
         completed = true
-        let stored = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        return ConvertReport(tensors: plan.count, rawBytes: total, storedBytes: stored,
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        return ConvertReport(tensors: plan.count, rawBytes: total, storedBytes: writer.storedBytes, fileBytes: fileBytes,
                              tokenizerEmbedded: tokenizer != nil, layout: checkpoint.layout)
     }
 

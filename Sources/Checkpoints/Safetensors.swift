@@ -48,10 +48,7 @@ public struct SafetensorsFile: CheckpointSource {
                 throw CheckpointError(.unsupportedDType(dtypeName), file: path, offset: 8, tensor: name)
             }
             guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 8 else { throw bad("invalid shape \(shape)") }
-            let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                let r = acc.0.multipliedReportingOverflow(by: d); return (r.partialValue, acc.1 || r.overflow)
-            }
-            guard !overflow, offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * dtype.size else {
+            guard let count = checkedElementCount(shape), offsets[0] >= 0, offsets[1] <= bytes.count, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * dtype.size else {
                 throw bad("data_offsets \(offsets) do not hold \(shape) of \(dtypeName)")
             }
             guard dataStart + offsets[1] <= bytes.count else {

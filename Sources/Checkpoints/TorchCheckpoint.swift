@@ -22,7 +22,7 @@ public struct TorchCheckpoint: CheckpointSource {
         }
         let pickleEntry = archive.entries[pickleName]!
         try archive.verify(pickleEntry)
-        var unpickler = Unpickler(data: archive.data(pickleEntry), file: path + ":" + pickleName)
+        var unpickler = Unpickler(data: archive.data(pickleEntry), file: path, baseOffset: pickleEntry.dataOffset)
         let root = try unpickler.load()
         guard case .dict(let dict) = root else {
             throw CheckpointError(.malformed("data.pkl does not hold a state dict"), file: path, offset: pickleEntry.dataOffset)
@@ -40,12 +40,18 @@ public struct TorchCheckpoint: CheckpointSource {
             guard let entry = archive.entries[prefix + "data/" + t.storage.key] else {
                 throw CheckpointError(.malformed("storage '\(t.storage.key)' has no archive entry"), file: path, tensor: name)
             }
-            guard t.storage.elements * t.storage.dtype.size <= entry.size else {
-                throw CheckpointError(.truncated(needed: t.storage.elements * t.storage.dtype.size - entry.size),
+            guard t.storage.elements <= entry.size / t.storage.dtype.size else {
+                throw CheckpointError(.malformed("storage '\(t.storage.key)' declares \(t.storage.elements) elements but its entry holds \(entry.size) bytes"),
                                       file: path, offset: entry.dataOffset, tensor: name)
             }
-            let count = t.shape.reduce(1, *)
-            let last = t.storageOffset + zip(t.shape, t.strides).reduce(0) { $0 + max(0, $1.0 - 1) * $1.1 }
+            // The last element the view touches must lie inside the storage; sizes are bounded before multiplying.
+            let spans = zip(t.shape, t.strides).map { checkedElementCount([max(0, $0.0 - 1), $0.1]) }
+            guard let count = checkedElementCount(t.shape), t.storageOffset <= t.storage.elements,
+                  spans.allSatisfy({ $0 != nil }) else {
+                throw CheckpointError(.malformed("tensor size \(t.shape) / stride \(t.strides) out of range"),
+                                      file: path, offset: entry.dataOffset, tensor: name)
+            }
+            let last = t.storageOffset + spans.reduce(0) { $0 + $1! }
             guard count == 0 || last < t.storage.elements else {
                 throw CheckpointError(.malformed("view (offset \(t.storageOffset), size \(t.shape), stride \(t.strides)) exceeds its storage of \(t.storage.elements) elements"),
                                       file: path, offset: entry.dataOffset, tensor: name)

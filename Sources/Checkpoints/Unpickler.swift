@@ -54,17 +54,20 @@ public struct Unpickler {
 
     let data: UnsafeRawBufferPointer
     let file: String
+    /// Where `data` starts in `file`, so errors give absolute offsets.
+    let baseOffset: Int
     var position = 0
     var stack: [PickleValue] = []
     var memo: [Int: PickleValue] = [:]
 
-    public init(data: UnsafeRawBufferPointer, file: String) {
+    public init(data: UnsafeRawBufferPointer, file: String, baseOffset: Int = 0) {
         self.data = data
         self.file = file
+        self.baseOffset = baseOffset
     }
 
     func fail(_ kind: CheckpointError.Kind, at offset: Int) -> CheckpointError {
-        CheckpointError(kind, file: file, offset: offset)
+        CheckpointError(kind, file: file, offset: baseOffset + offset)
     }
 
     mutating func byte() throws(CheckpointError) -> UInt8 {

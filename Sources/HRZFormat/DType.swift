@@ -104,3 +104,16 @@ extension DType {
         }
     }
 }
+
+/// The product of `dims`, or nil if any is negative or the product exceeds 2^50 elements
+/// (far above any OPT tensor; keeps byte counts and offsets from overflowing).
+public func checkedElementCount(_ dims: [Int]) -> Int? {
+    var product = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (p, overflow) = product.multipliedReportingOverflow(by: d)
+        guard !overflow, p <= 1 << 50 else { return nil }
+        product = p
+    }
+    return product
+}

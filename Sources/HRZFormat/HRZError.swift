@@ -46,8 +46,7 @@ public struct HRZError: Error, CustomStringConvertible, Sendable {
         if let tensor { place.append("tensor '\(tensor)'") }
         if let chunk { place.append("chunk \(chunk)") }
         if let offset { place.append("at byte \(offset)") }
-        let location = place.isEmpty ? "" : " " + place.joined(separator: ", ")
-        return "\(file):\(location): \(reason)"
+        return ([file] + (place.isEmpty ? [] : [place.joined(separator: ", ")]) + [reason]).joined(separator: ": ")
     }
 
     var reason: String {

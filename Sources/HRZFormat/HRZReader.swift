@@ -77,10 +77,7 @@ public final class HRZReader: @unchecked Sendable {
             guard t.shape.allSatisfy({ $0 >= 0 && $0 <= 1 << 40 }), t.shape.count <= 8 else {
                 throw fail("shape \(t.shape) out of range", tensor: t.name)
             }
-            let (count, overflow) = t.shape.reduce((1, false)) { acc, d in
-                let r = acc.0.multipliedReportingOverflow(by: d); return (r.partialValue, acc.1 || r.overflow)
-            }
-            guard !overflow, count <= 1 << 40 else { throw fail("shape \(t.shape) overflows", tensor: t.name) }
+            guard let count = checkedElementCount(t.shape) else { throw fail("shape \(t.shape) overflows", tensor: t.name) }
             if let layer = t.layer {
                 guard (0..<m.config.numHiddenLayers).contains(layer), layer >= lastLayer, !afterLayers else {
                     throw fail("layer \(layer) tensor out of execution order", tensor: t.name)

@@ -16,6 +16,8 @@ public final class HRZWriter {
     private var scratches: [ChunkScratch]
     private var buffers: [UnsafeMutableRawPointer]
     private let batch: Int
+    /// Bytes of chunk data written (excluding alignment padding, header and index).
+    public private(set) var storedBytes = 0
     /// Called after each batch with the decoded bytes it covered.
     public var onProgress: ((Int) -> Void)?
 
@@ -58,6 +60,7 @@ public final class HRZWriter {
                 try output.pad(to: HRZLayout.alignUp(output.position))
                 let offset = output.position
                 try output.write(chunk.bytes)
+                storedBytes += chunk.bytes.count
                 chunks.append(ChunkInfo(offset: offset, elements: chunk.elements, planes: chunk.planes,
                                         xxh64: String(hex64(chunk.checksum).dropFirst(2))))
             }

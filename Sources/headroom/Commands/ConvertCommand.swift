@@ -43,8 +43,8 @@ struct ConvertCommand: Command {
         }
         bar.finish()
         let seconds = Date().timeIntervalSince(started)
-        print("wrote \(output): \(report.tensors) tensors from \(report.layout.rawValue), "
-              + "\(formatBytes(report.rawBytes)) → \(formatBytes(report.storedBytes)) "
+        print("wrote \(output) (\(formatBytes(report.fileBytes))): \(report.tensors) tensors from \(report.layout.rawValue), "
+              + "\(formatBytes(report.rawBytes)) of weights stored in \(formatBytes(report.storedBytes)) "
               + String(format: "(%.3f×) in %.1f s", Double(report.rawBytes) / Double(max(1, report.storedBytes)), seconds))
         if !report.tokenizerEmbedded {
             print("note: no vocab.json/merges.txt in \(input); pass --tokenizer DIR to embed them (needed by tokenize/eval)")

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import HRZFormat
+
+/// Golden tests of the `headroom` executable: help text, error text, exit codes.
+struct CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = root.appendingPathComponent(".build/debug/headroom").path
+    static let fixtures = root.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ args: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = args
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func temporary(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "headroom-cli-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir + "/" + name
+    }
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func topLevelHelpListsCommands() throws {
+        let r = try CLI.run(["help"])
+        #expect(r.status == 0)
+        for command in ["convert", "inspect", "bench"] { #expect(r.stdout.contains("  \(command) ")) }
+    }
+
+    @Test(arguments: ["convert", "inspect", "bench"])
+    func everyCommandHasHelp(_ command: String) throws {
+        let r = try CLI.run([command, "--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("Usage: headroom \(command)"))
+        #expect(try CLI.run(["help", command]).stdout == r.stdout)
+    }
+
+    @Test func usageErrorsExit64WithUsage() throws {
+        let r = try CLI.run(["convert", "somewhere"])
+        #expect(r.status == 64)
+        #expect(r.stderr.hasPrefix("Error: missing -o MODEL.hrz\n\nUsage: headroom convert"))
+        let bad = try CLI.run(["convert", "x", "-o", "y", "--dtype", "f64"])
+        #expect(bad.stderr.hasPrefix("Error: --dtype takes one of keep, f16, bf16, f32, got 'f64'"))
+        #expect(try CLI.run(["inspect", "a.hrz", "--frobnicate"]).stderr.hasPrefix("Error: unknown option '--frobnicate'"))
+        #expect(try CLI.run(["nonsense"]).status == 64)
+    }
+
+    @Test func convertThenInspectAndVerify() throws {
+        let out = CLI.temporary("cli.hrz")
+        let c = try CLI.run(["convert", CLI.fixtures + "/post-ln-350m-style", "-o", out, "--threads", "2"])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(c.stdout.hasPrefix("wrote \(out)"))
+        let i = try CLI.run(["inspect", out, "--verify"])
+        #expect(i.status == 0)
+        #expect(i.stdout.contains("post-LN, final layer norm no"))
+        #expect(i.stdout.contains("0      3/3 all                     yes"))
+        #expect(i.stdout.contains("verify: OK: 36 chunks decoded"))
+        let j = try CLI.run(["inspect", out, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
+        #expect((object["config"] as! [String: Any])["word_embed_proj_dim"] as? Int == 16)
+        #expect((object["layers"] as! [[String: Any]]).count == 3)
+    }
+
+    @Test func verifyFailsOnAFlippedChunkByte() throws {
+        let out = CLI.temporary("flip.hrz")
+        #expect(try CLI.run(["convert", CLI.fixtures + "/safetensors-f32", "-o", out]).status == 0)
+        let reader = try HRZReader(path: out)
+        let chunk = try reader.tensor("layers.1.fc1.weight").chunks[0]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        bytes[chunk.offset + 3] ^= 0x80
+        try Data(bytes).write(to: URL(fileURLWithPath: out))
+        let r = try CLI.run(["inspect", out, "--verify"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("verify: \(out): tensor 'layers.1.fc1.weight', chunk 0, at byte \(chunk.offset): checksum mismatch"))
+    }
+
+    @Test func dataErrorsExit1WithTheFile() throws {
+        let r = try CLI.run(["convert", CLI.fixtures + "/bad-pickle-global", "-o", CLI.temporary("evil.hrz")])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("Error: \(CLI.fixtures)/bad-pickle-global/pytorch_model.bin: at byte "))
+        #expect(r.stderr.contains("not an allowed global"))
+        let missing = try CLI.run(["inspect", "/nonexistent.hrz"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.hasPrefix("Error: /nonexistent.hrz: cannot open: No such file or directory"))
+    }
+}
