@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["HRZFormat"]),
         .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints"]),
         .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Benchmarks"]),
-        .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"]),
+        .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),

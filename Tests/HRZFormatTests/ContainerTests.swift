@@ -80,3 +80,15 @@ struct ContainerTests {
         do { _ = try reader.tensor("nope") } catch { #expect(error.kind == .missingTensor && error.tensor == "nope") }
     }
 }
+
+/// formats/HRZ.md §9's worked example, written by Tools/make_minimal_hrz.py from the spec alone.
+struct SpecExampleTests {
+    @Test func handWrittenFileReads() throws {
+        let path = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/minimal.hrz").path
+        let reader = try HRZReader(path: path)
+        #expect(reader.header.indexOffset == 4104 && reader.header.indexLength == 706 && reader.header.fileLength == 4810)
+        #expect(try reader.floats("final_layer_norm.bias") == [1, -2, 0.5, 0])
+        #expect(try reader.tensor("final_layer_norm.bias").chunks[0].xxh64 == "1c76d7e94083c383")
+        #expect(reader.verify().isEmpty)
+    }
+}

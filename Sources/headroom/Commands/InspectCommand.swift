@@ -60,7 +60,8 @@ struct InspectCommand: Command {
         out += "        \(c.doLayerNormBefore ? "pre-LN" : "post-LN"), final layer norm \(c.hasFinalLayerNorm ? "yes" : "no"), "
         out += "bias \(c.enableBias ? "yes" : "no"), activation \(c.activationFunction)\n"
         if let t = r.metadata.tokenizer {
-            let merges = t.merges.split(separator: "\n").filter { !$0.hasPrefix("#") }.count
+            let lines = t.merges.split(separator: "\n")
+            let merges = lines.count - (lines.first?.hasPrefix("#version") == true ? 1 : 0)
             out += "tokenizer: embedded (vocab.json \(formatBytes(t.vocab.utf8.count)), \(merges) merges)\n"
         } else {
             out += "tokenizer: none embedded\n"
