@@ -58,3 +58,25 @@ public final class ZstdDecompressor {
         }
     }
 }
+
+extension ZstdDecompressor {
+    /// Decompresses a whole zstd frame that records its content size (as the `zstd` tool and python-zstandard
+    /// write by default). C: `ZSTD_getFrameContentSize`, `ZSTD_decompressDCtx`.
+    public func decompressFrame(_ data: [UInt8], limit: Int = 1 << 30) throws(HRZError.Kind) -> [UInt8] {
+        let size = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(limit) else {
+            throw .zstd("ZSTD_getFrameContentSize: frame has no usable content size")
+        }
+        var out = [UInt8](repeating: 0, count: Int(size))
+        var failure: HRZError.Kind?
+        data.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                do throws(HRZError.Kind) {
+                    try decompress(src.baseAddress!, count: src.count, into: dst.baseAddress!, expected: Int(size))
+                } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+}
