@@ -1,0 +1,262 @@
+/// The forward pass over a batch of packed sequences, layer-major: each layer's weights are decoded once per
+/// pass and applied to every sequence, then released. Reference: HF `OPTForCausalLM.forward`.
+import Foundation
+import HRZFormat
+
+/// Which positions of a sequence need logits. Scoring needs a few, not all.
+public enum LogitsRequest: Equatable, Sendable {
+    case none, last, all
+    case positions([Int])
+
+    func rows(_ count: Int) -> [Int] {
+        switch self {
+        case .none: return []
+        case .last: return count > 0 ? [count - 1] : []
+        case .all: return Array(0..<count)
+        case .positions(let p): return p
+        }
+    }
+}
+
+/// One sequence of a batch. With `prefix`, its tokens continue sequence `prefix` of the same batch: they
+/// attend to all of that sequence's tokens and take positions after them (the shared-context scoring layout).
+public struct SequenceInput: Sendable {
+    public var tokens: [Int]
+    public var prefix: Int?
+    public var logits: LogitsRequest
+
+    public init(tokens: [Int], prefix: Int? = nil, logits: LogitsRequest = .last) {
+        self.tokens = tokens
+        self.prefix = prefix
+        self.logits = logits
+    }
+}
+
+/// Heads and FFNs switched off without rewriting the model (the paper's masks): `heads[l][h]` for original
+/// head h of layer l, `ffns[l]` for layer l; true keeps.
+public struct ModelMask: Sendable, Equatable {
+    public var heads: [[Bool]]?
+    public var ffns: [Bool]?
+
+    public init(heads: [[Bool]]? = nil, ffns: [Bool]? = nil) {
+        self.heads = heads
+        self.ffns = ffns
+    }
+}
+
+public struct ForwardOptions: Sendable {
+    /// Bytes of activations allowed in flight; sequences are processed in as many passes as needed.
+    public var memoryBudget: Int?
+    public var mask = ModelMask()
+
+    public init(memoryBudget: Int? = nil, mask: ModelMask = ModelMask()) {
+        self.memoryBudget = memoryBudget
+        self.mask = mask
+    }
+}
+
+/// Per-sequence logits: `rows` in request order, `V` floats each, flattened.
+public struct SequenceLogits: Sendable {
+    public var positions: [Int]
+    public var values: [Float]
+}
+
+/// Timing of the last forward, for benchmarks.
+public struct ForwardStats: Sendable {
+    public var passes = 0
+    public var layerSeconds: [Double] = []
+    public var decodeWaitSeconds = 0.0
+    public var tokens = 0
+}
+
+final class ForwardScratch {
+    let x = FloatBuffer(), layer = LayerScratch(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
+}
+
+extension OPTModel {
+    /// Runs `sequences` and returns the requested logits of each.
+    public func forward(_ sequences: [SequenceInput], options: ForwardOptions = ForwardOptions(),
+                        stats: UnsafeMutablePointer<ForwardStats>? = nil) throws -> [SequenceLogits] {
+        try validate(sequences, options: options)
+        var results = sequences.map { SequenceLogits(positions: $0.logits.rows($0.tokens.count), values: []) }
+        var collected = ForwardStats()
+        for pass in planPasses(sequences, budget: options.memoryBudget) {
+            collected.passes += 1
+            try run(pass: pass, sequences, options: options, results: &results, stats: &collected)
+        }
+        stats?.pointee = collected
+        return results
+    }
+
+    /// Activation bytes per token in one layer: x, ln, qkv, ctx, attention/FFN output, FFN hidden.
+    func bytesPerToken() -> Int {
+        let C = config.hiddenSize
+        return 4 * (4 * C + 4 * C + config.ffnDim)
+    }
+
+    /// Groups sequences into passes within the budget; a sequence stays in the pass of its prefix.
+    func planPasses(_ sequences: [SequenceInput], budget: Int?) -> [[Int]] {
+        var groups: [[Int]] = []
+        var groupOf: [Int: Int] = [:]
+        for (i, s) in sequences.enumerated() {
+            if let p = s.prefix, let g = groupOf[p] { groups[g].append(i); groupOf[i] = g } else { groupOf[i] = groups.count; groups.append([i]) }
+        }
+        guard let budget else { return [groups.flatMap { $0 }] }
+        let perToken = bytesPerToken()
+        var passes: [[Int]] = []
+        var current: [Int] = []
+        var bytes = 0
+        for g in groups {
+            let need = g.reduce(0) { $0 + sequences[$1].tokens.count } * perToken
+            if !current.isEmpty && bytes + need > budget {
+                passes.append(current); current = []; bytes = 0
+            }
+            current += g
+            bytes += need
+        }
+        if !current.isEmpty { passes.append(current) }
+        return passes
+    }
+
+    func validate(_ sequences: [SequenceInput], options: ForwardOptions) throws {
+        let V = config.vocabSize, maxPositions = config.maxPositionEmbeddings
+        for (i, s) in sequences.enumerated() {
+            if let bad = s.tokens.firstIndex(where: { $0 < 0 || $0 >= V }) {
+                throw RuntimeError("sequence \(i), position \(bad): token id \(s.tokens[bad]) is outside the vocabulary (0..<\(V))")
+            }
+            var length = s.tokens.count
+            if let p = s.prefix {
+                guard p >= 0, p < i, sequences[p].prefix == nil else {
+                    throw RuntimeError("sequence \(i): prefix \(p) must be an earlier sequence without a prefix of its own")
+                }
+                length += sequences[p].tokens.count
+            }
+            guard length <= maxPositions else {
+                throw RuntimeError("sequence \(i) has \(length) positions; the model has \(maxPositions) (max_position_embeddings)")
+            }
+            if let bad = s.logits.rows(s.tokens.count).first(where: { $0 < 0 || $0 >= s.tokens.count }) {
+                throw RuntimeError("sequence \(i): logits requested at position \(bad) of \(s.tokens.count) tokens")
+            }
+        }
+        if let heads = options.mask.heads {
+            guard heads.count == config.numHiddenLayers, heads.allSatisfy({ $0.count == config.numAttentionHeads }) else {
+                throw RuntimeError("head mask must be [\(config.numHiddenLayers)][\(config.numAttentionHeads)]")
+            }
+        }
+        if let ffns = options.mask.ffns, ffns.count != config.numHiddenLayers {
+            throw RuntimeError("FFN mask must have \(config.numHiddenLayers) entries")
+        }
+    }
+
+    private func run(pass: [Int], _ sequences: [SequenceInput], options: ForwardOptions,
+                     results: inout [SequenceLogits], stats: inout ForwardStats) throws {
+        // Pack the pass's tokens; spans know their prefix's rows in the same pass.
+        var starts: [Int: Int] = [:]
+        var tokens: [Int] = []
+        var positionIDs: [Int] = []
+        var specs: [(start: Int, count: Int, prefix: Int?)] = []
+        for i in pass {
+            let s = sequences[i]
+            starts[i] = tokens.count
+            let offset = s.prefix.map { sequences[$0].tokens.count } ?? 0
+            specs.append((tokens.count, s.tokens.count, s.prefix))
+            tokens += s.tokens
+            positionIDs += (0..<s.tokens.count).map { $0 + offset }
+        }
+        let T = tokens.count
+        stats.tokens += T
+        let C = config.hiddenSize
+        let x = scratch.x.reserve(T * C)
+        embed(tokens: tokens, positions: positionIDs, into: x)
+        let L = config.numHiddenLayers
+        for l in 0..<L {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let weights = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+            let spans = specs.map { spec in
+                LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
+            }
+            let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
+            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
+                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
+            if !stream.resident { stream.finished(l) }
+            stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+        }
+        stats.decodeWaitSeconds = stream.waitSeconds
+        // LM head at the requested rows only.
+        var rowIndex: [(sequence: Int, row: Int)] = []
+        for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }
+        guard !rowIndex.isEmpty else { return }
+        let logits = lmHead(rows: rowIndex.map(\.row), x: x)
+        let V = config.vocabSize
+        var offset = 0
+        for (i, _) in rowIndex {
+            results[i].values.append(contentsOf: UnsafeBufferPointer(start: logits + offset * V, count: V))
+            offset += 1
+        }
+    }
+
+    /// x `[T, C]` = project_in(embed_tokens[token]) + embed_positions[position + 2]. (OPT offsets positions by 2.)
+    func embed(tokens: [Int], positions: [Int], into x: UnsafeMutablePointer<Float>) {
+        let C = config.hiddenSize, E = config.wordEmbedProjDim, T = tokens.count
+        let dtype = embedTokens.info.dtype
+        let table = UnsafeRawPointer(embedTokens.buffer.pointer)
+        let rows = projectIn == nil ? x : scratch.embedRows.reserve(T * E)
+        parallelRanges(T, minimumPerTask: 8) { r in
+            for t in r { dtype.convert(table + tokens[t] * E * dtype.size, to: .f32, rows + t * E, count: E) }
+        }
+        if let projectIn {
+            projectIn.withUnsafeBufferPointer { w in
+                BLAS.linear(out: x, input: rows, weight: w.baseAddress!, bias: nil, M: T, N: C, K: E)
+            }
+        }
+        self.positions.withUnsafeBufferPointer { table in
+            parallelRanges(T, minimumPerTask: 8) { r in
+                for t in r {
+                    let p = table.baseAddress! + (positions[t] + 2) * C
+                    let row = x + t * C
+                    for c in 0..<C { row[c] += p[c] }
+                }
+            }
+        }
+    }
+
+    /// logits `[R, V]` = project_out(final_layer_norm(x[rows])) · embed_tokensᵀ, computed in vocabulary blocks
+    /// so only one block of the tied matrix is ever widened to fp32.
+    func lmHead(rows: [Int], x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize, R = rows.count
+        let h = scratch.head.reserve(R * (C + E))
+        for (i, row) in rows.enumerated() { (h + i * C).update(from: x + row * C, count: C) }
+        if let finalNorm {
+            finalNorm.weight.withUnsafeBufferPointer { w in
+                finalNorm.bias.withUnsafeBufferPointer { b in
+                    layerNorm(out: h, input: h, weight: w.baseAddress, bias: b.baseAddress, T: R, C: C)
+                }
+            }
+        }
+        var features = UnsafePointer(h)
+        if let projectOut {
+            let projected = h + R * C
+            projectOut.withUnsafeBufferPointer { w in
+                BLAS.linear(out: projected, input: h, weight: w.baseAddress!, bias: nil, M: R, N: E, K: C)
+            }
+            features = UnsafePointer(projected)
+        }
+        let logits = scratch.logits.reserve(R * V)
+        let block = 8192
+        let dtype = embedTokens.info.dtype
+        let table = UnsafeRawPointer(embedTokens.buffer.pointer)
+        if dtype == .f32 {
+            BLAS.linear(out: logits, input: features, weight: table.assumingMemoryBound(to: Float.self), bias: nil, M: R, N: V, K: E)
+        } else {
+            let widened = scratch.layer.weight.reserve(min(block, V) * E)
+            var v0 = 0
+            while v0 < V {
+                let n = min(block, V - v0)
+                widen(table + v0 * E * dtype.size, dtype: dtype, into: widened, count: n * E)
+                BLAS.linear(out: logits + v0, input: features, weight: widened, bias: nil, M: R, N: n, K: E, ldOut: V)
+                v0 += n
+            }
+        }
+        return logits
+    }
+}

@@ -1,0 +1,70 @@
+/// Greedy generation with a KV cache: the prompt runs once; each new token attends to the cached keys and
+/// values of every earlier token, layer by layer. Reference: HF `GenerationMixin.generate(do_sample=False)`.
+import Foundation
+import HRZFormat
+
+/// Per-layer keys and values of every token so far: `[tokens, H·D]` each.
+final class KVCache {
+    var keys: [FloatBuffer]
+    var values: [FloatBuffer]
+    var count = 0
+    let widths: [Int]
+    let capacity: Int
+
+    init(widths: [Int], capacity: Int) {
+        self.widths = widths
+        self.capacity = capacity
+        keys = widths.map { FloatBuffer($0 * capacity) }
+        values = widths.map { FloatBuffer($0 * capacity) }
+    }
+}
+
+extension OPTModel {
+    /// Appends up to `maxTokens` greedy tokens to `prompt`, stopping early at `stop` if given. `onToken` sees
+    /// each new token as it is chosen. Returns the new tokens.
+    public func generate(prompt: [Int], maxTokens: Int, stop: Int? = nil, onToken: ((Int) -> Void)? = nil) throws -> [Int] {
+        guard !prompt.isEmpty else { throw RuntimeError("generation needs a non-empty prompt") }
+        let capacity = prompt.count + maxTokens
+        guard capacity <= config.maxPositionEmbeddings else {
+            throw RuntimeError("prompt (\(prompt.count)) plus --max-tokens (\(maxTokens)) exceeds the model's \(config.maxPositionEmbeddings) positions")
+        }
+        try validate([SequenceInput(tokens: prompt)], options: ForwardOptions())
+        let cache = KVCache(widths: plans.map { $0.heads.count * config.headDim }, capacity: capacity)
+        var generated: [Int] = []
+        var input = prompt
+        while generated.count < maxTokens {
+            let logits = try step(input, cache: cache)
+            let next = logits.indices.max { logits[$0] < logits[$1] }!  // first maximum, as torch.argmax
+            generated.append(next)
+            onToken?(next)
+            if next == stop { break }
+            input = [next]
+        }
+        return generated
+    }
+
+    /// Runs `tokens` after the cached ones, appends their keys and values, returns the last position's logits.
+    func step(_ tokens: [Int], cache: KVCache) throws -> [Float] {
+        let T = tokens.count, C = config.hiddenSize, past = cache.count
+        let x = scratch.x.reserve(T * C)
+        embed(tokens: tokens, positions: (0..<T).map { $0 + past }, into: x)
+        let L = config.numHiddenLayers
+        for l in 0..<L {
+            let weights = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+            let HD = cache.widths[l]
+            let prefix = past > 0 && HD > 0
+                ? KVPrefix(keys: cache.keys[l].pointer, values: cache.values[l].pointer, ld: HD, count: past) : nil
+            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
+                             headsActive: nil, ffnActive: true, scratch: scratch.layer, externalPrefix: prefix) { qkv, rows in
+                for t in 0..<rows {  // keys and values of the new tokens go to the cache after computing them
+                    (cache.keys[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + HD, count: HD)
+                    (cache.values[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + 2 * HD, count: HD)
+                }
+            }
+            if !stream.resident { stream.finished(l) }
+        }
+        cache.count += T
+        let logits = lmHead(rows: [T - 1], x: x)
+        return Array(UnsafeBufferPointer(start: logits, count: config.vocabSize))
+    }
+}

@@ -1,0 +1,42 @@
+/// Row-parallel helpers and element-wise kernels. All kernels overwrite their outputs unless named `add…`.
+import Dispatch
+import HRZFormat
+
+/// Runs `body(range)` over `0..<count` split into contiguous ranges, on all cores when the work is large.
+@inline(__always)
+public func parallelRanges(_ count: Int, minimumPerTask: Int = 1, _ body: (Range<Int>) -> Void) {
+    let tasks = min(Runtime.threads * 4, max(1, count / max(1, minimumPerTask)))
+    if tasks <= 1 || Runtime.threads <= 1 { body(0..<count); return }
+    DispatchQueue.concurrentPerform(iterations: tasks) { t in
+        let start = count * t / tasks, end = count * (t + 1) / tasks
+        if start < end { body(start..<end) }
+    }
+}
+
+/// Process-wide runtime settings.
+public enum Runtime {
+    /// Threads for Headroom's own parallel loops and for OpenBLAS.
+    nonisolated(unsafe) public static var threads = 1
+
+    public static func setThreads(_ n: Int) {
+        threads = max(1, n)
+        BLAS.setThreads(threads)
+    }
+}
+
+/// x[i] += y[i] for i < count.  (the residual add)
+public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r { x[i] += y[i] } }
+}
+
+/// x = max(x, 0), in place.
+public func reluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r where x[i] < 0 { x[i] = 0 } }
+}
+
+/// Widens `count` elements of `dtype` at `source` to fp32 at `destination`, on all cores.
+public func widen(_ source: UnsafeRawPointer, dtype: DType, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    parallelRanges(count, minimumPerTask: 1 << 18) { r in
+        dtype.convert(source + r.lowerBound * dtype.size, to: .f32, destination + r.lowerBound, count: r.count)
+    }
+}

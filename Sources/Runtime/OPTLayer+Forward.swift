@@ -1,0 +1,123 @@
+/// One decoder layer, forward. Reference: HF `modeling_opt.py`, `OPTDecoderLayer.forward` and
+/// `OPTAttention.forward`. Pre-LN and post-LN differ by where the two layer norms sit: one `if` each.
+/// A layer with H = 0 heads (pruned) adds only `out_proj.bias`; a layer without FFN skips the block
+/// (post-LN still applies its layer norm, which acts on the residual stream).
+import HRZFormat
+
+/// A sequence's rows in the pass, and the rows of the sequence it continues, if any.
+struct LayerSpan {
+    var start: Int
+    var count: Int
+    var prefixRows: (start: Int, count: Int)?
+}
+
+/// Activations reused from layer to layer; sized for the largest pass.
+final class LayerScratch {
+    /// [T, C]
+    let ln = FloatBuffer()
+    /// [T, 3·H·D]
+    let qkv = FloatBuffer()
+    /// [T, H·D]
+    let ctx = FloatBuffer()
+    /// [T, C]
+    let out = FloatBuffer()
+    /// [T, F]
+    let ffn = FloatBuffer()
+    /// One widened weight matrix at a time.
+    let weight = FloatBuffer()
+    let bias = FloatBuffer()
+    /// Attention scores of one (sequence, head).
+    let scores = FloatBuffer()
+}
+
+extension OPTModel {
+    /// x `[T, C]` ← layer(x), in place.
+    func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
+                      headsActive: [Bool]?, ffnActive: Bool, scratch s: LayerScratch,
+                      externalPrefix: KVPrefix? = nil, kvSink: ((UnsafePointer<Float>, Int) -> Void)? = nil) throws {
+        let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
+        let preLN = config.doLayerNormBefore
+
+        // --- self-attention block ---
+        let ln = s.ln.reserve(T * C)
+        let out = s.out.reserve(T * C)
+        if HD > 0 {
+            if preLN { try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T) }
+            let qkv = s.qkv.reserve(T * 3 * HD)
+            let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
+            for (i, proj) in ["q_proj", "k_proj", "v_proj"].enumerated() {                     // [T, 3·H·D]
+                try linear(w, "self_attn.\(proj)", out: qkv + i * HD, input: input, M: T, N: HD, K: C, ldOut: 3 * HD)
+            }
+            let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
+            parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
+            kvSink?(qkv, T)
+            let ctx = s.ctx.reserve(T * HD)
+            let attentionSpans = spans.map { span in
+                AttentionSpan(start: span.start, count: span.count, prefix: span.prefixRows.map { p in
+                    KVPrefix(keys: qkv + p.start * 3 * HD + HD, values: qkv + p.start * 3 * HD + 2 * HD, ld: 3 * HD, count: p.count)
+                } ?? externalPrefix)
+            }
+            attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
+            try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, N: C, K: HD)         // [T, C]
+        } else {
+            try broadcastBias(w, "self_attn.out_proj.bias", out: out, T: T, C: C)                 // no heads: bias only
+        }
+        addInPlace(x, out, count: T * C)                                                         // residual
+        if !preLN { try norm(w, "self_attn_layer_norm", out: x, input: x, T: T) }
+
+        // --- FFN block ---
+        let hasFFN = plans[l].ffn && ffnActive
+        if hasFFN {
+            if preLN { try norm(w, "final_layer_norm", out: ln, input: x, T: T) }
+            let hidden = s.ffn.reserve(T * F)
+            try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, N: F, K: C)          // [T, F]
+            reluInPlace(hidden, count: T * F)
+            try linear(w, "fc2", out: out, input: hidden, M: T, N: C, K: F)                       // [T, C]
+            addInPlace(x, out, count: T * C)                                                     // residual
+        }
+        if !preLN { try norm(w, "final_layer_norm", out: x, input: x, T: T) }
+    }
+
+    /// out `[M, N]` = input · `layers.l.<name>.weight`ᵀ + bias, widening 16-bit weights just before the GEMM.
+    func linear(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                M: Int, N: Int, K: Int, ldOut: Int? = nil) throws {
+        guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
+        let bias = w.tensor(name + ".bias")
+        let s = scratch.layer
+        let weightPointer = fp32(weight, buffer: s.weight)
+        let biasPointer = bias.map { fp32($0, buffer: s.bias) }
+        BLAS.linear(out: out, input: input, weight: weightPointer, bias: biasPointer, M: M, N: N, K: K, ldOut: ldOut)
+    }
+
+    func norm(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) throws {
+        let C = config.hiddenSize
+        guard config.layerNormElementwiseAffine else {
+            layerNorm(out: out, input: input, weight: nil, bias: nil, T: T, C: C)
+            return
+        }
+        guard let weight = w.tensor(name + ".weight"), let bias = w.tensor(name + ".bias") else { throw missing(w, name) }
+        let s = scratch.layer
+        let wp = fp32(weight, buffer: s.weight), bp = fp32(bias, buffer: s.bias)
+        layerNorm(out: out, input: input, weight: wp, bias: bp, T: T, C: C)
+    }
+
+    func broadcastBias(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, T: Int, C: Int) throws {
+        guard config.enableBias else { out.update(repeating: 0, count: T * C); return }
+        guard let bias = w.tensor(name) else { throw missing(w, name) }
+        let b = fp32(bias, buffer: scratch.layer.bias)
+        for t in 0..<T { (out + t * C).update(from: b, count: C) }
+    }
+
+    /// The tensor as fp32: in place when stored as f32, else widened into `buffer`.
+    func fp32(_ t: (info: TensorInfo, pointer: UnsafeMutableRawPointer), buffer: FloatBuffer) -> UnsafeMutablePointer<Float> {
+        if t.info.dtype == .f32 { return t.pointer.assumingMemoryBound(to: Float.self) }
+        let count = t.info.elementCount
+        let out = buffer.reserve(count)
+        widen(t.pointer, dtype: t.info.dtype, into: out, count: count)
+        return out
+    }
+
+    func missing(_ w: DecodedLayer, _ name: String) -> HRZError {
+        HRZError(.missingTensor, file: reader.path, tensor: "layers.\(w.index).\(name)")
+    }
+}

@@ -1,0 +1,62 @@
+/// Buffers and shape conventions of the runtime.
+///
+/// Dimension letters, used in every doc comment as `[outer, …, inner]` (row-major, as HF):
+/// - `T`: tokens packed over all sequences of a pass
+/// - `S`: sequences
+/// - `C`: `hidden_size`
+/// - `E`: `word_embed_proj_dim`
+/// - `H`: heads present in this layer (0 after pruning is allowed)
+/// - `D`: head dim, C / `num_attention_heads`
+/// - `F`: `ffn_dim` (a layer without FFN has none)
+/// - `V`: vocab (`vocab_size` rows of `embed_tokens`)
+/// - `L`: layers
+/// - `R`: rows whose logits were requested
+
+/// A growable fp32 buffer, reused across layers and passes. One owner; freed in `deinit`.
+public final class FloatBuffer: @unchecked Sendable {
+    public private(set) var pointer: UnsafeMutablePointer<Float>
+    public private(set) var capacity: Int
+
+    public init(_ capacity: Int = 0) {
+        self.capacity = max(1, capacity)
+        pointer = .allocate(capacity: self.capacity)
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Ensures room for `count` floats (contents are not preserved) and returns the pointer.
+    @discardableResult
+    public func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            capacity = count
+            pointer = .allocate(capacity: count)
+        }
+        return pointer
+    }
+
+    public func zero(_ count: Int) { reserve(count).initialize(repeating: 0, count: count) }
+}
+
+/// A growable raw buffer for decoded 16- or 32-bit weights.
+public final class RawBuffer: @unchecked Sendable {
+    public private(set) var pointer: UnsafeMutableRawPointer
+    public private(set) var capacity: Int
+
+    public init(_ capacity: Int = 0) {
+        self.capacity = max(1, capacity)
+        pointer = .allocate(byteCount: self.capacity, alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
+
+    @discardableResult
+    public func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity {
+            pointer.deallocate()
+            capacity = bytes
+            pointer = .allocate(byteCount: bytes, alignment: 64)
+        }
+        return pointer
+    }
+}

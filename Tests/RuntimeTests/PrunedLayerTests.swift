@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import HRZFormat
+@testable import Runtime
+
+/// A model whose layer 0 physically has zero heads runs natively and equals HF with that layer's heads masked.
+struct PrunedLayerTests {
+    /// Rewrites `source` with layer `l`'s heads removed: no q/k/v, no out_proj weight; out_proj bias stays.
+    static func dropHeads(_ source: String, layer l: Int, to output: String) throws {
+        let reader = try HRZReader(path: source)
+        var metadata = reader.metadata
+        metadata.layers[l].heads = []
+        let expected = Set(ModelSchema.tensors(config: reader.config, layers: metadata.layers).map(\.name))
+        let writer = try HRZWriter(path: output)
+        for t in reader.tensors where expected.contains(t.name) {
+            try writer.add(name: t.name, dtype: t.dtype, shape: t.shape, layer: t.layer, bytes: try reader.bytes(t.name))
+        }
+        try writer.finish(metadata: metadata)
+    }
+
+    @Test(arguments: ["bin-f32", "post-ln-350m-style"])
+    func zeroHeadLayerMatchesMaskedHF(_ fixture: String) throws {
+        Runtime.setThreads(2)
+        let reference = try RuntimeReference.load(fixture)
+        let pruned = ModelCache.shared.directory + "/\(fixture)-zero-heads.hrz"
+        try Self.dropHeads(try ModelCache.shared.path(fixture), layer: 0, to: pruned)
+        let model = try OPTModel(path: pruned)
+        #expect(model.plans[0].heads.isEmpty)
+        let expected = try reference.logits(fixture, mask: "zero-heads-layer0")
+        let out = try model.forward(allLogits(reference.sequences))
+        for (i, o) in out.enumerated() { expectClose(o.values, expected[i], tolerance: 1e-3, "\(fixture) sequence \(i)") }
+    }
+}
+
+/// Fast kernels against the naive reference kernels on odd shapes.
+struct KernelTests {
+    @Test func linearMatchesReference() {
+        var rng = SystemRandomNumberGenerator()
+        let (M, N, K) = (7, 13, 5)
+        let x = (0..<(M * K)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let w = (0..<(N * K)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let b = (0..<N).map { _ in Float.random(in: -1...1, using: &rng) }
+        var out = [Float](repeating: 0, count: M * N)
+        out.withUnsafeMutableBufferPointer { o in BLAS.linear(out: o.baseAddress!, input: x, weight: w, bias: b, M: M, N: N, K: K) }
+        expectClose(out, referenceLinear(x, w, b, M: M, N: N, K: K), tolerance: 1e-5, "linear")
+    }
+
+    @Test func attentionMatchesReference() {
+        var rng = SystemRandomNumberGenerator()
+        let (T, H, D) = (11, 3, 5)
+        let HD = H * D
+        let qkv = (0..<(T * 3 * HD)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var q = [Float](), k = [Float](), v = [Float]()
+        for t in 0..<T {
+            let row: Int = t * 3 * HD
+            q += qkv[row..<(row + HD)]
+            k += qkv[(row + HD)..<(row + 2 * HD)]
+            v += qkv[(row + 2 * HD)..<(row + 3 * HD)]
+        }
+        var ctx = [Float](repeating: 0, count: T * HD)
+        ctx.withUnsafeMutableBufferPointer { c in
+            attention(ctx: c.baseAddress!, qkv: qkv, spans: [AttentionSpan(start: 0, count: T, prefix: nil)], H: H, D: D, active: nil, scores: FloatBuffer())
+        }
+        expectClose(ctx, referenceAttention(q: q, k: k, v: v, T: T, H: H, D: D), tolerance: 1e-5, "attention")
+    }
+}
