@@ -55,10 +55,32 @@ public struct ForwardOptions: Sendable {
     }
 }
 
-/// Per-sequence logits: `rows` in request order, `V` floats each, flattened.
-public struct SequenceLogits: Sendable {
+/// The logits of one forward: `[R, V]` in one buffer, which a caller may reuse across calls to avoid
+/// allocating (and page-faulting) hundreds of MB each time.
+public final class LogitsBuffer: @unchecked Sendable {
+    let storage = FloatBuffer()
+    public internal(set) var vocabulary = 0
+    public internal(set) var rows = 0
+    public init() {}
+
+    /// Row r, `V` floats. Valid until the buffer is passed to another forward.
+    public func row(_ r: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: storage.pointer + r * vocabulary, count: vocabulary)
+    }
+}
+
+/// One sequence's logits: for each requested position, a row of the forward's `LogitsBuffer`.
+public struct SequenceLogits: @unchecked Sendable {
     public var positions: [Int]
-    public var values: [Float]
+    public let buffer: LogitsBuffer
+    /// Row of `buffer` holding each position's logits.
+    public var rows: [Int]
+
+    /// The logits at `positions[k]` (no copy).
+    public func row(_ k: Int) -> UnsafeBufferPointer<Float> { buffer.row(rows[k]) }
+
+    /// All requested rows concatenated, `[positions.count · V]` (a copy).
+    public var values: [Float] { rows.flatMap { Array(buffer.row($0)) } }
 }
 
 /// Timing of the last forward, for benchmarks.
@@ -67,6 +89,7 @@ public struct ForwardStats: Sendable {
     public var layerSeconds: [Double] = []
     public var decodeWaitSeconds = 0.0
     public var tokens = 0
+    public init() {}
 }
 
 final class ForwardScratch {
@@ -76,13 +99,26 @@ final class ForwardScratch {
 extension OPTModel {
     /// Runs `sequences` and returns the requested logits of each.
     public func forward(_ sequences: [SequenceInput], options: ForwardOptions = ForwardOptions(),
+                        into output: LogitsBuffer = LogitsBuffer(),
                         stats: UnsafeMutablePointer<ForwardStats>? = nil) throws -> [SequenceLogits] {
         try validate(sequences, options: options)
-        var results = sequences.map { SequenceLogits(positions: $0.logits.rows($0.tokens.count), values: []) }
+        let passes = planPasses(sequences, budget: options.memoryBudget)
+        // Output rows are assigned in pass order, so each pass's LM head writes one contiguous block.
+        var results = sequences.map { SequenceLogits(positions: $0.logits.rows($0.tokens.count), buffer: output, rows: []) }
+        var next = 0
+        for pass in passes {
+            for i in pass {
+                results[i].rows = Array(next..<(next + results[i].positions.count))
+                next += results[i].positions.count
+            }
+        }
+        output.vocabulary = config.vocabSize
+        output.rows = next
+        output.storage.reserve(next * config.vocabSize)
         var collected = ForwardStats()
-        for pass in planPasses(sequences, budget: options.memoryBudget) {
+        for pass in passes {
             collected.passes += 1
-            try run(pass: pass, sequences, options: options, results: &results, stats: &collected)
+            try run(pass: pass, sequences, options: options, results: results, output: output, stats: &collected)
         }
         stats?.pointee = collected
         return results
@@ -149,7 +185,7 @@ extension OPTModel {
     }
 
     private func run(pass: [Int], _ sequences: [SequenceInput], options: ForwardOptions,
-                     results: inout [SequenceLogits], stats: inout ForwardStats) throws {
+                     results: [SequenceLogits], output: LogitsBuffer, stats: inout ForwardStats) throws {
         // Pack the pass's tokens; spans know their prefix's rows in the same pass.
         var starts: [Int: Int] = [:]
         var tokens: [Int] = []
@@ -167,11 +203,11 @@ extension OPTModel {
         stats.tokens += T
         let C = config.hiddenSize
         let x = scratch.x.reserve(T * C)
-        embed(tokens: tokens, positions: positionIDs, into: x)
+        Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         let L = config.numHiddenLayers
         for l in 0..<L {
             let started = DispatchTime.now().uptimeNanoseconds
-            let weights = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+            let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
             let spans = specs.map { spec in
                 LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
             }
@@ -186,12 +222,9 @@ extension OPTModel {
         var rowIndex: [(sequence: Int, row: Int)] = []
         for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }
         guard !rowIndex.isEmpty else { return }
-        let logits = lmHead(rows: rowIndex.map(\.row), x: x)
-        let V = config.vocabSize
-        var offset = 0
-        for (i, _) in rowIndex {
-            results[i].values.append(contentsOf: UnsafeBufferPointer(start: logits + offset * V, count: V))
-            offset += 1
+        let first = results[rowIndex[0].sequence].rows[0]
+        Profile.measure("lm head") {
+            lmHead(rows: rowIndex.map(\.row), x: x, into: output.storage.pointer + first * config.vocabSize)
         }
     }
 
@@ -222,7 +255,7 @@ extension OPTModel {
 
     /// logits `[R, V]` = project_out(final_layer_norm(x[rows])) · embed_tokensᵀ, computed in vocabulary blocks
     /// so only one block of the tied matrix is ever widened to fp32.
-    func lmHead(rows: [Int], x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    func lmHead(rows: [Int], x: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) {
         let C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize, R = rows.count
         let h = scratch.head.reserve(R * (C + E))
         for (i, row) in rows.enumerated() { (h + i * C).update(from: x + row * C, count: C) }
@@ -241,7 +274,6 @@ extension OPTModel {
             }
             features = UnsafePointer(projected)
         }
-        let logits = scratch.logits.reserve(R * V)
         let block = 8192
         let dtype = embedTokens.info.dtype
         let table = UnsafeRawPointer(embedTokens.buffer.pointer)
@@ -257,6 +289,5 @@ extension OPTModel {
                 v0 += n
             }
         }
-        return logits
     }
 }

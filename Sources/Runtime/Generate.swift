@@ -64,7 +64,8 @@ extension OPTModel {
             if !stream.resident { stream.finished(l) }
         }
         cache.count += T
-        let logits = lmHead(rows: [T - 1], x: x)
+        let logits = scratch.logits.reserve(config.vocabSize)
+        lmHead(rows: [T - 1], x: x, into: logits)
         return Array(UnsafeBufferPointer(start: logits, count: config.vocabSize))
     }
 }

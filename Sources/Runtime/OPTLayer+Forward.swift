@@ -45,9 +45,7 @@ extension OPTModel {
             if preLN { try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T) }
             let qkv = s.qkv.reserve(T * 3 * HD)
             let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
-            for (i, proj) in ["q_proj", "k_proj", "v_proj"].enumerated() {                     // [T, 3·H·D]
-                try linear(w, "self_attn.\(proj)", out: qkv + i * HD, input: input, M: T, N: HD, K: C, ldOut: 3 * HD)
-            }
+            try Profile.measure("qkv") { try qkvProjection(w, out: qkv, input: input, T: T, HD: HD) }  // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             kvSink?(qkv, T)
@@ -57,12 +55,14 @@ extension OPTModel {
                     KVPrefix(keys: qkv + p.start * 3 * HD + HD, values: qkv + p.start * 3 * HD + 2 * HD, ld: 3 * HD, count: p.count)
                 } ?? externalPrefix)
             }
-            attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
-            try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, N: C, K: HD)         // [T, C]
+            Profile.measure("attention") {
+                attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
+            }
+            try Profile.measure("out_proj") { try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, N: C, K: HD) }  // [T, C]
         } else {
             try broadcastBias(w, "self_attn.out_proj.bias", out: out, T: T, C: C)                 // no heads: bias only
         }
-        addInPlace(x, out, count: T * C)                                                         // residual
+        Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
         if !preLN { try norm(w, "self_attn_layer_norm", out: x, input: x, T: T) }
 
         // --- FFN block ---
@@ -70,12 +70,30 @@ extension OPTModel {
         if hasFFN {
             if preLN { try norm(w, "final_layer_norm", out: ln, input: x, T: T) }
             let hidden = s.ffn.reserve(T * F)
-            try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, N: F, K: C)          // [T, F]
-            reluInPlace(hidden, count: T * F)
-            try linear(w, "fc2", out: out, input: hidden, M: T, N: C, K: F)                       // [T, C]
+            try Profile.measure("fc1") { try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, N: F, K: C) }  // [T, F]
+            Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
+            try Profile.measure("fc2") { try linear(w, "fc2", out: out, input: hidden, M: T, N: C, K: F) }                // [T, C]
             addInPlace(x, out, count: T * C)                                                     // residual
         }
         if !preLN { try norm(w, "final_layer_norm", out: x, input: x, T: T) }
+    }
+
+    /// qkv `[T, 3·H·D]` = input · [Wq; Wk; Wv]ᵀ + [bq; bk; bv]: the three weights are widened into one
+    /// `[3·H·D, C]` matrix so the projection is one GEMM.
+    func qkvProjection(_ w: DecodedLayer, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int, HD: Int) throws {
+        let C = config.hiddenSize
+        let s = scratch.layer
+        let weight = s.weight.reserve(3 * HD * C), bias = s.bias.reserve(3 * HD)
+        for (i, proj) in ["q_proj", "k_proj", "v_proj"].enumerated() {
+            guard let t = w.tensor("self_attn.\(proj).weight") else { throw missing(w, "self_attn.\(proj).weight") }
+            Profile.measure("widen") { widen(t.pointer, dtype: t.info.dtype, into: weight + i * HD * C, count: HD * C) }
+            if let b = w.tensor("self_attn.\(proj).bias") {
+                b.info.dtype.convert(b.pointer, to: .f32, bias + i * HD, count: HD)
+            } else {
+                (bias + i * HD).update(repeating: 0, count: HD)
+            }
+        }
+        BLAS.linear(out: out, input: input, weight: weight, bias: bias, M: T, N: 3 * HD, K: C)
     }
 
     /// out `[M, N]` = input · `layers.l.<name>.weight`ᵀ + bias, widening 16-bit weights just before the GEMM.
@@ -84,7 +102,7 @@ extension OPTModel {
         guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
         let bias = w.tensor(name + ".bias")
         let s = scratch.layer
-        let weightPointer = fp32(weight, buffer: s.weight)
+        let weightPointer = Profile.measure("widen") { fp32(weight, buffer: s.weight) }
         let biasPointer = bias.map { fp32($0, buffer: s.bias) }
         BLAS.linear(out: out, input: input, weight: weightPointer, bias: biasPointer, M: M, N: N, K: K, ldOut: ldOut)
     }
@@ -98,7 +116,7 @@ extension OPTModel {
         guard let weight = w.tensor(name + ".weight"), let bias = w.tensor(name + ".bias") else { throw missing(w, name) }
         let s = scratch.layer
         let wp = fp32(weight, buffer: s.weight), bp = fp32(bias, buffer: s.bias)
-        layerNorm(out: out, input: input, weight: wp, bias: bp, T: T, C: C)
+        Profile.measure("layer norm") { layerNorm(out: out, input: input, weight: wp, bias: bp, T: T, C: C) }
     }
 
     func broadcastBias(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, T: Int, C: Int) throws {

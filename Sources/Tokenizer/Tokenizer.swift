@@ -10,6 +10,12 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     public var line: Int?
     public var reason: String
     public var description: String { "\(file)" + (line.map { ":\($0)" } ?? "") + ": " + reason }
+
+    public init(file: String, line: Int?, reason: String) {
+        self.file = file
+        self.line = line
+        self.reason = reason
+    }
 }
 
 public final class Tokenizer: @unchecked Sendable {

@@ -1,7 +1,10 @@
 /// `headroom`: argv → one command → one library call. See `headroom help`.
 import Foundation
 
-let commands: [Command.Type] = [ConvertCommand.self, InspectCommand.self, BenchCommand.self]
+let commands: [Command.Type] = [
+    ConvertCommand.self, InspectCommand.self, SynthCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self,
+    BenchCommand.self,
+]
 
 func topLevelHelp() -> String {
     var text = """

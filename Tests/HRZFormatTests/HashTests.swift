@@ -66,3 +66,21 @@ struct HalfTests {
         #expect(Half.f32ToBF16(1 + 3 * 0x1p-8) == 0x3F82)
     }
 }
+
+struct HardwareHalfTests {
+    /// The hardware conversions (Float16) agree with the portable bit-level ones on every f16 value and on
+    /// a sweep of floats, NaNs aside.
+    @Test func hardwareAndPortableAgree() {
+        for bits in 0...UInt16.max {
+            let a = Half.widenF16(bits), b = Half.f16ToF32(bits)
+            #expect(a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN))
+        }
+        var x: Float = -70000
+        while x < 70000 {
+            for f in [x, x.nextUp, x * 1e-5, x * 1e-8] {
+                #expect(Half.narrowF16(f) == Half.f32ToF16(f), "\(f)")
+            }
+            x += 0.37
+        }
+    }
+}

@@ -32,13 +32,22 @@ public struct AttentionSpan {
 public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, spans: [AttentionSpan],
                       H: Int, D: Int, active: [Bool]?, scores: FloatBuffer) {
     let HD = H * D, ld = 3 * HD
-    for span in spans where span.count > 0 {
-        let Tp = span.prefix?.count ?? 0, Ts = span.count, Tk = Tp + Ts
-        let p = scores.reserve(Ts * Tk)
-        for h in 0..<H {
+    let work = spans.filter { $0.count > 0 }.flatMap { span in (0..<H).map { (span, $0) } }
+    // One scores buffer per task: [Ts, Tp + Ts] for the largest span.
+    let biggest = spans.map { $0.count * ($0.count + ($0.prefix?.count ?? 0)) }.max() ?? 0
+    let tasks = max(1, min(work.count, Runtime.threads))
+    let all = scores.reserve(tasks * biggest)
+    let next = AtomicCounter()
+    parallelWithSerialBLAS(tasks) { task in
+        let p = all + task * biggest
+        while true {
+            let i = next.increment()
+            guard i < work.count else { return }
+            let (span, h) = work[i]
+            let Tp = span.prefix?.count ?? 0, Ts = span.count, Tk = Tp + Ts
             let out = ctx + span.start * HD + h * D
             if let active, !active[h] {
-                for i in 0..<Ts { (out + i * HD).update(repeating: 0, count: D) }
+                for r in 0..<Ts { (out + r * HD).update(repeating: 0, count: D) }
                 continue
             }
             let q = qkv + span.start * ld + h * D
@@ -48,7 +57,7 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
                 BLAS.gemm(transB: true, M: Ts, N: Tp, K: D, a: q, lda: ld, b: prefix.keys + h * D, ldb: prefix.ld, c: p, ldc: Tk)
             }
             BLAS.gemm(transB: true, M: Ts, N: Ts, K: D, a: q, lda: ld, b: k, ldb: ld, c: p + Tp, ldc: Tk)
-            causalSoftmax(p, rows: Ts, prefix: Tp, ld: Tk)
+            causalSoftmax(p, rows: Ts, prefix: Tp, ld: Tk, parallel: false)
             if let prefix = span.prefix, Tp > 0 {
                 BLAS.gemm(M: Ts, N: D, K: Tp, a: p, lda: Tk, b: prefix.values + h * D, ldb: prefix.ld, c: out, ldc: HD)
             }
@@ -57,10 +66,21 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
     }
 }
 
+/// A shared work counter for dynamic scheduling.
+final class AtomicCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func increment() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        value += 1
+        return value - 1
+    }
+}
+
 /// In place: row i keeps columns 0 ..< prefix + i + 1 (softmax over them) and zeroes the rest.
 /// Masked positions get exactly 0, as softmax with a −∞ mask does.
-public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: Int, ld: Int) {
-    parallelRanges(rows, minimumPerTask: max(1, 16384 / max(1, ld))) { range in
+public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: Int, ld: Int, parallel: Bool = true) {
+    let body = { (range: Range<Int>) in
         for i in range {
             let row = p + i * ld
             let valid = prefix + i + 1
@@ -73,4 +93,5 @@ public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: I
             if valid < ld { (row + valid).update(repeating: 0, count: ld - valid) }
         }
     }
+    if parallel { parallelRanges(rows, minimumPerTask: max(1, 16384 / max(1, ld)), body) } else { body(0..<rows) }
 }

@@ -24,6 +24,15 @@ public enum Runtime {
     }
 }
 
+/// Runs `body(i)` for i in 0..<count on all cores with OpenBLAS single-threaded inside, so each task's small
+/// GEMMs run on its own core instead of contending for OpenBLAS's pool. (Debian's OpenBLAS is built thread-safe.)
+public func parallelWithSerialBLAS(_ count: Int, _ body: (Int) -> Void) {
+    guard Runtime.threads > 1, count > 1 else { for i in 0..<count { body(i) }; return }
+    BLAS.setThreads(1)
+    defer { BLAS.setThreads(Runtime.threads) }
+    DispatchQueue.concurrentPerform(iterations: count, execute: body)
+}
+
 /// x[i] += y[i] for i < count.  (the residual add)
 public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
     parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r { x[i] += y[i] } }
@@ -31,7 +40,7 @@ public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Floa
 
 /// x = max(x, 0), in place.
 public func reluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r where x[i] < 0 { x[i] = 0 } }
+    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r { x[i] = max(x[i], 0) } }
 }
 
 /// Widens `count` elements of `dtype` at `source` to fp32 at `destination`, on all cores.

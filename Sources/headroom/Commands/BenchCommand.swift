@@ -1,11 +1,21 @@
 import Benchmarks
 import Foundation
+import Runtime
 
 struct BenchCommand: Command {
     static let name = "bench"
-    static let summary = "benchmarks: `bench format` (compression ratio and decode speed)"
+    static let summary = "benchmarks: `bench format` (compression, decode speed), `bench forward` (tokens/s)"
     static let usage = """
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
+           headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
+                                  [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
+                                  [--cache-dir DIR] [--json]
+
+    forward: times the forward pass over SEQUENCES × TOKENS random tokens on a synthetic model with the
+    preset's real shapes (synthesized into --cache-dir on first use, default $TMPDIR/headroom-bench), after
+    one warm-up run. Reports tokens/s, GFLOP/s, the fraction of the cblas_sgemm peak measured in the same
+    process, per-layer time and peak RSS. --json prints one object with tokens_per_s, gflops and
+    peak_rss_bytes among its keys. Compare with the HF peer: python3 Tools/bench_peers.py forward …
 
     format: compares plain zstd with byte-plane split zstd at levels 1, 3 and 9 on fp16 tensors
     drawn from N(0, 0.02) (the init and typical scale of trained OPT weights) and on the 16-bit
@@ -19,19 +29,57 @@ struct BenchCommand: Command {
     """
 
     var suite: String
-    var elements: Int
+    var elements = 1 << 25
     var models: [String] = []
     var json: Bool
+    var forward = ForwardBenchOptions()
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
-        elements = try args.option("--elements", default: 1 << 25, in: 1024...(1 << 32))
-        while let m = try args.option("--model") { models.append(m) }
-        suite = try args.positional("SUITE (format)")
-        guard suite == "format" else { throw UsageError("unknown benchmark '\(suite)'; available: format") }
+        suite = try args.positional("SUITE (format or forward)")
+        switch suite {
+        case "format":
+            elements = try args.option("--elements", default: 1 << 25, in: 1024...(1 << 32))
+            while let m = try args.option("--model") { models.append(m) }
+        case "forward":
+            if let p = try args.option("--preset") {
+                guard let preset = Preset(rawValue: p) else {
+                    throw UsageError("--preset takes one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")), got '\(p)'")
+                }
+                forward.preset = preset
+            }
+            forward.model = try args.option("--model")
+            if let l = try args.option("--layers") {
+                guard let n = Int(l), n >= 1 else { throw UsageError("--layers takes a positive whole number, got '\(l)'") }
+                forward.layers = n
+            }
+            forward.sequences = try args.option("--sequences", default: 8, in: 1...100_000)
+            forward.tokens = try args.option("--tokens", default: 256, in: 1...2048)
+            forward.lastOnly = args.flag("--last-only")
+            forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            forward.runs = try args.option("--runs", default: 3, in: 1...100)
+            forward.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+            if args.flag("--stream") { forward.resident = false }
+            if args.flag("--resident") { forward.resident = true }
+            if let dir = try args.option("--cache-dir") { forward.cacheDirectory = dir }
+        default:
+            throw UsageError("unknown benchmark '\(suite)'; available: format, forward")
+        }
     }
 
     func run() throws -> Int32 {
+        if suite == "forward" {
+            let result = try ForwardBenchmark.run(forward) { printError($0) }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(ForwardBenchmark.table(result))
+            }
+            if Profile.enabled { print("sections (all runs, warm-up included):\n" + Profile.report()) }
+            return 0
+        }
         let rows = try FormatBenchmark.run(syntheticElements: elements, models: models) { printError($0) }
         print(json ? FormatBenchmark.json(rows) : FormatBenchmark.table(rows))
         return 0

@@ -1,0 +1,168 @@
+/// `headroom bench forward`: scoring throughput of the forward pass on a synthetic model with real shapes,
+/// as tokens/s, GFLOP/s, the fraction of the measured `cblas_sgemm` peak, and peak RSS.
+import Foundation
+import HRZFormat
+import Runtime
+
+public struct ForwardBenchOptions: Sendable {
+    public var preset: Preset = .opt1_3b
+    public var model: String?
+    public var layers: Int?
+    public var sequences = 8
+    public var tokens = 256
+    public var lastOnly = false
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    public var runs = 3
+    public var memoryBudget: Int?
+    /// nil: decide by size; true: keep decoded layers; false: stream every pass.
+    public var resident: Bool?
+    public var cacheDirectory = NSTemporaryDirectory() + "headroom-bench"
+    public init() {}
+}
+
+public struct ForwardBenchResult: Codable, Sendable {
+    public var model: String
+    public var sequences: Int
+    public var tokensPerSequence: Int
+    public var logits: String
+    public var threads: Int
+    public var resident: Bool
+    public var tokensPerS: Double
+    public var gflops: Double
+    public var sgemmPeakGflops: Double
+    public var peakUtilization: Double
+    public var peakRssBytes: Int
+    public var secondsMedian: Double
+    public var secondsRuns: [Double]
+    public var layerSecondsMedian: Double
+    public var decodeWaitSeconds: Double
+    public var passes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case model, sequences, logits, threads, resident, gflops, passes
+        case tokensPerSequence = "tokens_per_sequence", tokensPerS = "tokens_per_s", sgemmPeakGflops = "sgemm_peak_gflops"
+        case peakUtilization = "peak_utilization", peakRssBytes = "peak_rss_bytes", secondsMedian = "seconds_median"
+        case secondsRuns = "seconds_runs", layerSecondsMedian = "layer_seconds_median", decodeWaitSeconds = "decode_wait_seconds"
+    }
+}
+
+public enum ForwardBenchmark {
+    public static func run(_ o: ForwardBenchOptions, log: (String) -> Void) throws -> ForwardBenchResult {
+        Runtime.setThreads(o.threads)
+        let path = try o.model ?? synthesize(o, log: log)
+        let peak = SGEMMPeak.measure(threads: o.threads)
+        log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads", peak, o.threads))
+        let model = try OPTModel(path: path, resident: o.resident)
+        var rng = SystemRandomNumberGenerator()
+        let V = min(model.config.vocabSize, 50265)
+        let batch = (0..<o.sequences).map { _ in
+            SequenceInput(tokens: (0..<o.tokens).map { _ in Int.random(in: 3..<V, using: &rng) }, logits: o.lastOnly ? .last : .all)
+        }
+        let options = ForwardOptions(memoryBudget: o.memoryBudget)
+        log("bench forward: warm-up run")
+        var stats = ForwardStats()
+        let output = LogitsBuffer()  // reused, as a scoring loop would
+        _ = try model.forward(batch, options: options, into: output, stats: &stats)
+        var seconds: [Double] = []
+        var layerTimes: [Double] = []
+        var wait = 0.0
+        for r in 0..<o.runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let waitBefore = model.stream.waitSeconds
+            _ = try model.forward(batch, options: options, into: output, stats: &stats)
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            layerTimes += stats.layerSeconds
+            wait += model.stream.waitSeconds - waitBefore
+            log(String(format: "bench forward: run %d: %.3f s", r + 1, seconds.last!))
+        }
+        let median = seconds.sorted()[seconds.count / 2]
+        let flops = forwardFLOPs(model, sequences: o.sequences, tokens: o.tokens, lastOnly: o.lastOnly)
+        let gflops = flops / median / 1e9
+        return ForwardBenchResult(
+            model: (path as NSString).lastPathComponent, sequences: o.sequences, tokensPerSequence: o.tokens,
+            logits: o.lastOnly ? "last" : "all", threads: o.threads, resident: model.stream.resident,
+            tokensPerS: Double(o.sequences * o.tokens) / median, gflops: gflops, sgemmPeakGflops: peak,
+            peakUtilization: gflops / peak, peakRssBytes: peakRSS(), secondsMedian: median, secondsRuns: seconds,
+            layerSecondsMedian: layerTimes.sorted()[layerTimes.count / 2], decodeWaitSeconds: wait / Double(o.runs),
+            passes: stats.passes)
+    }
+
+    /// The model file for the options, synthesized into the cache directory unless it is already there.
+    static func synthesize(_ o: ForwardBenchOptions, log: (String) -> Void) throws -> String {
+        try FileManager.default.createDirectory(atPath: o.cacheDirectory, withIntermediateDirectories: true)
+        let layers = o.layers ?? o.preset.config.numHiddenLayers
+        let path = "\(o.cacheDirectory)/\(o.preset.rawValue)-L\(layers)-seed0-f16.hrz"
+        if (try? HRZReader(path: path)) != nil {
+            log("bench forward: reusing \(path)")
+            return path
+        }
+        log("bench forward: synthesizing \(path)")
+        var s = SynthOptions()
+        s.layers = layers
+        s.threads = o.threads
+        try Synthesizer.write(config: o.preset.config, to: path, options: s)
+        return path
+    }
+
+    /// Useful FLOPs of one forward: the GEMMs (2 per multiply-add), causal attention, and the LM head rows.
+    public static func forwardFLOPs(_ model: OPTModel, sequences: Int, tokens: Int, lastOnly: Bool) -> Double {
+        let c = model.config
+        let C = Double(c.hiddenSize), E = Double(c.wordEmbedProjDim), F = Double(c.ffnDim), D = Double(c.headDim)
+        let T = Double(sequences * tokens), n = Double(tokens)
+        var total = 0.0
+        for plan in model.plans {
+            let HD = Double(plan.heads.count) * D
+            total += 2 * T * (3 * C * HD + HD * C)
+            total += 2 * 2 * Double(sequences) * (n * (n + 1) / 2) * HD
+            if plan.ffn { total += 2 * T * 2 * C * F }
+        }
+        if c.hasProjections { total += 2 * T * E * C }
+        let rows = lastOnly ? Double(sequences) : T
+        total += 2 * rows * E * Double(c.vocabSize) + (c.hasProjections ? 2 * rows * C * E : 0)
+        return total
+    }
+
+    public static func table(_ r: ForwardBenchResult) -> String {
+        String(format: """
+        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@
+          tokens/s           %.1f
+          GFLOP/s            %.1f  (%.0f%% of the measured cblas_sgemm peak, %.1f GFLOP/s)
+          time per forward   %.3f s median of %d runs
+          time per layer     %.4f s median; waiting for layer decode %.3f s per forward
+          peak RSS           %@
+        """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed",
+               r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.sgemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
+               r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes))
+    }
+}
+
+/// The best GFLOP/s of square fp32 GEMMs through the same `cblas_sgemm` the runtime uses.
+public enum SGEMMPeak {
+    public static func measure(threads: Int, size: Int = 2048, rounds: Int = 5) -> Double {
+        Runtime.setThreads(threads)
+        let n = size
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n), b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.01; b[i] = Float(i % 5) * 0.01 }
+        var best = 0.0
+        for _ in 0..<rounds {
+            let start = DispatchTime.now().uptimeNanoseconds
+            BLAS.gemm(transB: true, M: n, N: n, K: n, a: a, lda: n, b: b, ldb: n, c: c, ldc: n)
+            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = max(best, 2 * Double(n) * Double(n) * Double(n) / s / 1e9)
+        }
+        return best
+    }
+}
+
+/// Peak resident set size of this process. C: `getrusage(RUSAGE_SELF)` (ru_maxrss is KiB on Linux).
+public func peakRSS() -> Int {
+    var usage = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    return Int(usage.ru_maxrss) * 1024
+}
+
+func formatBytes(_ n: Int) -> String {
+    String(format: "%.2f GB", Double(n) / 1e9)
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Tokenizer
+
+struct TokenizeCommand: Command {
+    static let name = "tokenize"
+    static let summary = "print OPT token ids of a text (or of each line of a JSONL file) as JSON"
+    static let usage = """
+    Usage: headroom tokenize MODEL.hrz|TOKENIZER_DIR TEXT [--bos]
+           headroom tokenize MODEL.hrz|TOKENIZER_DIR --input FILE.jsonl [--bos]
+
+    GPT-2 byte-level BPE with OPT's vocab.json and merges.txt, taken from the .hrz (embedded by
+    convert/synth --tokenizer) or from a directory. Ids equal HF's slow GPT2Tokenizer with
+    add_special_tokens=False; special-token text such as "</s>" is plain text.
+
+    Options:
+      --bos            prepend OPT's BOS token </s> (id 2)
+      --input FILE     one JSON string per line; prints one JSON array of ids per line
+      --decode         the reverse: TEXT (or each line) is a JSON array of ids; prints the text as a JSON string
+    """
+
+    var source: String
+    var text: String?
+    var input: String?
+    var bos: Bool
+    var decode: Bool
+
+    init(_ args: inout Arguments) throws(UsageError) {
+        bos = args.flag("--bos")
+        decode = args.flag("--decode")
+        input = try args.option("--input")
+        source = try args.positional("MODEL.hrz or TOKENIZER_DIR")
+        if input == nil { text = try args.positional("TEXT") }
+    }
+
+    func run() throws -> Int32 {
+        let tokenizer = try Tokenizer.load(source)
+        func handle(_ line: String, where place: String) throws -> String {
+            if decode {
+                guard let ids = try? JSONDecoder().decode([Int].self, from: Data(line.utf8)) else {
+                    throw TokenizerError(file: place, line: nil, reason: "expected a JSON array of ids")
+                }
+                return String(decoding: try JSONEncoder().encode(try tokenizer.decode(ids)), as: UTF8.self)
+            }
+            return "[" + tokenizer.encode(line, bos: bos).map(String.init).joined(separator: ",") + "]"
+        }
+        if let text {
+            print(try handle(text, where: "TEXT"))
+            return 0
+        }
+        guard let input, let data = FileManager.default.contents(atPath: input) else {
+            throw TokenizerError(file: input ?? "-", line: nil, reason: "cannot read")
+        }
+        var lineNumber = 0
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.isEmpty { continue }
+            if decode {
+                print(try handle(String(line), where: "\(input):\(lineNumber)"))
+                continue
+            }
+            guard let text = try? JSONDecoder().decode(String.self, from: Data(line.utf8)) else {
+                throw TokenizerError(file: input, line: lineNumber, reason: "expected one JSON string per line")
+            }
+            print(try handle(text, where: "\(input):\(lineNumber)"))
+        }
+        return 0
+    }
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Peers for `headroom bench …`: the same work done with HF transformers in fp32, same thread count.
+
+Usage:
+    python3 Tools/bench_peers.py forward --preset opt-1.3b --sequences 8 --tokens 256 --threads 2 [--last-only] [--runs 3] [--layers N]
+    python3 Tools/bench_peers.py sgemm --threads 2
+
+Needs:  pip install "torch==2.13.0+cpu" transformers
+
+forward: a random-weight OPTForCausalLM with the preset's real shapes (no download), fp32, eager
+attention, torch.inference_mode(). Times model(input_ids) over SEQUENCES × TOKENS random ids after one
+warm-up, and prints one JSON object with tokens_per_s, gflops (same FLOP count as Headroom's), the
+median seconds and peak RSS. --last-only passes logits_to_keep=1, HF's own way of computing the LM
+head at the last position only; without it HF computes logits at every position, as a harness does.
+sgemm: torch.matmul GFLOP/s on 2048³ fp32 (torch's BLAS, MKL on x86 wheels), for reference.
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+
+PRESETS = {
+    "opt-125m": (768, 12, 12, 3072, 768, True), "opt-350m": (1024, 24, 16, 4096, 512, False),
+    "opt-1.3b": (2048, 24, 32, 8192, 2048, True), "opt-2.7b": (2560, 32, 32, 10240, 2560, True),
+    "opt-6.7b": (4096, 32, 32, 16384, 4096, True), "opt-13b": (5120, 40, 40, 20480, 5120, True),
+    "opt-30b": (7168, 48, 56, 28672, 7168, True), "opt-66b": (9216, 64, 72, 36864, 9216, True),
+}
+
+
+def flops(C, L, H, F, E, V, S, n, last_only):
+    T = S * n
+    total = L * (2 * T * 4 * C * C + 2 * 2 * S * (n * (n + 1) / 2) * C + 2 * T * 2 * C * F)
+    if E != C:
+        total += 2 * T * E * C
+    rows = S if last_only else T
+    return total + 2 * rows * E * V + (2 * rows * C * E if E != C else 0)
+
+
+def forward(args):
+    from transformers import OPTConfig, OPTForCausalLM
+    C, L, H, F, E, pre = PRESETS[args.preset]
+    L = args.layers or L
+    cfg = OPTConfig(hidden_size=C, num_hidden_layers=L, num_attention_heads=H, ffn_dim=F, word_embed_proj_dim=E,
+                    do_layer_norm_before=pre, vocab_size=50272, max_position_embeddings=2048)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = OPTForCausalLM(cfg).eval().float()
+    ids = torch.randint(3, 50265, (args.sequences, args.tokens))
+    kwargs = {"logits_to_keep": 1} if args.last_only else {}
+    times = []
+    with torch.inference_mode():
+        model(ids, **kwargs)
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            model(ids, **kwargs)
+            times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    gf = flops(C, L, H, F, E, 50272, args.sequences, args.tokens, args.last_only) / median / 1e9
+    print(json.dumps({"peer": "hf-transformers-fp32", "preset": args.preset, "layers": L, "threads": torch.get_num_threads(),
+                      "logits": "last" if args.last_only else "all", "tokens_per_s": args.sequences * args.tokens / median,
+                      "gflops": gf, "seconds_median": median, "seconds_runs": times,
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "torch": torch.__version__}, sort_keys=True))
+
+
+def sgemm(args):
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e9)
+    print(json.dumps({"peer": "torch.matmul", "threads": torch.get_num_threads(), "gflops": best}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("suite", choices=["forward", "sgemm"])
+    ap.add_argument("--preset", default="opt-1.3b", choices=sorted(PRESETS))
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--sequences", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--last-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    {"forward": forward, "sgemm": sgemm}[args.suite](args)
+
+
+if __name__ == "__main__":
+    main()
