@@ -3,6 +3,7 @@
 
 Usage:
     python3 Tools/bench_peers.py forward --preset opt-1.3b --sequences 8 --tokens 256 --threads 2 [--last-only] [--runs 3] [--layers N]
+    python3 Tools/bench_peers.py pair --headroom .build/release/headroom --preset opt-1.3b [--pairs 3] [--last-only] [--peer-all-logits]
     python3 Tools/bench_peers.py sgemm --threads 2
 
 Needs:  pip install "torch==2.13.0+cpu" transformers
@@ -12,6 +13,10 @@ attention, torch.inference_mode(). Times model(input_ids) over SEQUENCES × TOKE
 warm-up, and prints one JSON object with tokens_per_s, gflops (same FLOP count as Headroom's), the
 median seconds and peak RSS. --last-only passes logits_to_keep=1, HF's own way of computing the LM
 head at the last position only; without it HF computes logits at every position, as a harness does.
+pair: runs `headroom bench forward --json` and this script's forward alternately, one timed run each,
+PAIRS times, so both see the same machine drift; prints each side's median tokens/s and the median of
+the per-pair ratios. --peer-all-logits makes the peer compute every position's logits even when
+Headroom computes only the last (the harness-style peer).
 sgemm: torch.matmul GFLOP/s on 2048³ fp32 (torch's BLAS, MKL on x86 wheels), for reference.
 """
 import argparse
@@ -67,6 +72,36 @@ def forward(args):
                       "torch": torch.__version__}, sort_keys=True))
 
 
+def pair(args):
+    import subprocess
+    import sys
+    common = ["--preset", args.preset, "--sequences", str(args.sequences), "--tokens", str(args.tokens),
+              "--threads", str(args.threads), "--runs", "1"] + (["--layers", str(args.layers)] if args.layers else [])
+    ours_cmd = [args.headroom, "bench", "forward", "--json"] + common + (["--last-only"] if args.last_only else [])
+    peer_last = args.last_only and not args.peer_all_logits
+    peer_cmd = [sys.executable, __file__, "forward"] + common + (["--last-only"] if peer_last else [])
+    ours, peer, ratios = [], [], []
+    for i in range(args.pairs):
+        a = json.loads(subprocess.run(ours_cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        b = json.loads(subprocess.run(peer_cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        ours.append(a)
+        peer.append(b)
+        ratios.append(a["tokens_per_s"] / b["tokens_per_s"])
+        print(f"pair {i + 1}: headroom {a['tokens_per_s']:.1f} tokens/s, hf {b['tokens_per_s']:.1f} tokens/s, ratio {ratios[-1]:.2f}",
+              file=sys.stderr)
+    med = lambda xs: statistics.median(xs)
+    print(json.dumps({
+        "preset": args.preset, "layers": args.layers, "sequences": args.sequences, "tokens": args.tokens, "threads": args.threads,
+        "headroom_logits": "last" if args.last_only else "all", "peer_logits": "last" if peer_last else "all",
+        "headroom_tokens_per_s": med([a["tokens_per_s"] for a in ours]), "peer_tokens_per_s": med([b["tokens_per_s"] for b in peer]),
+        "ratio_median": med(ratios), "ratios": ratios,
+        "headroom_gflops": med([a["gflops"] for a in ours]), "peer_gflops": med([b["gflops"] for b in peer]),
+        "headroom_sgemm_peak_gflops": med([a["sgemm_peak_gflops"] for a in ours]),
+        "headroom_peak_utilization": med([a["peak_utilization"] for a in ours]),
+        "headroom_peak_rss_bytes": max(a["peak_rss_bytes"] for a in ours), "peer_peak_rss_bytes": max(b["peak_rss_bytes"] for b in peer),
+    }, sort_keys=True))
+
+
 def sgemm(args):
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
@@ -80,7 +115,10 @@ def sgemm(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("suite", choices=["forward", "sgemm"])
+    ap.add_argument("suite", choices=["forward", "pair", "sgemm"])
+    ap.add_argument("--headroom", default=".build/release/headroom")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--peer-all-logits", action="store_true")
     ap.add_argument("--preset", default="opt-1.3b", choices=sorted(PRESETS))
     ap.add_argument("--layers", type=int)
     ap.add_argument("--sequences", type=int, default=8)
@@ -90,7 +128,7 @@ def main():
     ap.add_argument("--last-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"forward": forward, "sgemm": sgemm}[args.suite](args)
+    {"forward": forward, "pair": pair, "sgemm": sgemm}[args.suite](args)
 
 
 if __name__ == "__main__":

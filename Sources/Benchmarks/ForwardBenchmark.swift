@@ -51,7 +51,7 @@ public enum ForwardBenchmark {
         Runtime.setThreads(o.threads)
         let path = try o.model ?? synthesize(o, log: log)
         let peak = SGEMMPeak.measure(threads: o.threads)
-        log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads", peak, o.threads))
+        log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (OpenBLAS %@ kernels)", peak, o.threads, BLAS.coreName))
         let model = try OPTModel(path: path, resident: o.resident)
         var rng = SystemRandomNumberGenerator()
         let V = min(model.config.vocabSize, 50265)

@@ -214,7 +214,6 @@ extension OPTModel {
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
             try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
                              ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
-            if !stream.resident { stream.finished(l) }
             stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
         }
         stats.decodeWaitSeconds = stream.waitSeconds

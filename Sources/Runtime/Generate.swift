@@ -61,7 +61,6 @@ extension OPTModel {
                     (cache.values[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + 2 * HD, count: HD)
                 }
             }
-            if !stream.resident { stream.finished(l) }
         }
         cache.count += T
         let logits = scratch.logits.reserve(config.vocabSize)

@@ -71,7 +71,8 @@ public final class LayerStream: @unchecked Sendable {
         }
     }
 
-    /// Layer `l`, decoded; schedules `next` behind it. Call `finished(l)` when done with it.
+    /// Layer `l`, decoded; schedules `next` behind it. In streaming mode the returned layer's slot is reused
+    /// for layer `l + 2`, so use it before asking for the layer after `next`.
     public func layer(_ l: Int, next: Int?) throws -> DecodedLayer {
         prefetch(l)
         lock.lock()
@@ -89,10 +90,6 @@ public final class LayerStream: @unchecked Sendable {
         return slot(l)
     }
 
-    /// Releases layer `l`'s compressed pages; in streaming mode its slot is reused two layers later.
-    public func finished(_ l: Int) {
-        if let r = byteRange(l) { reader.file.release(offset: r.lowerBound, length: r.count) }
-    }
 
     private func decode(_ l: Int, into layer: DecodedLayer) throws {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -110,6 +107,8 @@ public final class LayerStream: @unchecked Sendable {
         }
         layer.tensors = kept
         layer.index = l
+        // The decoded copy is what computes; drop the compressed pages now rather than after the layer runs.
+        if let r = byteRange(l) { reader.file.release(offset: r.lowerBound, length: r.count) }
         layer.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }

@@ -1,5 +1,6 @@
 /// `headroom`: argv → one command → one library call. See `headroom help`.
 import Foundation
+import Runtime
 
 let commands: [Command.Type] = [
     ConvertCommand.self, InspectCommand.self, SynthCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self,
@@ -55,6 +56,15 @@ func main() -> Int32 {
         printError("Error: \(error)")
         return 1
     }
+}
+
+/// OpenBLAS reads its environment only when it loads, so set what it should have had (generic-kernel
+/// fallback, spinning idle threads; see `BLAS.preferredEnvironment`) and run again once.
+let preferred = BLAS.preferredEnvironment()
+if !preferred.isEmpty {
+    for (key, value) in preferred { setenv(key, value, 1) }
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
+    // execv returns only on failure; carry on as loaded.
 }
 
 exit(main())

@@ -64,3 +64,19 @@ struct KernelTests {
         expectClose(ctx, referenceAttention(q: q, k: k, v: v, T: T, H: H, D: D), tolerance: 1e-5, "attention")
     }
 }
+
+struct FastExpTests {
+    @Test func matchesExpOnTheSoftmaxRange() {
+        var worst: Double = 0
+        var x: Float = -90
+        while x <= 0 {
+            let exact = Foundation.exp(Double(x))
+            let approx = Double(fastExp(x))
+            if exact > 1e-37 { worst = max(worst, abs(approx - exact) / exact) } else { #expect(approx < 1e-36) }
+            x += 0.0013
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        #expect(fastExp(0) == 1)
+        #expect(fastExp(-Float.infinity) == 0)
+    }
+}
