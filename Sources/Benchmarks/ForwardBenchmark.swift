@@ -17,6 +17,10 @@ public struct ForwardBenchOptions: Sendable {
     /// nil: decide by size; true: keep decoded layers; false: stream every pass.
     public var resident: Bool?
     public var cacheDirectory = NSTemporaryDirectory() + "headroom-bench"
+    /// Re-run every layer with its weights already decoded and report streamed vs cached per-layer time.
+    public var compareCached = false
+    /// nil: `LayerStream.Schedule.automatic`.
+    public var schedule: LayerStream.Schedule?
     public init() {}
 }
 
@@ -27,6 +31,7 @@ public struct ForwardBenchResult: Codable, Sendable {
     public var logits: String
     public var threads: Int
     public var resident: Bool
+    public var schedule: String
     public var tokensPerS: Double
     public var gflops: Double
     public var sgemmPeakGflops: Double
@@ -37,12 +42,17 @@ public struct ForwardBenchResult: Codable, Sendable {
     public var layerSecondsMedian: Double
     public var decodeWaitSeconds: Double
     public var passes: Int
+    /// With --compare-cached: median per-layer time of the same layers re-run with weights decoded.
+    public var cachedLayerSecondsMedian: Double?
+    /// Median over layers of streamed / cached time of the same layer.
+    public var streamedOverCached: Double?
 
     enum CodingKeys: String, CodingKey {
-        case model, sequences, logits, threads, resident, gflops, passes
+        case model, sequences, logits, threads, resident, schedule, gflops, passes
         case tokensPerSequence = "tokens_per_sequence", tokensPerS = "tokens_per_s", sgemmPeakGflops = "sgemm_peak_gflops"
         case peakUtilization = "peak_utilization", peakRssBytes = "peak_rss_bytes", secondsMedian = "seconds_median"
         case secondsRuns = "seconds_runs", layerSecondsMedian = "layer_seconds_median", decodeWaitSeconds = "decode_wait_seconds"
+        case cachedLayerSecondsMedian = "cached_layer_seconds_median", streamedOverCached = "streamed_over_cached"
     }
 }
 
@@ -52,19 +62,21 @@ public enum ForwardBenchmark {
         let path = try o.model ?? synthesize(o, log: log)
         let peak = SGEMMPeak.measure(threads: o.threads)
         log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (OpenBLAS %@ kernels)", peak, o.threads, BLAS.coreName))
-        let model = try OPTModel(path: path, resident: o.resident)
+        let model = try OPTModel(path: path, resident: o.resident, schedule: o.schedule)
         var rng = SystemRandomNumberGenerator()
         let V = min(model.config.vocabSize, 50265)
         let batch = (0..<o.sequences).map { _ in
             SequenceInput(tokens: (0..<o.tokens).map { _ in Int.random(in: 3..<V, using: &rng) }, logits: o.lastOnly ? .last : .all)
         }
-        let options = ForwardOptions(memoryBudget: o.memoryBudget)
+        var options = ForwardOptions(memoryBudget: o.memoryBudget)
+        options.compareCached = o.compareCached
         log("bench forward: warm-up run")
         var stats = ForwardStats()
         let output = LogitsBuffer()  // reused, as a scoring loop would
         _ = try model.forward(batch, options: options, into: output, stats: &stats)
         var seconds: [Double] = []
         var layerTimes: [Double] = []
+        var cachedTimes: [Double] = []
         var wait = 0.0
         for r in 0..<o.runs {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -72,6 +84,7 @@ public enum ForwardBenchmark {
             _ = try model.forward(batch, options: options, into: output, stats: &stats)
             seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             layerTimes += stats.layerSeconds
+            cachedTimes += stats.cachedLayerSeconds
             wait += model.stream.waitSeconds - waitBefore
             log(String(format: "bench forward: run %d: %.3f s", r + 1, seconds.last!))
         }
@@ -81,10 +94,13 @@ public enum ForwardBenchmark {
         return ForwardBenchResult(
             model: (path as NSString).lastPathComponent, sequences: o.sequences, tokensPerSequence: o.tokens,
             logits: o.lastOnly ? "last" : "all", threads: o.threads, resident: model.stream.resident,
+            schedule: model.stream.schedule.rawValue,
             tokensPerS: Double(o.sequences * o.tokens) / median, gflops: gflops, sgemmPeakGflops: peak,
             peakUtilization: gflops / peak, peakRssBytes: peakRSS(), secondsMedian: median, secondsRuns: seconds,
             layerSecondsMedian: layerTimes.sorted()[layerTimes.count / 2], decodeWaitSeconds: wait / Double(o.runs),
-            passes: stats.passes)
+            passes: stats.passes,
+            cachedLayerSecondsMedian: cachedTimes.isEmpty ? nil : cachedTimes.sorted()[cachedTimes.count / 2],
+            streamedOverCached: cachedTimes.isEmpty ? nil : zip(layerTimes, cachedTimes).map { $0 / $1 }.sorted()[cachedTimes.count / 2])
     }
 
     /// The model file for the options, synthesized into the cache directory unless it is already there.
@@ -123,16 +139,20 @@ public enum ForwardBenchmark {
     }
 
     public static func table(_ r: ForwardBenchResult) -> String {
-        String(format: """
-        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@
+        var cached = ""
+        if let c = r.cachedLayerSecondsMedian, let ratio = r.streamedOverCached {
+            cached = String(format: "\n  same layers cached %.4f s median; streamed / cached per layer %.3f (median)", c, ratio)
+        }
+        return String(format: """
+        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode)
           tokens/s           %.1f
           GFLOP/s            %.1f  (%.0f%% of the measured cblas_sgemm peak, %.1f GFLOP/s)
           time per forward   %.3f s median of %d runs
           time per layer     %.4f s median; waiting for layer decode %.3f s per forward
           peak RSS           %@
-        """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed",
+        """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
                r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.sgemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
-               r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes))
+               r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
     }
 }
 

@@ -132,7 +132,10 @@ public final class HRZReader: @unchecked Sendable {
     public func contains(_ name: String) -> Bool { byName[name] != nil }
 
     /// Decodes `info` in its stored dtype into `destination` (`info.byteCount` bytes), checking each chunk's checksum.
-    public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch) throws(HRZError) {
+    /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
+    /// streaming a layer never holds more than a chunk of it compressed.
+    public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
+                     release: Bool = false) throws(HRZError) {
         var out = destination
         for (c, chunk) in info.chunks.enumerated() {
             let stored = file.base + chunk.offset
@@ -147,6 +150,7 @@ public final class HRZReader: @unchecked Sendable {
             } catch {
                 throw HRZError(error, file: path, offset: chunk.offset, tensor: info.name, chunk: c)
             }
+            if release { file.release(offset: chunk.offset, length: chunk.storedLength) }
             out += chunk.elements * info.dtype.size
         }
     }

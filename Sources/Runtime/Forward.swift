@@ -48,6 +48,10 @@ public struct ForwardOptions: Sendable {
     /// Bytes of activations allowed in flight; sequences are processed in as many passes as needed.
     public var memoryBudget: Int?
     public var mask = ModelMask()
+    /// Benchmarks only: after each layer, wait for the background decode to finish and run the same layer
+    /// again on a copy of its input with its weights already decoded, recording both times. The pair measures
+    /// what streaming costs on exactly the same layer in the same moment.
+    public var compareCached = false
 
     public init(memoryBudget: Int? = nil, mask: ModelMask = ModelMask()) {
         self.memoryBudget = memoryBudget
@@ -87,13 +91,15 @@ public struct SequenceLogits: @unchecked Sendable {
 public struct ForwardStats: Sendable {
     public var passes = 0
     public var layerSeconds: [Double] = []
+    /// With `compareCached`: the same layers re-run with weights decoded and nothing decoding behind them.
+    public var cachedLayerSeconds: [Double] = []
     public var decodeWaitSeconds = 0.0
     public var tokens = 0
     public init() {}
 }
 
 final class ForwardScratch {
-    let x = FloatBuffer(), layer = LayerScratch(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
+    let x = FloatBuffer(), xSaved = FloatBuffer(), layer = LayerScratch(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
 }
 
 extension OPTModel {
@@ -212,9 +218,18 @@ extension OPTModel {
                 LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
             }
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
+            let saved = options.compareCached ? scratch.xSaved.reserve(T * C) : nil
+            saved?.update(from: x, count: T * C)
             try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
                              ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
             stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            if let saved {
+                stream.drain()
+                let again = DispatchTime.now().uptimeNanoseconds
+                try forwardLayer(x: saved, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
+                                 ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
+                stats.cachedLayerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - again) / 1e9)
+            }
         }
         stats.decodeWaitSeconds = stream.waitSeconds
         // LM head at the requested rows only.

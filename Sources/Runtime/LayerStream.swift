@@ -1,6 +1,6 @@
 /// Streams decoder layers out of a mapped `.hrz`: the next layer is decoded on a background thread while the
-/// current one computes, then the current layer's compressed pages are released, so resident memory stays
-/// near two decoded layers plus activations whatever the depth. Mapping and advice follow llama.cpp's
+/// current one computes; each compressed chunk's pages are released as soon as it is decoded, so resident
+/// memory stays near two decoded layers plus activations whatever the depth. Mapping and advice follow llama.cpp's
 /// `llama_mmap`: `MADV_WILLNEED` before use, `MADV_DONTNEED` after; both best effort.
 import Dispatch
 import Foundation
@@ -24,9 +24,25 @@ public final class DecodedLayer: @unchecked Sendable {
 }
 
 public final class LayerStream: @unchecked Sendable {
+    /// How decoding is scheduled against compute.
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// Decode layer l+1 on one background thread while layer l computes. Best with many cores: the
+        /// decode takes one core of many.
+        case overlap
+        /// Decode each layer when it is needed, on all cores, while the kernel reads the next layer's
+        /// compressed bytes ahead (`MADV_WILLNEED`, no CPU). Best with few cores: OpenBLAS splits each GEMM
+        /// statically across its threads, so a decode thread competing for one of two cores stalls the whole
+        /// GEMM, not half of it.
+        case inline
+
+        /// `inline` up to 4 threads, `overlap` above.
+        public static func automatic(threads: Int) -> Schedule { threads <= 4 ? .inline : .overlap }
+    }
+
     public let reader: HRZReader
     /// Keep every layer decoded after its first use (small models, generation) instead of two slots.
     public let resident: Bool
+    public let schedule: Schedule
     private let queue = DispatchQueue(label: "headroom.layer-decode", qos: .userInitiated)
     private var slots: [DecodedLayer]
     private var pending: [Int: DispatchGroup] = [:]
@@ -36,9 +52,10 @@ public final class LayerStream: @unchecked Sendable {
     /// Seconds the consumer waited for a layer that was not yet decoded, summed.
     public private(set) var waitSeconds = 0.0
 
-    public init(reader: HRZReader, resident: Bool) {
+    public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
         self.reader = reader
         self.resident = resident
+        self.schedule = schedule
         let L = reader.config.numHiddenLayers
         var byLayer = [[TensorInfo]](repeating: [], count: L)
         for t in reader.tensors { if let l = t.layer { byLayer[l].append(t) } }
@@ -55,9 +72,19 @@ public final class LayerStream: @unchecked Sendable {
         return first.offset..<(last.offset + last.storedLength)
     }
 
-    /// Starts decoding layer `l` in the background unless it is decoded or under way.
+    /// Starts decoding layer `l` in the background unless it is decoded or under way. With the `inline`
+    /// schedule it only asks the kernel to read the layer's compressed bytes ahead.
     public func prefetch(_ l: Int) {
         guard l >= 0, l < layerTensors.count else { return }
+        if schedule == .inline {
+            // madvise(WILLNEED) on a whole 66B layer blocks while it submits ~2 GB of reads, so it runs on the
+            // background queue: compute goes on while the kernel fills the page cache.
+            if slot(l).index != l, let r = byteRange(l) {
+                let file = reader.file
+                queue.async { file.willNeed(offset: r.lowerBound, length: r.count) }
+            }
+            return
+        }
         lock.lock()
         defer { lock.unlock() }
         if pending[l] != nil || slot(l).index == l { return }
@@ -74,6 +101,15 @@ public final class LayerStream: @unchecked Sendable {
     /// Layer `l`, decoded; schedules `next` behind it. In streaming mode the returned layer's slot is reused
     /// for layer `l + 2`, so use it before asking for the layer after `next`.
     public func layer(_ l: Int, next: Int?) throws -> DecodedLayer {
+        if schedule == .inline {
+            if slot(l).index != l {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try decode(l, into: slot(l), parallel: true)
+                waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            if let next { prefetch(next) }
+            return slot(l)
+        }
         prefetch(l)
         lock.lock()
         let group = pending[l]
@@ -91,24 +127,61 @@ public final class LayerStream: @unchecked Sendable {
     }
 
 
-    private func decode(_ l: Int, into layer: DecodedLayer) throws {
+    /// Waits until no decode is under way.
+    public func drain() { queue.sync {} }
+
+    private func decode(_ l: Int, into layer: DecodedLayer, parallel: Bool = false) throws {
         let start = DispatchTime.now().uptimeNanoseconds
-        if let r = byteRange(l) { reader.file.willNeed(offset: r.lowerBound, length: r.count) }
-        let scratch = ChunkScratch()
+        if !parallel, let r = byteRange(l) { reader.file.willNeed(offset: r.lowerBound, length: r.count) }
         let prefix = "layers.\(l)."
         var kept: [String: (info: TensorInfo, buffer: RawBuffer)] = [:]
+        // Every chunk of the layer with where it decodes to; chunks are independent.
+        var work: [(info: TensorInfo, chunk: Int, destination: UnsafeMutableRawPointer)] = []
         for info in layerTensors[l] {
             let suffix = String(info.name.dropFirst(prefix.count))
             // Reuse the slot's buffer for the same tensor role: no allocation per layer after the first two.
             let buffer = layer.tensors[suffix]?.buffer ?? RawBuffer(info.byteCount)
             buffer.reserve(info.byteCount)
-            try reader.read(info, into: buffer.pointer, scratch: scratch)
             kept[suffix] = (info, buffer)
+            var offset = 0
+            for (c, chunk) in info.chunks.enumerated() {
+                work.append((info, c, buffer.pointer + offset))
+                offset += chunk.elements * info.dtype.size
+            }
         }
+        let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
+        let scratches = (0..<workers).map { _ in ChunkScratch() }
+        let next = AtomicCounter()
+        let failures = ResultBox()
+        // One iteration runs on the calling thread, so the serial case costs nothing extra.
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            while true {
+                let i = next.increment()
+                guard i < work.count else { return }
+                let item = work[i]
+                let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [item.info.chunks[item.chunk].elements],
+                                        layer: l, chunks: [item.info.chunks[item.chunk]])
+                do throws(HRZError) {
+                    try self.reader.read(single, into: item.destination, scratch: scratches[worker], release: true)
+                } catch {
+                    var e = error
+                    e.chunk = item.chunk
+                    failures.record(e)
+                }
+            }
+        }
+        if let error = failures.first { throw error }
         layer.tensors = kept
         layer.index = l
-        // The decoded copy is what computes; drop the compressed pages now rather than after the layer runs.
-        if let r = byteRange(l) { reader.file.release(offset: r.lowerBound, length: r.count) }
         layer.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
+
+/// The first error recorded by concurrent workers.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var first: Error?
+    func record(_ error: Error) {
+        lock.lock(); if first == nil { first = error }; lock.unlock()
     }
 }

@@ -45,7 +45,7 @@ extension OPTModel {
             if preLN { try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T) }
             let qkv = s.qkv.reserve(T * 3 * HD)
             let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
-            try Profile.measure("qkv") { try qkvProjection(w, out: qkv, input: input, T: T, HD: HD) }  // [T, 3·H·D]
+            try Profile.measure("qkv") { try qkvProjection(w, out: qkv, input: input, T: T, HD: HD) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             kvSink?(qkv, T)
@@ -58,7 +58,7 @@ extension OPTModel {
             Profile.measure("attention") {
                 attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
             }
-            try Profile.measure("out_proj") { try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, N: C, K: HD) }  // [T, C]
+            try Profile.measure("out_proj") { try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, K: HD) }  // [T, C]
         } else {
             try broadcastBias(w, "self_attn.out_proj.bias", out: out, T: T, C: C)                 // no heads: bias only
         }
@@ -70,41 +70,76 @@ extension OPTModel {
         if hasFFN {
             if preLN { try norm(w, "final_layer_norm", out: ln, input: x, T: T) }
             let hidden = s.ffn.reserve(T * F)
-            try Profile.measure("fc1") { try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, N: F, K: C) }  // [T, F]
+            try Profile.measure("fc1") { try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
             Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
-            try Profile.measure("fc2") { try linear(w, "fc2", out: out, input: hidden, M: T, N: C, K: F) }                // [T, C]
+            try Profile.measure("fc2") { try linear(w, "fc2", out: out, input: hidden, M: T, K: F) }                // [T, C]
             addInPlace(x, out, count: T * C)                                                     // residual
         }
         if !preLN { try norm(w, "final_layer_norm", out: x, input: x, T: T) }
     }
 
-    /// qkv `[T, 3·H·D]` = input · [Wq; Wk; Wv]ᵀ + [bq; bk; bv]: the three weights are widened into one
-    /// `[3·H·D, C]` matrix so the projection is one GEMM.
+    /// qkv `[T, 3·H·D]` = input · [Wq; Wk; Wv]ᵀ + [bq; bk; bv], as one logical `[3·H·D, C]` weight.
     func qkvProjection(_ w: DecodedLayer, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int, HD: Int) throws {
-        let C = config.hiddenSize
-        let s = scratch.layer
-        let weight = s.weight.reserve(3 * HD * C), bias = s.bias.reserve(3 * HD)
-        for (i, proj) in ["q_proj", "k_proj", "v_proj"].enumerated() {
-            guard let t = w.tensor("self_attn.\(proj).weight") else { throw missing(w, "self_attn.\(proj).weight") }
-            Profile.measure("widen") { widen(t.pointer, dtype: t.info.dtype, into: weight + i * HD * C, count: HD * C) }
-            if let b = w.tensor("self_attn.\(proj).bias") {
-                b.info.dtype.convert(b.pointer, to: .f32, bias + i * HD, count: HD)
-            } else {
-                (bias + i * HD).update(repeating: 0, count: HD)
-            }
-        }
-        BLAS.linear(out: out, input: input, weight: weight, bias: bias, M: T, N: 3 * HD, K: C)
+        let names = ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }
+        try linear(w, names, out: out, input: input, M: T, K: config.hiddenSize)
     }
 
-    /// out `[M, N]` = input · `layers.l.<name>.weight`ᵀ + bias, widening 16-bit weights just before the GEMM.
+    /// out `[M, N]` = input · `layers.l.<name>.weight`ᵀ + bias.
     func linear(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                M: Int, N: Int, K: Int, ldOut: Int? = nil) throws {
-        guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-        let bias = w.tensor(name + ".bias")
+                M: Int, K: Int) throws {
+        try linear(w, [name], out: out, input: input, M: M, K: K)
+    }
+
+    /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the named weights stacked by rows, as one matrix.
+    /// 16-bit weights are widened to fp32 just before their GEMM, in row blocks of at most `widenBlockBytes`,
+    /// so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once. A model whose matrices fit in
+    /// one block (up to 6.7B) gets a single GEMM per projection, q/k/v fused.
+    func linear(_ w: DecodedLayer, _ names: [String], out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                M: Int, K: Int) throws {
+        var parts: [(weight: (info: TensorInfo, pointer: UnsafeMutableRawPointer), bias: (info: TensorInfo, pointer: UnsafeMutableRawPointer)?)] = []
+        for name in names {
+            guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
+            parts.append((weight, w.tensor(name + ".bias")))
+        }
+        let N = parts.reduce(0) { $0 + $1.weight.info.shape[0] }
         let s = scratch.layer
-        let weightPointer = Profile.measure("widen") { fp32(weight, buffer: s.weight) }
-        let biasPointer = bias.map { fp32($0, buffer: s.bias) }
-        BLAS.linear(out: out, input: input, weight: weightPointer, bias: biasPointer, M: M, N: N, K: K, ldOut: ldOut)
+        let bias = s.bias.reserve(N)
+        var row = 0
+        for part in parts {
+            let rows = part.weight.info.shape[0]
+            if let b = part.bias { b.info.dtype.convert(b.pointer, to: .f32, bias + row, count: rows) } else { (bias + row).update(repeating: 0, count: rows) }
+            row += rows
+        }
+        let hasBias = parts.contains { $0.bias != nil }
+        // A single f32 part needs no copy at all.
+        if parts.count == 1, parts[0].weight.info.dtype == .f32 {
+            BLAS.linear(out: out, input: input, weight: parts[0].weight.pointer.assumingMemoryBound(to: Float.self),
+                        bias: hasBias ? bias : nil, M: M, N: N, K: K)
+            return
+        }
+        let blockRows = max(1, min(N, widenBlockBytes / max(1, 4 * K)))
+        let weight = s.weight.reserve(blockRows * K)
+        // Walk the stacked rows in blocks; a block may span parts.
+        var start = 0
+        while start < N {
+            let end = min(N, start + blockRows)
+            Profile.measure("widen") {
+                var partStart = 0
+                for part in parts {
+                    let rows = part.weight.info.shape[0]
+                    let lo = max(start, partStart), hi = min(end, partStart + rows)
+                    if lo < hi {
+                        let dtype = part.weight.info.dtype
+                        widen(part.weight.pointer + (lo - partStart) * K * dtype.size, dtype: dtype,
+                              into: weight + (lo - start) * K, count: (hi - lo) * K)
+                    }
+                    partStart += rows
+                }
+            }
+            BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil,
+                        M: M, N: end - start, K: K, ldOut: N)
+            start = end
+        }
     }
 
     func norm(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) throws {

@@ -18,16 +18,21 @@ public final class OPTModel: @unchecked Sendable {
     /// `final_layer_norm` weight and bias `[C]`, when present.
     let finalNorm: (weight: [Float], bias: [Float])?
     let scratch = ForwardScratch()
+    /// Most bytes of fp32 weights widened at once: 16-bit matrices are widened and multiplied in row blocks
+    /// of this size (256 MiB: one block per matrix up to OPT-6.7B, a few for 66B's fc1 and fc2).
+    public var widenBlockBytes = 256 << 20
 
     /// Opens `path`. `resident` keeps all decoded layers in memory after first use; nil decides by size
     /// (resident when the decoded layers take at most `residentLimit` bytes).
-    public init(path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30) throws {
+    public init(path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30,
+                schedule: LayerStream.Schedule? = nil) throws {
         reader = try HRZReader(path: path)
         config = reader.config
         plans = reader.metadata.layers
         try Self.checkSchema(reader)
         let layerBytes = reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.byteCount }
-        stream = LayerStream(reader: reader, resident: resident ?? (layerBytes <= residentLimit))
+        stream = LayerStream(reader: reader, resident: resident ?? (layerBytes <= residentLimit),
+                             schedule: schedule ?? .automatic(threads: Runtime.threads))
         let scratch = ChunkScratch()
         let embedInfo = try reader.tensor("embed_tokens.weight")
         let embed = RawBuffer(embedInfo.byteCount)

@@ -7,6 +7,8 @@ struct CLI {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let binary = root.appendingPathComponent(".build/debug/headroom").path
     static let fixtures = root.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
+    static let tokenizer = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
+    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "bench"]
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
@@ -34,10 +36,10 @@ struct CLI {
     @Test func topLevelHelpListsCommands() throws {
         let r = try CLI.run(["help"])
         #expect(r.status == 0)
-        for command in ["convert", "inspect", "bench"] { #expect(r.stdout.contains("  \(command) ")) }
+        for command in CLI.commands { #expect(r.stdout.contains("  \(command) ")) }
     }
 
-    @Test(arguments: ["convert", "inspect", "bench"])
+    @Test(arguments: CLI.commands)
     func everyCommandHasHelp(_ command: String) throws {
         let r = try CLI.run([command, "--help"])
         #expect(r.status == 0)
@@ -92,5 +94,35 @@ struct CLI {
         let missing = try CLI.run(["inspect", "/nonexistent.hrz"])
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("Error: /nonexistent.hrz: cannot open: No such file or directory"))
+    }
+}
+
+@Suite(.serialized) struct RuntimeCLITests {
+    @Test func tokenizeTextAndFile() throws {
+        let r = try CLI.run(["tokenize", CLI.tokenizer, "Hello world", "--bos"])
+        #expect(r.status == 0 && r.stdout == "[2,31414,232]\n")
+        let input = CLI.temporary("texts.jsonl")
+        try "\"Hello world\"\n\"</s>\"\n".write(toFile: input, atomically: true, encoding: .utf8)
+        #expect(try CLI.run(["tokenize", CLI.tokenizer, "--input", input]).stdout == "[31414,232]\n[49138,29,15698]\n")
+        #expect(try CLI.run(["tokenize", CLI.tokenizer, "--decode", "[31414,232]"]).stdout == "\"Hello world\"\n")
+        try "\"ok\"\nnot json\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["tokenize", CLI.tokenizer, "--input", input])
+        #expect(bad.status == 1 && bad.stderr.contains("texts.jsonl:2: expected one JSON string per line"))
+    }
+
+    /// synth → logits → generate, end to end through the executable, on a tiny synthetic model.
+    @Test func synthLogitsGenerate() throws {
+        let model = CLI.temporary("tiny-synth.hrz")
+        let s = try CLI.run(["synth", "--preset", "opt-125m", "--layers", "1", "-o", model, "--tokenizer", CLI.tokenizer])
+        #expect(s.status == 0, "\(s.stderr)")
+        let npy = CLI.temporary("logits.npy")
+        let l = try CLI.run(["logits", model, "--tokens", "2,31414,232", "-o", npy])
+        #expect(l.stdout == "wrote \(npy): float32 [3, 50272]\n")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: npy)))
+        #expect(bytes.count == 128 + 3 * 50272 * 4)  // header padded to 64 bytes, then the floats
+        let g = try CLI.run(["generate", model, "Hello", "--max-tokens", "3"])
+        #expect(g.status == 0 && g.stdout.hasPrefix("Hello"))
+        let oob = try CLI.run(["logits", model, "--tokens", "2,60000", "-o", npy])
+        #expect(oob.status == 1 && oob.stderr.contains("token id 60000 is outside the vocabulary"))
     }
 }

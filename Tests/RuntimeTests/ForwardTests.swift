@@ -21,11 +21,11 @@ struct ForwardTests {
         }
     }
 
-    @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"])
-    func tinyMemoryBudgetStreamsInManyPasses(_ fixture: String) throws {
+    @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"], LayerStream.Schedule.allCases)
+    func tinyMemoryBudgetStreamsInManyPasses(_ fixture: String, schedule: LayerStream.Schedule) throws {
         let reference = try RuntimeReference.load(fixture)
         let expected = try reference.logits(fixture)
-        let model = try OPTModel(path: try ModelCache.shared.path(fixture), resident: false)
+        let model = try OPTModel(path: try ModelCache.shared.path(fixture), resident: false, schedule: schedule)
         var stats = ForwardStats()
         let out = try model.forward(allLogits(reference.sequences), options: ForwardOptions(memoryBudget: 1), stats: &stats)
         #expect(stats.passes == reference.sequences.count)
@@ -96,5 +96,19 @@ struct GenerateTests {
         let model = try OPTModel(path: try ModelCache.shared.path(fixture))
         let tokens = try model.generate(prompt: reference.generation.prompt, maxTokens: 20)
         #expect(tokens == reference.generation.tokens)
+    }
+}
+
+/// Widening 16-bit weights in tiny row blocks (blocks spanning the q/k/v boundaries) gives the same logits.
+struct BlockedWidenTests {
+    @Test(arguments: ["safetensors-sharded-f16", "bin-sharded-bf16", "post-ln-350m-style"])
+    func tinyBlocksMatchHF(_ fixture: String) throws {
+        Runtime.setThreads(2)
+        let reference = try RuntimeReference.load(fixture)
+        let model = try OPTModel(path: try ModelCache.shared.path(fixture))
+        model.widenBlockBytes = 3 * 4 * model.config.hiddenSize  // 3 rows of C, fewer for fc2
+        let expected = try reference.logits(fixture)
+        let out = try model.forward(allLogits(reference.sequences))
+        for (i, o) in out.enumerated() { expectClose(o.values, expected[i], tolerance: 1e-3, "\(fixture) sequence \(i)") }
     }
 }

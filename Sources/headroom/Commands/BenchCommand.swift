@@ -9,13 +9,19 @@ struct BenchCommand: Command {
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
            headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
                                   [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
-                                  [--cache-dir DIR] [--json]
+                                  [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json]
 
     forward: times the forward pass over SEQUENCES × TOKENS random tokens on a synthetic model with the
     preset's real shapes (synthesized into --cache-dir on first use, default $TMPDIR/headroom-bench), after
     one warm-up run. Reports tokens/s, GFLOP/s, the fraction of the cblas_sgemm peak measured in the same
     process, per-layer time and peak RSS. --json prints one object with tokens_per_s, gflops and
-    peak_rss_bytes among its keys. Compare with the HF peer: python3 Tools/bench_peers.py forward …
+    peak_rss_bytes among its keys. --compare-cached re-runs every layer right after it, with its weights
+    already decoded and nothing decoding behind it, and reports streamed vs cached time per layer (the
+    cost of streaming, measured on the same layers in the same moment); the re-runs count in the
+    whole-forward time, so take throughput from a run without it. --schedule picks how streamed layers
+    are decoded: overlap (one background thread) or inline (all cores, just before use); default inline
+    up to 4 threads, overlap above.
+    Compare with the HF peer: python3 Tools/bench_peers.py forward …
 
     format: compares plain zstd with byte-plane split zstd at levels 1, 3 and 9 on fp16 tensors
     drawn from N(0, 0.02) (the init and typical scale of trained OPT weights) and on the 16-bit
@@ -62,6 +68,11 @@ struct BenchCommand: Command {
             if args.flag("--stream") { forward.resident = false }
             if args.flag("--resident") { forward.resident = true }
             if let dir = try args.option("--cache-dir") { forward.cacheDirectory = dir }
+            forward.compareCached = args.flag("--compare-cached")
+            if let schedule = try args.option("--schedule") {
+                guard let s = LayerStream.Schedule(rawValue: schedule) else { throw UsageError("--schedule takes overlap or inline, got '\(schedule)'") }
+                forward.schedule = s
+            }
         default:
             throw UsageError("unknown benchmark '\(suite)'; available: format, forward")
         }
