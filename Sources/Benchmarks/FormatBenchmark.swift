@@ -102,22 +102,3 @@ public enum FormatBenchmark {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, seedable generator for synthetic weights.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Standard normal by Box–Muller.
-    public mutating func nextNormal() -> Float {
-        let u1 = Double(next() >> 11 | 1) * 0x1p-53, u2 = Double(next() >> 11) * 0x1p-53
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-    }
-}

@@ -172,13 +172,13 @@ public enum Converter {
     static func hashSources(_ files: [String], threads: Int, progress: ((ConvertProgress) -> Void)?) throws -> [SourceFile] {
         let sizes = files.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
         let total = sizes.reduce(0, +)
-        let counter = ProgressCounter()
-        let results = HashSlots(count: files.count)
+        let counter = LockedCounter()
+        let results = ResultSlots<String>(count: files.count)
         let queue = OperationQueue()
         queue.maxConcurrentOperationCount = max(1, threads)
         for (i, file) in files.enumerated() {
             queue.addOperation {
-                results.set(i, Result { try sha256(of: file) { counter.add($0) } })
+                results.set(i) { try sha256(of: file) { counter.add($0) } }
             }
         }
         while !queue.operations.isEmpty {
@@ -187,8 +187,9 @@ public enum Converter {
         }
         queue.waitUntilAllOperationsAreFinished()
         progress?(ConvertProgress(phase: "hashing", done: total, total: total))
-        return try files.enumerated().map { i, file in
-            SourceFile(file: (file as NSString).lastPathComponent, bytes: sizes[i], sha256: try results.get(i))
+        let digests = try results.values(file: files.first ?? "")
+        return files.enumerated().map { i, file in
+            SourceFile(file: (file as NSString).lastPathComponent, bytes: sizes[i], sha256: digests[i])
         }
     }
 
@@ -206,20 +207,3 @@ public enum Converter {
     }
 }
 
-final class ProgressCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-    func add(_ n: Int) { lock.lock(); total += n; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return total }
-}
-
-final class HashSlots: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [Result<String, Error>?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: Result<String, Error>) { lock.lock(); slots[i] = r; lock.unlock() }
-    func get(_ i: Int) throws -> String {
-        lock.lock(); defer { lock.unlock() }
-        return try slots[i]!.get()
-    }
-}

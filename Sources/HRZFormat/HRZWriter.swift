@@ -115,26 +115,3 @@ public final class HRZWriter {
     public var position: Int { output.position }
 }
 
-/// Results of concurrent work, each slot written once; the first error wins.
-final class ResultSlots<Value>: @unchecked Sendable {
-    private var slots: [Result<Value, Error>?]
-    private let lock = NSLock()
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func set(_ i: Int, _ body: () throws -> Value) {
-        let result = Result { try body() }
-        lock.lock(); slots[i] = result; lock.unlock()
-    }
-
-    func values(file: String) throws -> [Value] {
-        try slots.map { slot in
-            switch slot {
-            case .success(let v): return v
-            case .failure(let e as HRZError.Kind): throw HRZError(e, file: file)
-            case .failure(let e): throw e
-            case nil: throw HRZError(.malformed("internal: a work item did not run"), file: file)
-            }
-        }
-    }
-}

@@ -151,12 +151,12 @@ public final class LayerStream: @unchecked Sendable {
         }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
         let scratches = (0..<workers).map { _ in ChunkScratch() }
-        let next = AtomicCounter()
+        let next = LockedCounter()
         let failures = ResultBox()
         // One iteration runs on the calling thread, so the serial case costs nothing extra.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             while true {
-                let i = next.increment()
+                let i = next.add()
                 guard i < work.count else { return }
                 let item = work[i]
                 let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [item.info.chunks[item.chunk].elements],

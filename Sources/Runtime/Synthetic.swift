@@ -64,7 +64,7 @@ public enum Synthesizer {
             let offset: Float = isNorm && !isBias ? 1 : 0
             let seed = options.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) << 32
             try writer.add(name: t.name, dtype: dtype, shape: t.shape, layer: t.layer) { range, destination in
-                var rng = SplitMix(seed: seed ^ UInt64(range.lowerBound))
+                var rng = SplitMix64(seed: seed ^ UInt64(range.lowerBound))
                 fill(destination, count: range.count, dtype: dtype, offset: offset, rng: &rng)
             }
         }
@@ -74,7 +74,7 @@ public enum Synthesizer {
         completed = true
     }
 
-    static func fill(_ destination: UnsafeMutableRawPointer, count: Int, dtype: DType, offset: Float, rng: inout SplitMix) {
+    static func fill(_ destination: UnsafeMutableRawPointer, count: Int, dtype: DType, offset: Float, rng: inout SplitMix64) {
         normalTable.withUnsafeBufferPointer { table in
             var i = 0
             while i < count {
@@ -91,19 +91,6 @@ public enum Synthesizer {
                 }
             }
         }
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

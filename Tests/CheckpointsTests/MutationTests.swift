@@ -9,7 +9,7 @@ struct MutationTests {
 
     /// Applies `rounds` random mutations to `original` and feeds each to `parse`.
     func fuzz(_ original: [UInt8], seed: UInt64, parse: (String) throws -> Void) throws {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let path = scratchDirectory("fuzz") + "/input"
         var failures = 0
         for round in 0..<Self.rounds {
@@ -73,13 +73,3 @@ struct MutationTests {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -2,6 +2,7 @@
 /// Reference: HF `modeling_opt.py`, `OPTAttention.forward` (eager path): softmax(q·kᵀ + causal mask)·v,
 /// with q already scaled by 1/√D.
 import Foundation
+import HRZFormat
 
 /// Keys and values a span attends to before its own tokens: a context computed in the same pass, or a KV cache.
 /// Rows `[count, ≥ H·D]` with row stride `ld`; head h occupies columns h·D ..< (h+1)·D.
@@ -37,11 +38,11 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
     let biggest = spans.map { $0.count * ($0.count + ($0.prefix?.count ?? 0)) }.max() ?? 0
     let tasks = max(1, min(work.count, Runtime.threads))
     let all = scores.reserve(tasks * biggest)
-    let next = AtomicCounter()
+    let next = LockedCounter()
     parallelWithSerialBLAS(tasks) { task in
         let p = all + task * biggest
         while true {
-            let i = next.increment()
+            let i = next.add()
             guard i < work.count else { return }
             let (span, h) = work[i]
             let Tp = span.prefix?.count ?? 0, Ts = span.count, Tk = Tp + Ts
@@ -75,17 +76,6 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
 
 /// Query rows per block of the causal attention loop.
 let attentionBlock = 64
-
-/// A shared work counter for dynamic scheduling.
-final class AtomicCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func increment() -> Int {
-        lock.lock(); defer { lock.unlock() }
-        value += 1
-        return value - 1
-    }
-}
 
 /// In place: row i keeps columns 0 ..< prefix + i + 1 (softmax over them) and zeroes the rest.
 /// Masked positions get exactly 0, as softmax with a −∞ mask does.
