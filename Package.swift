@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["HRZFormat"]),
         .target(name: "Tokenizer", dependencies: ["HRZFormat"]),
         .target(name: "Runtime", dependencies: ["HRZFormat", "COpenBLAS"]),
+        .target(name: "Evaluation", dependencies: ["HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime"]),
         .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Benchmarks"]),
         .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
@@ -24,6 +25,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Checkpoints", "HRZFormat"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),
     ],
     swiftLanguageModes: [.v5]
