@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+@testable import Checkpoints
+@testable import Evaluation
+@testable import HRZFormat
+@testable import Runtime
+@testable import Tokenizer
+
+/// The scoring engine against HF (Tools/make_eval_reference.py): token ids, log-likelihoods, is_greedy.
+struct ScorerTests {
+    struct Reference: Decodable {
+        struct Item: Decodable {
+            var context: String; var continuation: String; var context_ids: [Int]; var continuation_ids: [Int]
+            var loglikelihood: Double; var is_greedy: Bool
+        }
+        var requests: [Item]
+    }
+
+    static let fixture = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/tiny-real-vocab").path
+
+    static func scorer() throws -> Scorer {
+        let out = NSTemporaryDirectory() + "headroom-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        var options = ConvertOptions()
+        options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
+        _ = try Converter.convert(fixture, to: out, options: options)
+        Runtime.setThreads(2)
+        return Scorer(model: try OPTModel(path: out), tokenizer: try Tokenizer.load(out))
+    }
+
+    static func reference() throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: fixture + "/requests.json")))
+    }
+
+    @Test func matchesHF() throws {
+        let reference = try Self.reference()
+        let scorer = try Self.scorer()
+        let requests = reference.requests.map { Request(context: $0.context, continuation: $0.continuation) }
+        for (r, item) in zip(requests, reference.requests) {
+            let t = try scorer.tokens(r)
+            #expect(t.context == item.context_ids && t.continuation == item.continuation_ids, "\(item.continuation)")
+        }
+        let scores = try scorer.score(requests)
+        #expect(reference.requests.contains { $0.is_greedy })
+        for (score, item) in zip(scores, reference.requests) {
+            let tolerance = 1e-3 * Double(item.continuation_ids.count)
+            #expect(abs(score.loglikelihood - item.loglikelihood) <= tolerance,
+                    "\(item.continuation.prefix(30)): \(score.loglikelihood) vs HF \(item.loglikelihood)")
+            #expect(score.isGreedy == item.is_greedy)
+        }
+    }
+
+    /// Shared-context scoring equals scoring each whole context+continuation alone, within 1e-4,
+    /// including across several forward calls and with a tiny memory budget.
+    @Test func sharedContextsEqualSeparateScoring() throws {
+        let reference = try Self.reference()
+        let scorer = try Self.scorer()
+        let requests = reference.requests.map { Request(context: $0.context, continuation: $0.continuation) }
+        let separate = try scorer.score(requests, shareContexts: false)
+        scorer.tokensPerBatch = 300
+        scorer.options = ForwardOptions(memoryBudget: 1 << 16)
+        let shared = try scorer.score(requests)
+        for (a, b) in zip(shared, separate) {
+            #expect(abs(a.loglikelihood - b.loglikelihood) <= 1e-4, "\(a.loglikelihood) vs \(b.loglikelihood)")
+            #expect(a.isGreedy == b.isGreedy)
+        }
+    }
+}
