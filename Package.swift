@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["HRZFormat", "COpenBLAS"]),
         .target(name: "Evaluation", dependencies: ["HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime"]),
-        .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Benchmarks"]),
+        .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Benchmarks"]),
         .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),

@@ -55,7 +55,7 @@ public final class Scorer {
         return (context, continuation)
     }
 
-    /// Scores every request. With `shareContexts` false, each request runs alone as context + continuation
+    /// Scores every request; `progress(done, total)` counts tokens run. With `shareContexts` false, each request runs alone as context + continuation
     /// (the harness's layout), which the tests use as the reference for the shared layout.
     public func score(_ requests: [Request], shareContexts: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> [Score] {
         let tokenized = try requests.map(tokens)
@@ -70,19 +70,23 @@ public final class Scorer {
             groups = tokenized.indices.map { [$0] }
         }
         var scores = [Score?](repeating: nil, count: requests.count)
+        func groupTokens(_ g: [Int]) -> Int { tokenized[g[0]].context.count + g.reduce(0) { $0 + tokenized[$1].continuation.count } }
+        let totalTokens = groups.reduce(0) { $0 + groupTokens($1) }
+        var doneTokens = 0
+        progress?(0, totalTokens)
         var start = 0
         let output = LogitsBuffer()
         while start < groups.count {
             var end = start, tokens = 0
             while end < groups.count {
-                let g = groups[end]
-                let size = tokenized[g[0]].context.count + g.reduce(0) { $0 + tokenized[$1].continuation.count }
+                let size = groupTokens(groups[end])
                 if end > start && tokens + size > tokensPerBatch { break }
                 tokens += size
                 end += 1
             }
             try scoreBatch(Array(groups[start..<end]), tokenized, shareContexts: shareContexts, output: output, into: &scores)
-            progress?(scores.reduce(0) { $0 + ($1 == nil ? 0 : 1) }, requests.count)
+            doneTokens += tokens
+            progress?(doneTokens, totalTokens)
             start = end
         }
         return scores.map { $0! }

@@ -44,8 +44,14 @@ final class ProgressBar {
     }
 
     enum Unit {
-        case bytes, count
-        func format(_ n: Int) -> String { self == .bytes ? formatBytes(n) : "\(n)" }
+        case bytes, count, tokens
+        func format(_ n: Int) -> String {
+            switch self {
+            case .bytes: return formatBytes(n)
+            case .count: return "\(n)"
+            case .tokens: return "\(n) tok"
+            }
+        }
     }
 }
 

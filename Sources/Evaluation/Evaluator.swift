@@ -1,0 +1,153 @@
+/// `headroom eval`: the harness's protocol for each task × shots cell, scored with shared contexts, written
+/// as results.json plus one JSONL of requests per cell. Each finished cell is saved atomically and skipped
+/// on the next run, so a killed run resumes at the first unfinished cell.
+import Foundation
+import HRZFormat
+import Runtime
+import Tokenizer
+
+public struct CellResult: Codable, Sendable, Equatable {
+    public var task: String
+    public var shots: Int
+    public var metrics: [String: Double]
+    public var docs: Int
+    public var requests: Int
+    public var seconds: Double
+}
+
+public struct ResultsFile: Codable, Sendable {
+    public var harness: String
+    public var model: String
+    public var model_sha256: String
+    public var mask: String?
+    /// Keyed "task/shots", e.g. "copa/5".
+    public var cells: [String: CellResult]
+}
+
+public struct EvalOptions: Sendable {
+    public var tasks: [Task]
+    public var shots: [Int]
+    public var dataDirectory: String
+    public var outputDirectory: String
+    public var limit: Int?
+    public var mask = ModelMask()
+    /// A description of the mask for results.json (the files given), nil when unmasked.
+    public var maskDescription: String?
+    public var memoryBudget: Int?
+
+    public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
+        self.tasks = tasks
+        self.shots = shots
+        self.dataDirectory = dataDirectory
+        self.outputDirectory = outputDirectory
+    }
+}
+
+public final class Evaluator {
+    public static let harness = "lm-evaluation-harness 11fa0bf with amazon-science/llm-interpret tasks (emulated by Headroom)"
+    let scorer: Scorer
+    let options: EvalOptions
+    let modelPath: String
+
+    public init(modelPath: String, options: EvalOptions) throws {
+        let model = try OPTModel(path: modelPath)
+        scorer = Scorer(model: model, tokenizer: try Tokenizer.load(modelPath))
+        scorer.options = ForwardOptions(memoryBudget: options.memoryBudget, mask: options.mask)
+        self.options = options
+        self.modelPath = modelPath
+    }
+
+    var resultsPath: String { (options.outputDirectory as NSString).appendingPathComponent("results.json") }
+
+    /// Runs every cell not already in OUTDIR/results.json. `progress(cell, done, total)` counts tokens.
+    public func run(progress: ((String, Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> ResultsFile {
+        try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
+        let sha = scorer.model.contentID
+        var results = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription, cells: [:])
+        if let data = FileManager.default.contents(atPath: resultsPath) {
+            let existing: ResultsFile
+            do { existing = try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
+                throw TaskError(file: resultsPath, line: nil, "cannot read existing results: \(error)")
+            }
+            guard existing.model_sha256 == sha, existing.mask == options.maskDescription else {
+                throw TaskError(file: resultsPath, line: nil, "holds results of another model or mask; use another -o directory")
+            }
+            results.cells = existing.cells
+        }
+        for task in options.tasks {
+            for k in options.shots {
+                let key = "\(task.rawValue)/\(k)"
+                if results.cells[key] != nil { log("\(key)-shot: already done, kept"); continue }
+                let started = Date()
+                let cell = try runCell(task, shots: k) { done, total in progress?("\(task.rawValue) \(k)-shot", done, total) }
+                results.cells[key] = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
+                                                requests: cell.requests, seconds: Date().timeIntervalSince(started))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try AtomicFile.write([UInt8](try encoder.encode(results)), to: resultsPath)
+            }
+        }
+        return results
+    }
+
+    func file(_ task: Task, _ split: String) throws -> JSONLFile {
+        let path = "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TaskError(file: path, line: nil, "task \(task.rawValue): split '\(split)' is missing")
+        }
+        return try JSONLFile(path: path)
+    }
+
+    /// One cell: docs in the harness's shuffled order, few-shot draws from the same generator, scoring, metrics.
+    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void) throws -> (metrics: [String: Double], docs: Int, requests: Int) {
+        let eval = try file(task, task.evalSplit)
+        var population: [Int] = []
+        var train: JSONLFile?
+        if k > 0, let split = task.fewshotSplit {
+            do { train = try file(task, split) } catch {
+                throw TaskError(file: "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl", line: nil,
+                                "task \(task.rawValue): the few-shot source split '\(split)' is missing, so \(k)-shot cannot run (0-shot still works)")
+            }
+            population = try (0..<train!.count).filter { try task.eligibleForFewshot(try train!.row($0)) }
+        }
+        var rnd = PythonRandom(seed: 42)
+        var order = Array(0..<eval.count)
+        rnd.shuffle(&order)
+        let count = min(options.limit ?? order.count, order.count)
+        var items: [(position: Int, index: Int, row: Row, doc: TaskDoc, requests: [Request])] = []
+        for position in 0..<count {
+            let row = try eval.row(order[position])
+            let doc = try task.doc(row)
+            var examples: [TaskDoc] = []
+            if k > 0 {
+                if let train {
+                    examples = try rnd.sample(population.count, k).map { try task.doc(try train.row(population[$0])) }
+                } else {
+                    // No training docs: sample k + 1 eval docs, drop any equal to this doc, keep the first k.
+                    let text = try row.string("text")
+                    examples = try rnd.sample(eval.count, k + 1).map { try eval.row($0) }.filter { try $0.string("text") != text }
+                        .prefix(k).map { try task.doc($0) }
+                }
+            }
+            items.append((position, order[position], row, doc, doc.requests(context: fewshotContext(doc, examples: examples))))
+        }
+        let requests = items.flatMap(\.requests)
+        let scores = try scorer.score(requests, progress: progress)
+        var outcomes: [DocOutcome] = []
+        var lines: [String] = []
+        var offset = 0
+        for item in items {
+            let docScores = Array(scores[offset..<(offset + item.requests.count)])
+            outcomes.append(try task.outcome(item.doc, row: item.row, scores: docScores))
+            for (r, s) in zip(item.requests, docScores) {
+                let object: [String: Any] = ["doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
+                                             "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy]
+                lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+            }
+            offset += item.requests.count
+        }
+        let path = "\(options.outputDirectory)/requests/\(task.rawValue)-\(k)shot.jsonl"
+        try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
+        return (task.aggregate(outcomes), count, requests.count)
+    }
+}

@@ -1,0 +1,84 @@
+import Evaluation
+import Foundation
+import HRZFormat
+import Runtime
+
+struct EvalCommand: Command {
+    static let name = "eval"
+    static let summary = "evaluate on the paper's 16 tasks at 0/1/5 shots, prompts byte-identical to the pinned harness"
+    static let usage = """
+    Usage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR
+                         [--limit N] [--mask-heads FILE] [--mask-ffns FILE] [--memory-budget B] [--threads N]
+
+    Emulates lm-evaluation-harness 11fa0bf with amazon-science/llm-interpret's tasks: the eval split is
+    shuffled with random.Random(42), each doc's few-shot examples are drawn with rnd.sample from the same
+    generator, no BOS is added, and log-softmax runs over the first 50265 logits. Requests sharing a context
+    are scored with the context computed once.
+
+    DIR holds HF `datasets` rows as DIR/<task>/<split>.jsonl. Tasks: \(Task.allCases.map { $0.rawValue }.joined(separator: ", ")).
+
+    Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask) and
+    OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy).
+    Finished cells are kept: rerunning after a kill resumes at the first unfinished cell.
+
+    Options:
+      --limit N           the first N docs of the shuffled order, as the harness's limit
+      --mask-heads FILE   heads to mask, {"heads": [[layer, head], …]} (formats/masks.md)
+      --mask-ffns FILE    FFNs to mask, {"ffns": [layer, …]}
+      --memory-budget B   activation bytes in flight (e.g. 2G)
+      --threads N         threads (default: all cores)
+    """
+
+    var model: String
+    var options: EvalOptions
+    var maskHeads: String?
+    var maskFFNs: String?
+    var threads: Int
+
+    init(_ args: inout Arguments) throws(UsageError) {
+        guard let tasks = try args.option("--tasks") else { throw UsageError("missing --tasks") }
+        var list: [Task] = []
+        for name in tasks.split(separator: ",").map(String.init) {
+            if name == "all" { list += Task.allCases; continue }
+            guard let t = Task(rawValue: name) else {
+                throw UsageError("unknown task '\(name)'; tasks: \(Task.allCases.map(\.rawValue).joined(separator: ", ")), or all")
+            }
+            list.append(t)
+        }
+        let shotsText = try args.option("--shots") ?? "0"
+        let shots = shotsText.split(separator: ",").map { Int($0) }
+        guard !shots.isEmpty, shots.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 64 }) else { throw UsageError("--shots takes numbers like 0,1,5, got '\(shotsText)'") }
+        guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
+        guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
+        options = EvalOptions(tasks: list, shots: shots.map { $0! }, dataDirectory: data, outputDirectory: out)
+        if let l = try args.option("--limit") {
+            guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
+            options.limit = n
+        }
+        maskHeads = try args.option("--mask-heads")
+        maskFFNs = try args.option("--mask-ffns")
+        options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+        threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+        model = try args.positional("MODEL.hrz")
+    }
+
+    func run() throws -> Int32 {
+        Runtime.setThreads(threads)
+        var options = self.options
+        let config = try HRZReader(path: model).config
+        if let maskHeads { options.mask.heads = try MaskFile.heads(maskHeads, config: config) }
+        if let maskFFNs { options.mask.ffns = try MaskFile.ffns(maskFFNs, config: config) }
+        if maskHeads != nil || maskFFNs != nil {
+            options.maskDescription = [maskHeads.map { "heads: \($0)" }, maskFFNs.map { "ffns: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+        }
+        let bar = ProgressBar("eval")
+        let evaluator = try Evaluator(modelPath: model, options: options)
+        let results = try evaluator.run(progress: { cell, done, total in
+            bar.update(phase: cell, done: done, total: total, unit: .tokens)
+        }, log: { printError($0) })
+        bar.finish()
+        print(CompareCommand.table([(options.outputDirectory + "/results.json", results)]))
+        print("wrote \(options.outputDirectory)/results.json")
+        return 0
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+@testable import Checkpoints
+@testable import Evaluation
+@testable import HRZFormat
+@testable import Runtime
+
+/// `headroom eval`'s engine end to end on the tiny real-vocabulary fixture with the real task data.
+struct EvaluatorTests {
+    static func model() throws -> String {
+        let out = NSTemporaryDirectory() + "headroom-evaluator-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        var options = ConvertOptions()
+        options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
+        _ = try Converter.convert(ScorerTests.fixture, to: out, options: options)
+        Runtime.setThreads(2)
+        return out
+    }
+
+    static func requests(_ dir: String, _ cell: String) throws -> [[String: Any]] {
+        let text = try String(contentsOfFile: "\(dir)/requests/\(cell).jsonl", encoding: .utf8)
+        return text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    @Test func contextsMatchTheHarnessAndARunResumes() throws {
+        let model = try Self.model()
+        let out = NSTemporaryDirectory() + "headroom-eval-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var options = EvalOptions(tasks: [.copa, .wsc], shots: [0, 1], dataDirectory: HarnessDrawTests.shared.appendingPathComponent("tasks").path,
+                                  outputDirectory: out)
+        options.limit = 3
+        let first = try Evaluator(modelPath: model, options: options).run()
+        #expect(first.cells.keys.sorted() == ["copa/0", "copa/1", "wsc/0", "wsc/1"])
+        #expect(first.cells["copa/1"]?.docs == 3 && first.cells["copa/1"]?.requests == 6)
+        // Each doc's requests carry the harness's exact context, at the harness's positions.
+        for (task, k) in [("copa", 1), ("wsc", 1), ("copa", 0)] {
+            let samples = try String(contentsOf: HarnessDrawTests.shared.appendingPathComponent("harness_sample/\(task)_\(k)shot.jsonl"), encoding: .utf8)
+                .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            let rows = try Self.requests(out, "\(task)-\(k)shot")
+            for sample in samples {
+                let position = sample["position"] as! Int
+                let mine = rows.filter { $0["position"] as? Int == position }
+                #expect(mine.first?["doc"] as? Int == sample["doc_index"] as? Int)
+                #expect(mine.map { $0["context"] as! String } == (sample["requests"] as! [[String: Any]]).map { ($0["args"] as! [String])[0] })
+            }
+        }
+        // A run killed after some cells: drop one cell, rerun; finished cells are not recomputed.
+        let copa0 = "\(out)/requests/copa-0shot.jsonl"
+        let before = try FileManager.default.attributesOfItem(atPath: copa0)[.modificationDate] as! Date
+        var partial = first
+        partial.cells.removeValue(forKey: "wsc/1")
+        try JSONEncoder().encode(partial).write(to: URL(fileURLWithPath: "\(out)/results.json"))
+        try FileManager.default.removeItem(atPath: "\(out)/requests/wsc-1shot.jsonl")
+        Thread.sleep(forTimeInterval: 0.01)
+        let resumed = try Evaluator(modelPath: model, options: options).run()
+        #expect(try FileManager.default.attributesOfItem(atPath: copa0)[.modificationDate] as! Date == before)
+        #expect(resumed.cells["wsc/1"]?.metrics == first.cells["wsc/1"]?.metrics)
+        #expect(FileManager.default.fileExists(atPath: "\(out)/requests/wsc-1shot.jsonl"))
+    }
+
+    @Test func missingFewshotSplitIsNamedAndZeroShotRuns() throws {
+        let model = try Self.model()
+        let out = NSTemporaryDirectory() + "headroom-eval-piqa-\(getpid())"
+        var options = EvalOptions(tasks: [.piqa], shots: [0], dataDirectory: HarnessDrawTests.shared.appendingPathComponent("tasks").path,
+                                  outputDirectory: out)
+        options.limit = 2
+        #expect(try Evaluator(modelPath: model, options: options).run().cells["piqa/0"]?.docs == 2)
+        options.shots = [1]
+        do {
+            _ = try Evaluator(modelPath: model, options: options).run()
+            Issue.record("1-shot piqa must fail: its train split is missing")
+        } catch let e as TaskError {
+            #expect(e.file.hasSuffix("piqa/train.jsonl") && e.message.contains("0-shot still works"))
+        }
+    }
+}
+
+/// Metrics on tiny hand-computed cases.
+struct MetricTests {
+    func row(_ fields: [String: Any]) -> Row { Row(fields: fields, file: "test.jsonl", line: 1) }
+    func scores(_ lls: [Double], greedy: [Bool]? = nil) -> [Score] {
+        lls.enumerated().map { Score(loglikelihood: $0.element, isGreedy: greedy?[$0.offset] ?? false) }
+    }
+
+    @Test func multipleChoiceAccAndLengthNormalizedAcc() throws {
+        // Choices " a" (1 char) and " bbbb" (4 chars); gold 1. ll: -1.0 vs -2.0 → acc picks 0 (wrong);
+        // normalized: -1.0 vs -0.5 → picks 1 (right).
+        let r = row(["question": "Q", "choices": ["text": ["a", "bbbb"], "label": ["A", "B"]], "answerKey": "B"])
+        let doc = try Task.arcEasy.doc(r)
+        let o = try Task.arcEasy.outcome(doc, row: r, scores: scores([-1, -2]))
+        #expect(o.values == ["acc": 0, "acc_norm": 1])
+    }
+
+    @Test func yesNoTasks() throws {
+        let boolq = row(["passage": "P", "question": "q", "label": 1])
+        #expect(try Task.boolq.outcome(try Task.boolq.doc(boolq), row: boolq, scores: scores([-1, -2])).values["acc"] == 1)
+        let rte = row(["sentence1": "a", "sentence2": "b", "label": 1])  // not_entailment: right when ll(" False") > ll(" True")
+        #expect(try Task.rte.outcome(try Task.rte.doc(rte), row: rte, scores: scores([-3, -2])).values["acc"] == 1)
+    }
+
+    @Test func multircAccAllNeedsEveryAnswer() {
+        let outcomes = [DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "0/0", prediction: 0),
+                        DocOutcome(values: [:], group: "0/1", prediction: 1)]
+        #expect(Task.multirc.aggregate(outcomes)["acc"] == 0.5)
+    }
+
+    @Test func recordSquadMetrics() throws {
+        #expect(squadNormalize("The  Eiffel Tower!") == "eiffel tower")
+        #expect(tokenF1("eiffel tower paris", "The Eiffel Tower") == 0.8)
+        let r = row(["passage": "A\n@highlight\nB", "query": "@placeholder is tall", "entities": ["Eiffel Tower", "Paris"],
+                     "answers": ["The Eiffel Tower"]])
+        let o = try Task.record.outcome(try Task.record.doc(r), row: r, scores: scores([-1, -5]))
+        #expect(o.values == ["em": 1, "f1": 1])
+    }
+
+    @Test func cbMacroF1AndLambadaPerplexity() {
+        // sklearn: f1_score([0, 1, 2, 2], [0, 2, 2, 2], average="macro") = (1 + 0 + 0.8) / 3
+        let pairs = [(0, 0), (2, 1), (2, 2), (2, 2)].map { (prediction: $0.0, gold: $0.1) }
+        #expect(abs(macroF1(pairs, classes: 3) - 0.6) < 1e-12)
+        let lambada = [DocOutcome(values: ["acc": 1, "ppl": -1]), DocOutcome(values: ["acc": 0, "ppl": -3])]
+        let m = Task.lambadaOpenAI.aggregate(lambada)
+        #expect(m["acc"] == 0.5 && abs(m["ppl"]! - Foundation.exp(2)) < 1e-12)
+    }
+}
