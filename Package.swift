@@ -18,7 +18,7 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["HRZFormat"]),
         .target(name: "Runtime", dependencies: ["HRZFormat", "COpenBLAS"]),
         .target(name: "Evaluation", dependencies: ["HRZFormat", "Tokenizer", "Runtime"]),
-        .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime"]),
+        .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime", "Evaluation"]),
         .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Benchmarks"]),
         .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],

@@ -4,6 +4,7 @@
 Usage:
     python3 Tools/bench_peers.py forward --preset opt-1.3b --sequences 8 --tokens 256 --threads 2 [--last-only] [--runs 3] [--layers N]
     python3 Tools/bench_peers.py pair --headroom .build/release/headroom --preset opt-1.3b [--pairs 3] [--last-only] [--peer-all-logits]
+    python3 Tools/bench_peers.py eval --requests OUT/requests/*.jsonl --preset opt-125m --tokenizer ../shared/data/tokenizer/opt
     python3 Tools/bench_peers.py sgemm --threads 2
 
 Needs:  pip install "torch==2.13.0+cpu" transformers
@@ -17,6 +18,11 @@ pair: runs `headroom bench forward --json` and this script's forward alternately
 PAIRS times, so both see the same machine drift; prints each side's median tokens/s and the median of
 the per-pair ratios. --peer-all-logits makes the peer compute every position's logits even when
 Headroom computes only the last (the harness-style peer).
+eval: the harness's way of scoring (lm-eval 11fa0bf `_loglikelihood_tokens`): every (context, continuation)
+pair of the given request files (written by `headroom bench eval`, so both sides do the same work) is
+tokenized separately, the pairs are sorted by length, and each batch of 8 is padded and run whole; the
+continuation's log-probabilities are read from a log-softmax over the first 50265 logits. Model loading
+is excluded; tokenization is included.
 sgemm: torch.matmul GFLOP/s on 2048³ fp32 (torch's BLAS, MKL on x86 wheels), for reference.
 """
 import argparse
@@ -102,6 +108,43 @@ def pair(args):
     }, sort_keys=True))
 
 
+def eval_peer(args):
+    from transformers import GPT2Tokenizer, OPTConfig, OPTForCausalLM
+    C, L, H, F, E, pre = PRESETS[args.preset]
+    cfg = OPTConfig(hidden_size=C, num_hidden_layers=args.layers or L, num_attention_heads=H, ffn_dim=F, word_embed_proj_dim=E,
+                    do_layer_norm_before=pre, vocab_size=50272, max_position_embeddings=2048)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = OPTForCausalLM(cfg).eval().float()
+    tok = GPT2Tokenizer(args.tokenizer + "/vocab.json", args.tokenizer + "/merges.txt")
+    pairs = [json.loads(line) for f in args.requests for line in open(f)]
+    start = time.perf_counter()
+    encoded = []
+    for p in pairs:
+        ctx = [2] if p["context"] == "" else tok.encode(p["context"], add_special_tokens=False)
+        cont = tok.encode(p["continuation"], add_special_tokens=False)
+        encoded.append((ctx, cont))
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0] + encoded[i][1]))
+    lls = [0.0] * len(encoded)
+    tokens = 0
+    with torch.inference_mode():
+        for b in range(0, len(order), 8):
+            batch = order[b:b + 8]
+            inputs = [(encoded[i][0] + encoded[i][1])[-2049:][:-1] for i in batch]
+            width = max(len(x) for x in inputs)
+            tokens += width * len(inputs)
+            padded = torch.tensor([x + [0] * (width - len(x)) for x in inputs])
+            logp = torch.log_softmax(model(padded).logits[:, :, :50265], dim=-1)
+            for row, i in enumerate(batch):
+                ctx, cont = encoded[i]
+                n = len(inputs[row])
+                lls[i] = float(logp[row, n - len(cont):n].gather(1, torch.tensor(cont)[:, None]).sum())
+    seconds = time.perf_counter() - start
+    print(json.dumps({"peer": "harness-style hf loop, batch 8", "preset": args.preset, "requests": len(pairs),
+                      "seconds": seconds, "requests_per_s": len(pairs) / seconds, "padded_tokens": tokens,
+                      "threads": torch.get_num_threads()}, sort_keys=True))
+
+
 def sgemm(args):
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
@@ -115,7 +158,9 @@ def sgemm(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("suite", choices=["forward", "pair", "sgemm"])
+    ap.add_argument("suite", choices=["forward", "pair", "eval", "sgemm"])
+    ap.add_argument("--requests", nargs="*", default=[])
+    ap.add_argument("--tokenizer", default="../shared/data/tokenizer/opt")
     ap.add_argument("--headroom", default=".build/release/headroom")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--peer-all-logits", action="store_true")
@@ -128,7 +173,7 @@ def main():
     ap.add_argument("--last-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"forward": forward, "pair": pair, "sgemm": sgemm}[args.suite](args)
+    {"forward": forward, "pair": pair, "eval": eval_peer, "sgemm": sgemm}[args.suite](args)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ public final class Evaluator {
 
     var resultsPath: String { (options.outputDirectory as NSString).appendingPathComponent("results.json") }
 
+    /// Cells that could not run because a split is missing, with the reason; the other cells still run.
+    public private(set) var skipped: [(cell: String, error: TaskError)] = []
+
     /// Runs every cell not already in OUTDIR/results.json. `progress(cell, done, total)` counts tokens.
+    /// A cell whose data is missing is skipped (see `skipped`); any other error stops the run.
     public func run(progress: ((String, Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> ResultsFile {
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         let sha = scorer.model.contentID
@@ -79,7 +83,13 @@ public final class Evaluator {
                 let key = "\(task.rawValue)/\(k)"
                 if results.cells[key] != nil { log("\(key)-shot: already done, kept"); continue }
                 let started = Date()
-                let cell = try runCell(task, shots: k) { done, total in progress?("\(task.rawValue) \(k)-shot", done, total) }
+                let cell: (metrics: [String: Double], docs: Int, requests: Int)
+                do {
+                    cell = try runCell(task, shots: k) { done, total in progress?("\(task.rawValue) \(k)-shot", done, total) }
+                } catch let error as TaskError where error.missingData {
+                    skipped.append((key, error))
+                    continue
+                }
                 results.cells[key] = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
                                                 requests: cell.requests, seconds: Date().timeIntervalSince(started))
                 let encoder = JSONEncoder()
@@ -93,7 +103,9 @@ public final class Evaluator {
     func file(_ task: Task, _ split: String) throws -> JSONLFile {
         let path = "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl"
         guard FileManager.default.fileExists(atPath: path) else {
-            throw TaskError(file: path, line: nil, "task \(task.rawValue): split '\(split)' is missing")
+            var error = TaskError(file: path, line: nil, "task \(task.rawValue): split '\(split)' is missing")
+            error.missingData = true
+            throw error
         }
         return try JSONLFile(path: path)
     }
@@ -105,8 +117,10 @@ public final class Evaluator {
         var train: JSONLFile?
         if k > 0, let split = task.fewshotSplit {
             do { train = try file(task, split) } catch {
-                throw TaskError(file: "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl", line: nil,
-                                "task \(task.rawValue): the few-shot source split '\(split)' is missing, so \(k)-shot cannot run (0-shot still works)")
+                var error = TaskError(file: "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl", line: nil,
+                                      "task \(task.rawValue): the few-shot source split '\(split)' is missing, so \(k)-shot cannot run (0-shot still works)")
+                error.missingData = true
+                throw error
             }
             population = try (0..<train!.count).filter { try task.eligibleForFewshot(try train!.row($0)) }
         }

@@ -27,6 +27,8 @@ public struct TaskError: Error, CustomStringConvertible, Sendable {
     public var file: String
     public var line: Int?
     public var message: String
+    /// A split file is absent (as opposed to present but malformed): evaluation skips that cell.
+    public var missingData = false
     public init(file: String, line: Int?, _ message: String) {
         self.file = file
         self.line = line

@@ -1,15 +1,22 @@
 import Benchmarks
+import Evaluation
 import Foundation
 import Runtime
 
 struct BenchCommand: Command {
     static let name = "bench"
-    static let summary = "benchmarks: `bench format` (compression, decode speed), `bench forward` (tokens/s)"
+    static let summary = "benchmarks: `bench format` (compression, decode), `bench forward` (tokens/s), `bench eval` (wall time)"
     static let usage = """
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
            headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
                                   [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
                                   [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json]
+
+           headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
+
+    eval: times a fresh `headroom eval` (model load included) into -o DIR (default $TMPDIR/headroom-bench-eval,
+    emptied first). The harness-style HF peer scores the very request files it wrote:
+    python3 Tools/bench_peers.py eval --requests DIR/requests/*.jsonl --preset opt-125m
 
     forward: times the forward pass over SEQUENCES × TOKENS random tokens on a synthetic model with the
     preset's real shapes (synthesized into --cache-dir on first use, default $TMPDIR/headroom-bench), after
@@ -39,6 +46,8 @@ struct BenchCommand: Command {
     var models: [String] = []
     var json: Bool
     var forward = ForwardBenchOptions()
+    var evalModel = ""
+    var evalOptions = EvalOptions(tasks: [], shots: [], dataDirectory: "", outputDirectory: "")
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
@@ -73,12 +82,32 @@ struct BenchCommand: Command {
                 guard let s = LayerStream.Schedule(rawValue: schedule) else { throw UsageError("--schedule takes overlap or inline, got '\(schedule)'") }
                 forward.schedule = s
             }
+        case "eval":
+            let tasks = (try args.option("--tasks") ?? "copa,arc_easy").split(separator: ",").map(String.init)
+            guard tasks.allSatisfy({ Task(rawValue: $0) != nil }) else { throw UsageError("--tasks takes task names, got '\(tasks)'") }
+            guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
+            let shots = try args.option("--shots", default: 5, in: 0...64)
+            let out = try args.option("-o") ?? NSTemporaryDirectory() + "headroom-bench-eval"
+            evalOptions = EvalOptions(tasks: tasks.map { Task(rawValue: $0)! }, shots: [shots], dataDirectory: data, outputDirectory: out)
+            evalOptions.limit = try args.option("--limit", default: 100, in: 1...1_000_000)
+            forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            evalModel = try args.positional("MODEL.hrz")
         default:
-            throw UsageError("unknown benchmark '\(suite)'; available: format, forward")
+            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, eval")
         }
     }
 
     func run() throws -> Int32 {
+        if suite == "eval" {
+            Runtime.setThreads(forward.threads)
+            let r = try EvalBenchmark.run(model: evalModel, options: evalOptions)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(json ? String(decoding: try encoder.encode(r), as: UTF8.self)
+                       : String(format: "%d requests (%@) in %.2f s, %.1f requests/s; request files in %@/requests",
+                                r.requests, r.cells.joined(separator: ", "), r.seconds, r.requestsPerS, r.outputDirectory))
+            return 0
+        }
         if suite == "forward" {
             let result = try ForwardBenchmark.run(forward) { printError($0) }
             if json {

@@ -19,7 +19,9 @@ struct EvalCommand: Command {
 
     Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask) and
     OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy).
-    Finished cells are kept: rerunning after a kill resumes at the first unfinished cell.
+    Finished cells are kept: rerunning after a kill resumes at the first unfinished cell. A cell whose
+    split is missing from DIR is skipped with a message naming the file, the others still run, and the
+    exit status is 1.
 
     Options:
       --limit N           the first N docs of the shuffled order, as the harness's limit
@@ -79,6 +81,7 @@ struct EvalCommand: Command {
         bar.finish()
         print(CompareCommand.table([(options.outputDirectory + "/results.json", results)]))
         print("wrote \(options.outputDirectory)/results.json")
-        return 0
+        for (cell, error) in evaluator.skipped { printError("skipped \(cell)-shot: \(error)") }
+        return evaluator.skipped.isEmpty ? 0 : 1
     }
 }
