@@ -118,3 +118,31 @@ struct MetricTests {
         #expect(m["acc"] == 0.5 && abs(m["ppl"]! - Foundation.exp(2)) < 1e-12)
     }
 }
+
+/// formats/masks.md files → the runtime's ModelMask, with errors naming the file and entry.
+struct MaskFileTests {
+    let config = OPTConfig(hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4, ffnDim: 32)
+
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "headroom-mask-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func readsHeadsAndFFNs() throws {
+        let heads = try MaskFile.heads(try write(#"{"heads": [[0, 3], [1, 0], [1, 0]]}"#), config: config)
+        #expect(heads == [[true, true, true, false], [false, true, true, true]])
+        #expect(try MaskFile.ffns(try write(#"{"ffns": [1]}"#), config: config) == [true, false])
+    }
+
+    @Test func badEntriesAreNamed() throws {
+        let path = try write(#"{"heads": [[0, 1], [2, 0]]}"#)
+        do {
+            _ = try MaskFile.heads(path, config: config)
+            Issue.record("layer 2 of a 2-layer model must be an error")
+        } catch let e as TaskError {
+            #expect(e.file == path && e.message.hasPrefix("heads[1] = [2, 0] is not a [layer, head]"))
+        }
+        #expect(throws: TaskError.self) { try MaskFile.ffns(try write(#"{"heads": []}"#), config: config) }
+    }
+}
