@@ -27,6 +27,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Checkpoints", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Runtime", "Tokenizer", "Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Runtime", "Checkpoints", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),
     ],
     swiftLanguageModes: [.v5]

@@ -40,3 +40,29 @@ func laneSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<F
     while i < n { total += f(SIMD8<Float>(repeating: x[i]))[0]; i += 1 }
     return total
 }
+
+/// dInput `[T, C]` += ∂(layerNorm)/∂input applied to dOut `[T, C]`, given the forward's input, mean and
+/// rstd `[T]` (llm.c `layernorm_backward`, without weight gradients). `weight` nil means no affine.
+/// Accumulates into `dInput`.
+public func layerNormBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                              mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>?, T: Int, C: Int) {
+    parallelRanges(T, minimumPerTask: max(1, 4096 / max(1, C))) { rows in
+        for t in rows {
+            let x = input + t * C, dy = dOut + t * C, dx = dInput + t * C
+            let m = mean[t], s = rstd[t]
+            var meanD = 0.0, meanDN = 0.0
+            for i in 0..<C {
+                let n = (x[i] - m) * s
+                let d = dy[i] * (weight?[i] ?? 1)
+                meanD += Double(d)
+                meanDN += Double(d * n)
+            }
+            let a = Float(meanD / Double(C)), b = Float(meanDN / Double(C))
+            for i in 0..<C {
+                let n = (x[i] - m) * s
+                let d = dy[i] * (weight?[i] ?? 1)
+                dx[i] += (d - a - n * b) * s
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+@testable import Checkpoints
+@testable import HRZFormat
+@testable import Runtime
+
+/// Gradient head importance against torch autograd through HF (Tools/make_importance_reference.py).
+struct ImportanceTests {
+    struct Reference: Decodable {
+        struct Item: Decodable { var context: [Int]; var continuation: [Int] }
+        var requests: [Item]
+        var scores: [[Double]]
+    }
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test(arguments: ["safetensors-f32", "post-ln-350m-style", "safetensors-sharded-f16"])
+    func headImportanceMatchesAutograd(_ fixture: String) throws {
+        Runtime.setThreads(2)
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
+            .appendingPathComponent("Fixtures/\(fixture)/importance.json")))
+        let out = NSTemporaryDirectory() + "headroom-importance-\(getpid())-\(fixture).hrz"
+        _ = try Converter.convert(Self.root.appendingPathComponent("Tests/CheckpointsTests/Fixtures/\(fixture)").path, to: out)
+        let model = try OPTModel(path: out)
+        let scores = try model.headImportance(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
+        for (l, row) in scores.enumerated() {
+            for (h, value) in row.enumerated() {
+                let expected = reference.scores[l][h]
+                #expect(abs(value - expected) <= 1e-3 * abs(expected) + 1e-9, "\(fixture) layer \(l) head \(h): \(value) vs autograd \(expected)")
+            }
+        }
+    }
+}
