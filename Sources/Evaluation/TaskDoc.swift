@@ -7,6 +7,11 @@ import Foundation
 public struct Request: Equatable, Sendable {
     public var context: String
     public var continuation: String
+
+    public init(context: String, continuation: String) {
+        self.context = context
+        self.continuation = continuation
+    }
 }
 
 public struct TaskDoc: @unchecked Sendable {

@@ -16,8 +16,9 @@ final class ProgressBar {
         let finished = done >= total
         if phase != self.phase {
             if drawn { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+            // The first phase is timed from the bar's creation: its first report may come after real work.
+            if !self.phase.isEmpty { phaseStart = now }
             self.phase = phase
-            phaseStart = now
             drawn = false
         } else if !finished && now.timeIntervalSince(lastDraw) < (interactive ? 0.25 : 5) {
             return

@@ -4,7 +4,7 @@ import Runtime
 
 let commands: [Command.Type] = [
     ConvertCommand.self, InspectCommand.self, SynthCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self,
-    EvalCommand.self, CompareCommand.self, BenchCommand.self,
+    EvalCommand.self, CompareCommand.self, ImportanceCommand.self, BenchCommand.self,
 ]
 
 func topLevelHelp() -> String {
@@ -16,7 +16,7 @@ func topLevelHelp() -> String {
     Commands:
 
     """
-    for c in commands { text += "  " + c.name.padding(toLength: 10, withPad: " ", startingAt: 0) + c.summary + "\n" }
+    for c in commands { text += "  " + c.name.padding(toLength: 12, withPad: " ", startingAt: 0) + c.summary + "\n" }
     return text
 }
 
