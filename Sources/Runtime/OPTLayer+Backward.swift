@@ -37,7 +37,10 @@ extension OPTModel {
 
     /// out `[T, N]` = input `[T, K]` · Wᵀ + b for the named projections stacked by rows.
     func dense(_ w: DecodedLayer, _ names: [String], _ input: [Float], T: Int, K: Int) throws -> [Float] {
-        let N = try names.reduce(0) { $0 + (try floats(w, $1 + ".weight")).count / K }
+        let N = try names.reduce(0) { n, name in
+            guard let t = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
+            return n + t.info.shape[0]
+        }
         var out = [Float](repeating: 0, count: T * N)
         try out.withUnsafeMutableBufferPointer { o in
             try input.withUnsafeBufferPointer { i in try linear(w, names, out: o.baseAddress!, input: i.baseAddress!, M: T, K: K) }
