@@ -29,6 +29,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let vocabularySize: Int
     /// OPT's BOS, `</s>`.
     public let bosID = 2
+    /// Vocabulary id of each merge's result, in merge-rank order (lower rank = merged earlier = more frequent).
+    public private(set) var mergedTokenIDs: [Int] = []
 
     /// - Parameters: `vocab` is the text of vocab.json, `merges` the text of merges.txt.
     public init(vocab: String, merges: String, vocabName: String = "vocab.json", mergesName: String = "merges.txt") throws {
@@ -52,6 +54,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         var lineNumber = 0
         var rank: Int32 = 0
+        var mergedSymbols: [Int32] = []
         for line in merges.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let text = line.hasSuffix("\r") ? line.dropLast() : line
@@ -65,11 +68,13 @@ public final class Tokenizer: @unchecked Sendable {
             let merged = bpe.symbol(String(parts[0]) + String(parts[1]))
             let key = BPE.key(a, b)
             if bpe.merges[key] == nil { bpe.merges[key] = (rank, merged) }  // HF keeps the first rank of a duplicate.
+            mergedSymbols.append(merged)
             rank += 1
         }
         for b in 0..<256 { bpe.byteSymbols.append(bpe.symbol(String(Character(ByteMap.encode[b])))) }
         let vocabIDs = Dictionary(entries, uniquingKeysWith: { first, _ in first })
         symbolToID = bpe.symbols.map { Int32(vocabIDs[$0] ?? -1) }
+        mergedTokenIDs = mergedSymbols.compactMap { let id = symbolToID[Int($0)]; return id >= 0 ? Int(id) : nil }
     }
 
     /// Token ids of `text`, with OPT's BOS (2) first when `bos` is true.

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import Analysis
+@testable import Checkpoints
+@testable import Runtime
+@testable import Tokenizer
+
+/// Prefix-matching scores against HF attentions (Tools/make_induction_reference.py), and the random sequences.
+struct InductionTests {
+    struct Reference: Decodable { var sequences: [[Int]]; var prefix_matching: [[Double]] }
+
+    @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
+    func prefixMatchingMatchesHF(_ fixture: String) throws {
+        Runtime.setThreads(2)
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
+            .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
+        let out = NSTemporaryDirectory() + "headroom-induction-\(getpid())-\(fixture).hrz"
+        _ = try Converter.convert(ImportanceTests.root.appendingPathComponent("Tests/CheckpointsTests/Fixtures/\(fixture)").path, to: out)
+        let scores = try OPTModel(path: out).prefixMatching(reference.sequences)
+        for (l, row) in scores.enumerated() {
+            for (h, value) in row.enumerated() {
+                let expected = reference.prefix_matching[l][h]
+                #expect(abs(value - expected) <= 1e-5 + 1e-3 * abs(expected), "\(fixture) layer \(l) head \(h): \(value) vs HF \(expected)")
+            }
+        }
+    }
+
+    @Test func randomSequencesAreUniqueMidRankTokensAndDeterministic() throws {
+        let tokenizer = try Tokenizer(directory: ImportanceTests.root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path)
+        let a = InductionSequences.random(count: 3, seed: 7, tokenizer: tokenizer)
+        #expect(a == InductionSequences.random(count: 3, seed: 7, tokenizer: tokenizer))
+        #expect(a != InductionSequences.random(count: 3, seed: 8, tokenizer: tokenizer))
+        #expect(a.map(\.count) == [25, 27, 29])
+        let ranked = tokenizer.mergedTokenIDs
+        let middle = Set(ranked[(ranked.count * 4 / 100)..<(ranked.count - ranked.count * 4 / 100)])
+        #expect(a.allSatisfy { Set($0).count == $0.count && $0.allSatisfy(middle.contains) })
+        #expect(ranked.count == 50000)
+    }
+}
