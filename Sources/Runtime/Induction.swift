@@ -37,3 +37,73 @@ extension OPTModel {
         return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
     }
 }
+
+extension OPTModel {
+    /// The paper's copying probe on BOS + each base sequence: every layer sees only the token embeddings plus
+    /// positions (through `project_in` if present), then its attention layer norm. For each head, each
+    /// position's own value vector is mapped through `out_proj` (bias included), `project_out` if present,
+    /// and the LM head; over the tokens attendable so far, relu(p − mean p); the position's score is the share
+    /// of that relu taken by the position the head attends to most. Averaged over positions 1…T−1, then over
+    /// sequences. `[L][num_attention_heads]` by original head index.
+    public func copyingScores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, E = config.wordEmbedProjDim, V = config.vocabSize
+        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
+        let embedding = embeddingFloats()
+        for (index, base) in sequences.enumerated() {
+            let ids = [config.bosTokenId] + base
+            try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
+            let T = ids.count
+            guard T >= 2 else { throw RuntimeError("sequence \(index): needs at least 1 token") }
+            var x = [Float](repeating: 0, count: T * C)
+            x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
+            for l in 0..<L {
+                let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+                let H = plans[l].heads.count, HD = H * D
+                guard HD > 0 else { continue }
+                let (h, _, _) = savedNorm(x, try normParameters(w, "self_attn_layer_norm"), T: T)
+                var qkv = try dense(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, h, T: T, K: C)
+                let scaling = 1 / Float(D).squareRoot()
+                for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
+                let outWeight = try floats(w, "self_attn.out_proj.weight")                     // [C, H·D]
+                let outBias = config.enableBias ? try floats(w, "self_attn.out_proj.bias") : [Float](repeating: 0, count: C)
+                for (k, head) in plans[l].heads.enumerated() {
+                    var attention = [Float](repeating: 0, count: T * T)
+                    var values = [Float](repeating: 0, count: T * C)
+                    qkv.withUnsafeBufferPointer { q in
+                        let base = q.baseAddress!
+                        BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + k * D, lda: 3 * HD, b: base + HD + k * D, ldb: 3 * HD, c: &attention, ldc: T)
+                        causalSoftmax(&attention, rows: T, prefix: 0, ld: T)
+                        outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
+                            BLAS.gemm(transB: true, M: T, N: C, K: D, a: base + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
+                        }
+                    }
+                    for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
+                    var features = values
+                    if let projectOut {
+                        features = [Float](repeating: 0, count: T * E)
+                        BLAS.linear(out: &features, input: values, weight: projectOut, bias: nil, M: T, N: E, K: C)
+                    }
+                    var logits = [Float](repeating: 0, count: T * V)
+                    BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: T, N: V, K: E)
+                    var sum = 0.0
+                    for t in 1..<T {
+                        let row = t * V
+                        var maximum = -Float.infinity
+                        for v in 0..<V { maximum = max(maximum, logits[row + v]) }
+                        var z = 0.0
+                        for v in 0..<V { z += Foundation.exp(Double(logits[row + v] - maximum)) }
+                        let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
+                        let mean = p.reduce(0, +) / Double(p.count)
+                        let relu = p.map { max(0, $0 - mean) }
+                        let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
+                        let mass = relu.reduce(0, +)
+                        sum += mass > 0 ? relu[top] / mass : 0
+                    }
+                    total[l][head] += sum / Double(T - 1)
+                }
+            }
+            progress?(index + 1, sequences.count)
+        }
+        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
+    }
+}

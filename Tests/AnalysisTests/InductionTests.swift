@@ -7,7 +7,7 @@ import Testing
 
 /// Prefix-matching scores against HF attentions (Tools/make_induction_reference.py), and the random sequences.
 struct InductionTests {
-    struct Reference: Decodable { var sequences: [[Int]]; var prefix_matching: [[Double]] }
+    struct Reference: Decodable { var sequences: [[Int]]; var prefix_matching: [[Double]]; var copying: [[Double]] }
 
     @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
     func prefixMatchingMatchesHF(_ fixture: String) throws {
@@ -16,11 +16,14 @@ struct InductionTests {
             .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
         let out = NSTemporaryDirectory() + "headroom-induction-\(getpid())-\(fixture).hrz"
         _ = try Converter.convert(ImportanceTests.root.appendingPathComponent("Tests/CheckpointsTests/Fixtures/\(fixture)").path, to: out)
-        let scores = try OPTModel(path: out).prefixMatching(reference.sequences)
-        for (l, row) in scores.enumerated() {
-            for (h, value) in row.enumerated() {
-                let expected = reference.prefix_matching[l][h]
-                #expect(abs(value - expected) <= 1e-5 + 1e-3 * abs(expected), "\(fixture) layer \(l) head \(h): \(value) vs HF \(expected)")
+        let model = try OPTModel(path: out)
+        for (name, scores, expected) in [("prefix matching", try model.prefixMatching(reference.sequences), reference.prefix_matching),
+                                         ("copying", try model.copyingScores(reference.sequences), reference.copying)] {
+            for (l, row) in scores.enumerated() {
+                for (h, value) in row.enumerated() {
+                    #expect(abs(value - expected[l][h]) <= 1e-5 + 1e-3 * abs(expected[l][h]),
+                            "\(fixture) \(name) layer \(l) head \(h): \(value) vs reference \(expected[l][h])")
+                }
             }
         }
     }
