@@ -110,8 +110,17 @@ public final class Evaluator {
         return try JSONLFile(path: path)
     }
 
-    /// One cell: docs in the harness's shuffled order, few-shot draws from the same generator, scoring, metrics.
-    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void) throws -> (metrics: [String: Double], docs: Int, requests: Int) {
+    /// A cell's docs in the harness's order with their requests, ready to score under any forward options.
+    public struct CellWork {
+        public var task: Task
+        public var shots: Int
+        var items: [(position: Int, index: Int, row: Row, doc: TaskDoc, requests: [Request])]
+        public var requests: [Request] { items.flatMap(\.requests) }
+        public var docs: Int { items.count }
+    }
+
+    /// Docs in the harness's shuffled order, few-shot draws from the same generator, contexts and requests.
+    public func prepareCell(_ task: Task, shots k: Int) throws -> CellWork {
         let eval = try file(task, task.evalSplit)
         var population: [Int] = []
         var train: JSONLFile?
@@ -128,7 +137,7 @@ public final class Evaluator {
         var order = Array(0..<eval.count)
         rnd.shuffle(&order)
         let count = min(options.limit ?? order.count, order.count)
-        var items: [(position: Int, index: Int, row: Row, doc: TaskDoc, requests: [Request])] = []
+        var work = CellWork(task: task, shots: k, items: [])
         for position in 0..<count {
             let row = try eval.row(order[position])
             let doc = try task.doc(row)
@@ -143,17 +152,44 @@ public final class Evaluator {
                         .prefix(k).map { try task.doc($0) }
                 }
             }
-            items.append((position, order[position], row, doc, doc.requests(context: fewshotContext(doc, examples: examples))))
+            work.items.append((position, order[position], row, doc, doc.requests(context: fewshotContext(doc, examples: examples))))
         }
-        let requests = items.flatMap(\.requests)
-        let scores = try scorer.score(requests, progress: progress)
+        return work
+    }
+
+    /// Scores a prepared cell with `forward` options (masks, layer-input cache) and aggregates its metrics.
+    public func score(_ work: CellWork, forward: ForwardOptions? = nil,
+                      progress: ((Int, Int) -> Void)? = nil) throws -> (metrics: [String: Double], scores: [Score], outcomes: [DocOutcome]) {
+        let saved = scorer.options
+        if let forward { scorer.options = forward }
+        defer { scorer.options = saved }
+        let scores = try scorer.score(work.requests, progress: progress)
         var outcomes: [DocOutcome] = []
+        var offset = 0
+        for item in work.items {
+            outcomes.append(try work.task.outcome(item.doc, row: item.row, scores: Array(scores[offset..<(offset + item.requests.count)])))
+            offset += item.requests.count
+        }
+        return (work.task.aggregate(outcomes), scores, outcomes)
+    }
+
+    /// The forward options this evaluator scores with (memory budget, masks).
+    public var forwardOptions: ForwardOptions { scorer.options }
+
+    /// Layers of the model.
+    public var layerCount: Int { scorer.model.config.numHiddenLayers }
+
+    /// The model's content id.
+    public var modelID: String { scorer.model.contentID }
+
+    /// One cell: prepare, score, write the request file.
+    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void) throws -> (metrics: [String: Double], docs: Int, requests: Int) {
+        let work = try prepareCell(task, shots: k)
+        let (metrics, scores, _) = try score(work, progress: progress)
         var lines: [String] = []
         var offset = 0
-        for item in items {
-            let docScores = Array(scores[offset..<(offset + item.requests.count)])
-            outcomes.append(try task.outcome(item.doc, row: item.row, scores: docScores))
-            for (r, s) in zip(item.requests, docScores) {
+        for item in work.items {
+            for (r, s) in zip(item.requests, scores[offset..<(offset + item.requests.count)]) {
                 let object: [String: Any] = ["doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
                                              "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy]
                 lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -162,6 +198,6 @@ public final class Evaluator {
         }
         let path = "\(options.outputDirectory)/requests/\(task.rawValue)-\(k)shot.jsonl"
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
-        return (task.aggregate(outcomes), count, requests.count)
+        return (metrics, work.docs, scores.count)
     }
 }

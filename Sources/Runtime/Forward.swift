@@ -52,6 +52,9 @@ public struct ForwardOptions: Sendable {
     /// again on a copy of its input with its weights already decoded, recording both times. The pair measures
     /// what streaming costs on exactly the same layer in the same moment.
     public var compareCached = false
+    /// Record every layer's input (`.record`), or start at a layer from recorded inputs (`.replay`): the oracle
+    /// ablation of layer l's FFN reuses everything below l, which computes exactly what the baseline computed.
+    public var layerInputs: LayerInputCache?
 
     public init(memoryBudget: Int? = nil, mask: ModelMask = ModelMask()) {
         self.memoryBudget = memoryBudget
@@ -85,6 +88,26 @@ public struct SequenceLogits: @unchecked Sendable {
 
     /// All requested rows concatenated, `[positions.count · V]` (a copy).
     public var values: [Float] { rows.flatMap { Array(buffer.row($0)) } }
+}
+
+/// Layer inputs `[T, C]` of every pass of a sequence of forward calls, recorded once and replayed from any
+/// layer. Kept in memory: size is tokens × hidden × 4 bytes × layers.
+public final class LayerInputCache: @unchecked Sendable {
+    public enum Mode: Sendable { case record, replay(fromLayer: Int) }
+    public var mode: Mode = .record
+    /// [pass][layer] → inputs; passes in the order the forward calls ran them.
+    var passes: [[[Float]]] = []
+    var cursor = 0
+    public init() {}
+
+    /// Switches to replaying from `layer`, starting again at the first recorded pass.
+    public func replay(fromLayer layer: Int) {
+        mode = .replay(fromLayer: layer)
+        cursor = 0
+    }
+
+    /// Bytes held.
+    public var byteCount: Int { passes.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count * 4 } } }
 }
 
 /// Timing of the last forward, for benchmarks.
@@ -209,9 +232,26 @@ extension OPTModel {
         stats.tokens += T
         let C = config.hiddenSize
         let x = scratch.x.reserve(T * C)
-        Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         let L = config.numHiddenLayers
-        for l in 0..<L {
+        var firstLayer = 0
+        var recorded: [[Float]]? = nil
+        switch options.layerInputs?.mode {
+        case .replay(let from)?:
+            let cache = options.layerInputs!
+            guard cache.cursor < cache.passes.count, cache.passes[cache.cursor].count == L, cache.passes[cache.cursor][from].count == T * C else {
+                throw RuntimeError("layer-input cache does not match this forward (replay must repeat the recorded calls)")
+            }
+            x.update(from: cache.passes[cache.cursor][from], count: T * C)
+            cache.cursor += 1
+            firstLayer = from
+        case .record?:
+            recorded = []
+            Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
+        case nil:
+            Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
+        }
+        for l in firstLayer..<L {
+            recorded?.append(Array(UnsafeBufferPointer(start: x, count: T * C)))
             let started = DispatchTime.now().uptimeNanoseconds
             let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
             let spans = specs.map { spec in
@@ -231,6 +271,7 @@ extension OPTModel {
                 stats.cachedLayerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - again) / 1e9)
             }
         }
+        if let recorded { options.layerInputs!.passes.append(recorded) }
         stats.decodeWaitSeconds = stream.waitSeconds
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []
