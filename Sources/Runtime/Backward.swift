@@ -55,11 +55,15 @@ extension OPTModel {
         var x = [Float](repeating: 0, count: T * C)
         x.withUnsafeMutableBufferPointer { embed(tokens: tokens, positions: Array(0..<T), into: $0.baseAddress!) }
         // Forward, keeping each layer's input only.
+        // The forward keeps only each layer's input and runs the fast path; the backward recomputes the rest.
         var inputs: [[Float]] = []
         for l in 0..<L {
             let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
             inputs.append(x)
-            x = try forwardSaving(w, layer: l, x0: x, T: T).out
+            try x.withUnsafeMutableBufferPointer { buffer in
+                try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
+                                 headsActive: nil, ffnActive: true, scratch: scratch.layer)
+            }
         }
         // Loss: mean NLL over the continuation, predicted from positions context−1 … T−2.
         let n = r.continuation.count, first = r.context.count - 1
