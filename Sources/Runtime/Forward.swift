@@ -122,7 +122,7 @@ public struct ForwardStats: Sendable {
 }
 
 final class ForwardScratch {
-    let x = FloatBuffer(), xSaved = FloatBuffer(), layer = LayerScratch(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
+    let x = FloatBuffer(), xSaved = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
 }
 
 extension OPTModel {

@@ -14,13 +14,33 @@ final class LayerSaved {
     var fc1: [Float] = [], x2Pre: [Float] = []
 }
 
-extension OPTModel {
-    /// The fp32 copy of a layer tensor (a small allocation per call; the backward is not the hot path).
-    func floats(_ w: DecodedLayer, _ name: String) throws -> [Float] {
-        guard let t = w.tensor(name) else { throw missing(w, name) }
+/// fp32 copies of one layer's tensors, widened once per visit of the layer and shared by its recompute and its
+/// backward (each matrix is needed two or three times). Holds one layer at a time, at most `limit` bytes:
+/// beyond that (a 66B layer is 4 GB in fp32) tensors are widened on each use instead, keeping memory bounded.
+final class WidenedLayer {
+    private var layer = -1
+    private var tensors: [String: [Float]] = [:]
+    private var bytes = 0
+    let limit = 512 << 20
+
+    func get(_ w: DecodedLayer, _ name: String, missing: () -> Error) throws -> [Float] {
+        if layer != w.index { layer = w.index; tensors = [:]; bytes = 0 }
+        if let t = tensors[name] { return t }
+        guard let t = w.tensor(name) else { throw missing() }
         var out = [Float](repeating: 0, count: t.info.elementCount)
-        out.withUnsafeMutableBufferPointer { t.info.dtype.convert(t.pointer, to: .f32, UnsafeMutableRawPointer($0.baseAddress!), count: t.info.elementCount) }
+        out.withUnsafeMutableBufferPointer { widen(t.pointer, dtype: t.info.dtype, into: $0.baseAddress!, count: t.info.elementCount) }
+        if bytes + 4 * out.count <= limit {
+            tensors[name] = out
+            bytes += 4 * out.count
+        }
         return out
+    }
+}
+
+extension OPTModel {
+    /// The fp32 copy of a layer tensor, from the per-layer memo.
+    func floats(_ w: DecodedLayer, _ name: String) throws -> [Float] {
+        try scratch.widened.get(w, name) { missing(w, name) }
     }
 
     func normParameters(_ w: DecodedLayer, _ name: String) throws -> (weight: [Float], bias: [Float])? {
@@ -37,20 +57,17 @@ extension OPTModel {
 
     /// out `[T, N]` = input `[T, K]` · Wᵀ + b for the named projections stacked by rows.
     func dense(_ w: DecodedLayer, _ names: [String], _ input: [Float], T: Int, K: Int) throws -> [Float] {
-        let N = try names.reduce(0) { n, name in
-            guard let t = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            return n + t.info.shape[0]
-        }
+        let weight = try names.count == 1 ? floats(w, names[0] + ".weight") : names.flatMap { try floats(w, $0 + ".weight") }
+        let bias = config.enableBias ? (try names.count == 1 ? floats(w, names[0] + ".bias") : names.flatMap { try floats(w, $0 + ".bias") }) : nil
+        let N = weight.count / K
         var out = [Float](repeating: 0, count: T * N)
-        try out.withUnsafeMutableBufferPointer { o in
-            try input.withUnsafeBufferPointer { i in try linear(w, names, out: o.baseAddress!, input: i.baseAddress!, M: T, K: K) }
-        }
+        BLAS.linear(out: &out, input: input, weight: weight, bias: bias, M: T, N: N, K: K)
         return out
     }
 
     /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the named projections stacked by rows.
     func denseBackward(_ w: DecodedLayer, _ names: [String], _ dOut: [Float], T: Int, K: Int) throws -> [Float] {
-        let weight = try names.flatMap { try floats(w, $0 + ".weight") }
+        let weight = try names.count == 1 ? floats(w, names[0] + ".weight") : names.flatMap { try floats(w, $0 + ".weight") }
         let N = weight.count / K
         var dInput = [Float](repeating: 0, count: T * K)
         BLAS.gemm(M: T, N: K, K: N, a: dOut, lda: N, b: weight, ldb: K, c: &dInput, ldc: K)
