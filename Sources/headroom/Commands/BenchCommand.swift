@@ -12,7 +12,11 @@ struct BenchCommand: Command {
                                   [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
                                   [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json]
 
+           headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--threads N] [--json]
            headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
+
+    backward: gradient head importance (forward + backward, recomputing each layer) against the forward
+    alone, on the same random sequences (the last quarter of each is the continuation), in one process.
 
     eval: times a fresh `headroom eval` (model load included) into -o DIR (default $TMPDIR/headroom-bench-eval,
     emptied first). The harness-style HF peer scores the very request files it wrote:
@@ -82,6 +86,11 @@ struct BenchCommand: Command {
                 guard let s = LayerStream.Schedule(rawValue: schedule) else { throw UsageError("--schedule takes overlap or inline, got '\(schedule)'") }
                 forward.schedule = s
             }
+        case "backward":
+            forward.sequences = try args.option("--sequences", default: 4, in: 1...10_000)
+            forward.tokens = try args.option("--tokens", default: 256, in: 4...2048)
+            forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            evalModel = try args.positional("MODEL.hrz")
         case "eval":
             let tasks = (try args.option("--tasks") ?? "copa,arc_easy").split(separator: ",").map(String.init)
             guard tasks.allSatisfy({ Task(rawValue: $0) != nil }) else { throw UsageError("--tasks takes task names, got '\(tasks)'") }
@@ -93,11 +102,20 @@ struct BenchCommand: Command {
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
         default:
-            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, eval")
+            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, backward, eval")
         }
     }
 
     func run() throws -> Int32 {
+        if suite == "backward" {
+            let r = try BackwardBenchmark.run(model: evalModel, sequences: forward.sequences, tokens: forward.tokens, threads: forward.threads)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(json ? String(decoding: try encoder.encode(r), as: UTF8.self)
+                       : String(format: "%@, %d × %d tokens: forward %.3f s, forward + backward (head importance) %.3f s: %.2f× the forward",
+                                r.model, r.sequences, r.tokens, r.forwardSeconds, r.backwardSeconds, r.ratio))
+            return 0
+        }
         if suite == "eval" {
             Runtime.setThreads(forward.threads)
             let r = try EvalBenchmark.run(model: evalModel, options: evalOptions)
