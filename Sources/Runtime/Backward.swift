@@ -39,6 +39,20 @@ extension OPTModel {
         return scores
     }
 
+    /// logits `[rows, V]` = project_out(hidden `[rows, C]`) · embed_tokensᵀ, the tied LM head without the final
+    /// norm (callers apply it where the definition has it). `embedding` is `embeddingFloats()`.
+    func unembed(_ hidden: [Float], rows: Int, embedding: [Float]) -> [Float] {
+        let C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize
+        var features = hidden
+        if let projectOut {
+            features = [Float](repeating: 0, count: rows * E)
+            BLAS.linear(out: &features, input: hidden, weight: projectOut, bias: nil, M: rows, N: E, K: C)
+        }
+        var logits = [Float](repeating: 0, count: rows * V)
+        BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: rows, N: V, K: E)
+        return logits
+    }
+
     /// embed_tokens widened to fp32 `[V, E]`.
     func embeddingFloats() -> [Float] {
         let info = embedTokens.info
@@ -75,13 +89,7 @@ extension OPTModel {
             layerNorm(out: &normed, mean: &mean, rstd: &rstd, input: h, weight: finalNorm.weight, bias: finalNorm.bias, T: n, C: C)
             normStats = (mean, rstd)
         }
-        var features = normed
-        if let projectOut {
-            features = [Float](repeating: 0, count: n * E)
-            BLAS.linear(out: &features, input: normed, weight: projectOut, bias: nil, M: n, N: E, K: C)
-        }
-        var dLogits = [Float](repeating: 0, count: n * V)
-        BLAS.linear(out: &dLogits, input: features, weight: embedding, bias: nil, M: n, N: V, K: E)
+        var dLogits = unembed(normed, rows: n, embedding: embedding)
         for k in 0..<n {  // d(mean NLL)/d logits = (softmax − onehot) / n, over the full vocabulary as HF's loss
             let row = k * V
             var maximum = -Float.infinity

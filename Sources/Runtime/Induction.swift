@@ -46,7 +46,7 @@ extension OPTModel {
     /// of that relu taken by the position the head attends to most. Averaged over positions 1…T−1, then over
     /// sequences. `[L][num_attention_heads]` by original head index.
     public func copyingScores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, E = config.wordEmbedProjDim, V = config.vocabSize
+        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
         var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
         let embedding = embeddingFloats()
         for (index, base) in sequences.enumerated() {
@@ -78,13 +78,7 @@ extension OPTModel {
                         }
                     }
                     for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
-                    var features = values
-                    if let projectOut {
-                        features = [Float](repeating: 0, count: T * E)
-                        BLAS.linear(out: &features, input: values, weight: projectOut, bias: nil, M: T, N: E, K: C)
-                    }
-                    var logits = [Float](repeating: 0, count: T * V)
-                    BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: T, N: V, K: E)
+                    let logits = unembed(values, rows: T, embedding: embedding)
                     var sum = 0.0
                     for t in 1..<T {
                         let row = t * V
