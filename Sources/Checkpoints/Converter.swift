@@ -117,8 +117,7 @@ public enum Converter {
         if let (head, file) = found.removeValue(forKey: TensorNames.lmHead) {
             try checkTied(head, file: file, to: plan[0].source, config: checkpoint.config)
         }
-        if let (name, (tensor, file)) = found.min(by: { $0.key < $1.key }) {
-            _ = name
+        if let (tensor, file) = found.min(by: { $0.key < $1.key })?.value {
             throw CheckpointError(.unexpectedTensor, file: file.path, tensor: tensor.name)
         }
         return plan

@@ -21,7 +21,7 @@ extension Task {
         case .arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .mathqa:
             // acc: argmax; acc_norm: argmax of ll / len(choice) in characters (code points).
             let gold = doc.gold ?? 0
-            let lengths = try requests(doc).map { Double($0.continuation.pyCount - 1) }
+            let lengths = doc.requests(context: "").map { Double($0.continuation.pyCount - 1) }
             let normalized = zip(ll, lengths).map { $0 / $1 }
             return DocOutcome(values: ["acc": argmax(ll) == gold ? 1 : 0, "acc_norm": argmax(normalized) == gold ? 1 : 0])
         case .winogrande, .copa:
@@ -56,8 +56,6 @@ extension Task {
             return DocOutcome(values: ["acc": scores[1].isGreedy ? 1 : 0, "ppl": ll[0]])
         }
     }
-
-    func requests(_ doc: TaskDoc) throws -> [Request] { doc.requests(context: "") }
 
     /// Aggregates per-doc outcomes into the task's reported metrics.
     public func aggregate(_ outcomes: [DocOutcome]) -> [String: Double] {

@@ -129,8 +129,6 @@ public final class HRZReader: @unchecked Sendable {
         return index.tensors[i]
     }
 
-    public func contains(_ name: String) -> Bool { byName[name] != nil }
-
     /// Decodes `info` in its stored dtype into `destination` (`info.byteCount` bytes), checking each chunk's checksum.
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.

@@ -116,8 +116,6 @@ public struct ForwardStats: Sendable {
     public var layerSeconds: [Double] = []
     /// With `compareCached`: the same layers re-run with weights decoded and nothing decoding behind them.
     public var cachedLayerSeconds: [Double] = []
-    public var decodeWaitSeconds = 0.0
-    public var tokens = 0
     public init() {}
 }
 
@@ -229,34 +227,29 @@ extension OPTModel {
             positionIDs += (0..<s.tokens.count).map { $0 + offset }
         }
         let T = tokens.count
-        stats.tokens += T
         let C = config.hiddenSize
         let x = scratch.x.reserve(T * C)
         let L = config.numHiddenLayers
         var firstLayer = 0
         var recorded: [[Float]]? = nil
-        switch options.layerInputs?.mode {
-        case .replay(let from)?:
-            let cache = options.layerInputs!
+        if let cache = options.layerInputs, case .replay(let from) = cache.mode {
             guard cache.cursor < cache.passes.count, cache.passes[cache.cursor].count == L, cache.passes[cache.cursor][from].count == T * C else {
                 throw RuntimeError("layer-input cache does not match this forward (replay must repeat the recorded calls)")
             }
             x.update(from: cache.passes[cache.cursor][from], count: T * C)
             cache.cursor += 1
             firstLayer = from
-        case .record?:
-            recorded = []
+        } else {
+            if options.layerInputs != nil { recorded = [] }
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
-        case nil:
-            Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
+        }
+        let spans = specs.map { spec in
+            LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
         }
         for l in firstLayer..<L {
             recorded?.append(Array(UnsafeBufferPointer(start: x, count: T * C)))
             let started = DispatchTime.now().uptimeNanoseconds
             let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
-            let spans = specs.map { spec in
-                LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
-            }
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
             let saved = options.compareCached ? scratch.xSaved.reserve(T * C) : nil
             saved?.update(from: x, count: T * C)
@@ -272,7 +265,6 @@ extension OPTModel {
             }
         }
         if let recorded { options.layerInputs!.passes.append(recorded) }
-        stats.decodeWaitSeconds = stream.waitSeconds
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []
         for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }

@@ -10,8 +10,6 @@ import HRZFormat
 public final class DecodedLayer: @unchecked Sendable {
     public internal(set) var index = -1
     var tensors: [String: (info: TensorInfo, buffer: RawBuffer)] = [:]
-    /// Seconds the background thread spent decoding this layer.
-    public internal(set) var decodeSeconds = 0.0
 
     /// The decoded tensor `layers.<index>.<suffix>`, if the layer has it.
     public func tensor(_ suffix: String) -> (info: TensorInfo, pointer: UnsafeMutableRawPointer)? {
@@ -131,7 +129,6 @@ public final class LayerStream: @unchecked Sendable {
     public func drain() { queue.sync {} }
 
     private func decode(_ l: Int, into layer: DecodedLayer, parallel: Bool = false) throws {
-        let start = DispatchTime.now().uptimeNanoseconds
         if !parallel, let r = byteRange(l) { reader.file.willNeed(offset: r.lowerBound, length: r.count) }
         let prefix = "layers.\(l)."
         var kept: [String: (info: TensorInfo, buffer: RawBuffer)] = [:]
@@ -173,7 +170,6 @@ public final class LayerStream: @unchecked Sendable {
         if let error = failures.first { throw error }
         layer.tensors = kept
         layer.index = l
-        layer.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }
 
