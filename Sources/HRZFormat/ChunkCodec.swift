@@ -6,7 +6,9 @@
 
 /// Per-thread scratch for encoding and decoding, reused across chunks.
 public final class ChunkScratch {
-    let compressor: ZstdCompressor
+    let level: Int
+    /// Created on first use: decode-only scratches (the runtime's) never allocate a compression context.
+    lazy var compressor = ZstdCompressor(level: level)
     let decompressor = ZstdDecompressor()
     var planes: UnsafeMutableRawPointer
     var planesCapacity = 0
@@ -14,7 +16,7 @@ public final class ChunkScratch {
     var outputCapacity = 0
 
     public init(level: Int = 3) {
-        compressor = ZstdCompressor(level: level)
+        self.level = level
         planes = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
         output = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
     }

@@ -47,6 +47,8 @@ public final class LayerStream: @unchecked Sendable {
     private var errors: [Int: Error] = [:]
     private let lock = NSLock()
     private let layerTensors: [[TensorInfo]]
+    /// Decode scratch per worker, kept across layers (decodes of one stream never run concurrently).
+    private var scratches: [ChunkScratch] = []
     /// Seconds the consumer waited for a layer that was not yet decoded, summed.
     public private(set) var waitSeconds = 0.0
 
@@ -147,7 +149,8 @@ public final class LayerStream: @unchecked Sendable {
             }
         }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
-        let scratches = (0..<workers).map { _ in ChunkScratch() }
+        while scratches.count < workers { scratches.append(ChunkScratch()) }
+        let scratches = self.scratches
         let next = LockedCounter()
         let failures = ResultBox()
         // One iteration runs on the calling thread, so the serial case costs nothing extra.
