@@ -19,8 +19,7 @@ struct ImportanceTests {
         Runtime.setThreads(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
             .appendingPathComponent("Fixtures/\(fixture)/importance.json")))
-        let out = NSTemporaryDirectory() + "headroom-importance-\(getpid())-\(fixture).hrz"
-        _ = try Converter.convert(Self.root.appendingPathComponent("Tests/CheckpointsTests/Fixtures/\(fixture)").path, to: out)
+        let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")
         let model = try OPTModel(path: out)
         let scores = try model.headImportance(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
         for (l, row) in scores.enumerated() {

@@ -14,8 +14,7 @@ struct InductionTests {
         Runtime.setThreads(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
             .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
-        let out = NSTemporaryDirectory() + "headroom-induction-\(getpid())-\(fixture).hrz"
-        _ = try Converter.convert(ImportanceTests.root.appendingPathComponent("Tests/CheckpointsTests/Fixtures/\(fixture)").path, to: out)
+        let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")
         let model = try OPTModel(path: out)
         for (name, scores, expected) in [("prefix matching", try model.prefixMatching(reference.sequences), reference.prefix_matching),
                                          ("copying", try model.copyingScores(reference.sequences), reference.copying)] {

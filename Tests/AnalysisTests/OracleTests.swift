@@ -10,10 +10,7 @@ import Testing
 struct OracleTests {
     @Test func cachedSweepEqualsScratchAndMaskedEvaluation() throws {
         Runtime.setThreads(2)
-        let model = NSTemporaryDirectory() + "headroom-oracle-\(getpid()).hrz"
-        var convert = ConvertOptions()
-        convert.tokenizerDirectory = ImportanceTests.root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
-        _ = try Converter.convert(ImportanceTests.root.appendingPathComponent("Tests/EvaluationTests/Fixtures/tiny-real-vocab").path, to: model, options: convert)
+        let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
         var options = EvalOptions(tasks: [.copa], shots: [1], dataDirectory: ImportanceDataTests.tasks, outputDirectory: NSTemporaryDirectory())
         options.limit = 12
         let evaluator = try Evaluator(modelPath: model, options: options)
