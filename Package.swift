@@ -19,8 +19,9 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["HRZFormat", "COpenBLAS"]),
         .target(name: "Evaluation", dependencies: ["HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Analysis", dependencies: ["HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
+        .target(name: "Pruning", dependencies: ["HRZFormat", "Runtime", "Evaluation", "Analysis"]),
         .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime", "Evaluation"]),
-        .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Benchmarks"]),
+        .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
         .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),
@@ -30,6 +31,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Evaluation", "Runtime", "Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "PruningTests", dependencies: ["Pruning", "Analysis", "Evaluation", "Runtime", "Checkpoints", "HRZFormat"]),
         .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),
     ],
     swiftLanguageModes: [.v5]

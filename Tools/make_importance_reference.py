@@ -10,6 +10,9 @@ tokens (log-softmax over the full vocabulary, as HF's loss), given the context. 
 output of head h of layer l at position t before out_proj:
     I[l,h] = Σ_examples Σ_t |<A[l,h](t), dL/dA[l,h](t)>|
 layers 0..L-2 divided by Σ(tokens − 1), the last layer by Σ continuation tokens (the paper's code).
+Also, with a pruning mask applied (masked heads' outputs zeroed before out_proj, one FFN removed), the
+same scores: a physically pruned model must give these at its surviving heads' original indices, and 0
+at the removed ones ("masked" in the JSON).
 Writes Tests/AnalysisTests/Fixtures/<fixture>/importance.json.
 """
 import json
@@ -19,7 +22,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_runtime_reference import CKPT, load  # noqa: E402
+from make_runtime_reference import CKPT, apply_mask, load  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "AnalysisTests", "Fixtures")
 
@@ -71,9 +74,17 @@ def main():
                     for c, k in ((5, 1), (9, 3), (1, 4), (14, 2))]
         out = os.path.join(OUT, name)
         os.makedirs(out, exist_ok=True)
+        scores = importance(model, requests)
+        # Mask hooks go first, so the capture hook sees the masked head outputs.
+        H = model.config.num_attention_heads
+        keep, ffns = [[h != 1 for h in range(H)], [h % 2 == 1 for h in range(H)]], [True, False]
+        handles = apply_mask(model, keep, ffns)
+        masked = importance(model, requests)
+        for h in handles:
+            h.remove()
         with open(os.path.join(out, "importance.json"), "w") as f:
             json.dump({"script": "Tools/make_importance_reference.py", "torch": torch.__version__, "requests": requests,
-                       "scores": importance(model, requests)}, f, indent=1)
+                       "scores": scores, "masked": {"heads": keep, "ffns": ffns, "scores": masked}}, f, indent=1)
         print("wrote", out)
 
 

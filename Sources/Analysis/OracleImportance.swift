@@ -16,7 +16,7 @@ public enum OracleImportance {
     }
 
     /// The headline metric of a task.
-    static func metric(_ task: Task, _ metrics: [String: Double]) -> Double { metrics[task == .record ? "em" : "acc"] ?? .nan }
+    static func metric(_ task: Task, _ metrics: [String: Double]) -> Double { metrics[task.headlineMetric] ?? .nan }
 
     public static func ffns(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {

@@ -14,6 +14,9 @@ public enum Task: String, CaseIterable, Sendable {
         }
     }
 
+    /// The metric the paper reports and prunes against: acc, or em for ReCoRD.
+    public var headlineMetric: String { self == .record ? "em" : "acc" }
+
     /// Where few-shot examples come from; nil for LAMBADA, which samples its own eval split.
     public var fewshotSplit: String? { self == .lambadaOpenAI ? nil : "train" }
 

@@ -80,6 +80,32 @@ public final class HRZWriter {
         }
     }
 
+    /// Appends `info` from `reader` with its stored chunks copied verbatim (after checking each checksum),
+    /// under a new name and layer: no decode or recompression, so unchanged tensors cost a memcpy.
+    public func addStored(_ info: TensorInfo, from reader: HRZReader, name: String? = nil, layer: Int?) throws {
+        let name = name ?? info.name
+        guard names.insert(name).inserted else {
+            throw HRZError(.malformed("duplicate tensor name"), file: path, tensor: name)
+        }
+        var chunks: [ChunkInfo] = []
+        for (c, chunk) in info.chunks.enumerated() {
+            let stored = UnsafeRawBufferPointer(start: reader.file.base + chunk.offset, count: chunk.storedLength)
+            let actual = XXH64.hash(stored.baseAddress!, count: stored.count)
+            guard UInt64(chunk.xxh64, radix: 16) == actual else {
+                throw HRZError(.checksumMismatch(expected: UInt64(chunk.xxh64, radix: 16) ?? 0, actual: actual),
+                               file: reader.path, offset: chunk.offset, tensor: info.name, chunk: c)
+            }
+            try output.pad(to: HRZLayout.alignUp(output.position))
+            var copy = chunk
+            copy.offset = output.position
+            try output.write(stored)
+            storedBytes += stored.count
+            chunks.append(copy)
+            onProgress?(chunk.elements * info.dtype.size)
+        }
+        tensors.append(TensorInfo(name: name, dtype: info.dtype, shape: info.shape, layer: layer, chunks: chunks))
+    }
+
     private func encodeBatch(_ ranges: [Range<Int>], dtype: DType,
                              fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawPointer) throws -> Void) throws -> [EncodedChunk] {
         let results = ResultSlots<EncodedChunk>(count: ranges.count)

@@ -8,7 +8,7 @@ struct CLI {
     static let binary = root.appendingPathComponent(".build/debug/headroom").path
     static let fixtures = root.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
     static let tokenizer = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
-    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "bench"]
+    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "prune", "sweep", "bench"]
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
@@ -124,5 +124,28 @@ struct CLI {
         #expect(g.status == 0 && g.stdout.hasPrefix("Hello"))
         let oob = try CLI.run(["logits", model, "--tokens", "2,60000", "-o", npy])
         #expect(oob.status == 1 && oob.stderr.contains("token id 60000 is outside the vocabulary"))
+    }
+}
+
+@Suite(.serialized) struct PruneCLITests {
+    /// prune by explicit lists, inspect the result, and the errors a mistyped plan gives.
+    @Test func pruneThenInspect() throws {
+        let model = CLI.temporary("prune-src.hrz"), out = CLI.temporary("prune-out.hrz"), plan = CLI.temporary("plan.json")
+        #expect(try CLI.run(["convert", CLI.fixtures + "/safetensors-f32", "-o", model]).status == 0)
+        let r = try CLI.run(["prune", model, "--remove-heads", "0:1,1:0,1:1,1:2,1:3", "--remove-ffns", "1", "--plan-out", plan, "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("plan: remove 5 heads and 1 FFNs (original indices): heads 8 → 3, FFNs 2 → 1\n"))
+        #expect(r.stdout.contains("decoder parameters"))
+        let i = try CLI.run(["inspect", out])
+        #expect(i.stdout.contains("0      3/4 [0, 2, 3]"))
+        #expect(i.stdout.contains("1      0/4 []                      no"))
+        #expect(i.stdout.contains("pruning step 1: parent sha256 \(try HRZReader(path: model).contentID)\n    plan {\"ffns\":[1],\"format\":\"headroom-prune-plan/1\""))
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: plan))) as! [String: Any]
+        #expect(saved["heads"] as? [[Int]] == [[0, 1], [1, 0], [1, 1], [1, 2], [1, 3]])
+
+        let bad = try CLI.run(["prune", model, "--remove-heads", "0:9", "-o", CLI.temporary("never.hrz")])
+        #expect(bad.status == 1 && bad.stderr.hasPrefix("Error: the command line: heads[0] = [0, 9] is not a [layer, head] of a 2×4 model"))
+        #expect(!FileManager.default.fileExists(atPath: CLI.temporary("never.hrz")))
+        #expect(try CLI.run(["prune", model, "-o", out]).stderr.hasPrefix("Error: nothing to remove"))
     }
 }

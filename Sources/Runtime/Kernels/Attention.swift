@@ -45,7 +45,7 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
             let i = next.add()
             guard i < work.count else { return }
             let (span, h) = work[i]
-            let Tp = span.prefix?.count ?? 0, Ts = span.count, Tk = Tp + Ts
+            let Tp = span.prefix?.count ?? 0, Ts = span.count
             let out = ctx + span.start * HD + h * D
             if let active, !active[h] {
                 for r in 0..<Ts { (out + r * HD).update(repeating: 0, count: D) }

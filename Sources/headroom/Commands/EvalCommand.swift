@@ -38,21 +38,11 @@ struct EvalCommand: Command {
     var threads: Int
 
     init(_ args: inout Arguments) throws(UsageError) {
-        guard let tasks = try args.option("--tasks") else { throw UsageError("missing --tasks") }
-        var list: [Task] = []
-        for name in tasks.split(separator: ",").map(String.init) {
-            if name == "all" { list += Task.allCases; continue }
-            guard let t = Task(rawValue: name) else {
-                throw UsageError("unknown task '\(name)'; tasks: \(Task.allCases.map(\.rawValue).joined(separator: ", ")), or all")
-            }
-            list.append(t)
-        }
-        let shotsText = try args.option("--shots") ?? "0"
-        let shots = shotsText.split(separator: ",").map { Int($0) }
-        guard !shots.isEmpty, shots.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 64 }) else { throw UsageError("--shots takes numbers like 0,1,5, got '\(shotsText)'") }
+        let list = try parseTasks(try args.option("--tasks"))
+        let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
         guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
-        options = EvalOptions(tasks: list, shots: shots.map { $0! }, dataDirectory: data, outputDirectory: out)
+        options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         if let l = try args.option("--limit") {
             guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
             options.limit = n

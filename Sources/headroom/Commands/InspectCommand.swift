@@ -69,7 +69,7 @@ struct InspectCommand: Command {
         let p = r.metadata.provenance
         out += "provenance: \(p.converter), dtype \(p.dtype)\n"
         for s in p.sources { out += "  \(s.file)  \(formatBytes(s.bytes))  sha256 \(s.sha256)\n" }
-        for (i, step) in p.lineage.enumerated() { out += "  pruning step \(i + 1): parent \(step.parent.prefix(16)), plan \(step.plan)\n" }
+        for (i, step) in p.lineage.enumerated() { out += "  pruning step \(i + 1): parent sha256 \(step.parent)\n    plan \(step.plan)\n" }
         let dtypes = Dictionary(grouping: r.tensors, by: \.dtype).map { "\($0.key.rawValue) ×\($0.value.count)" }.sorted()
         out += "tensors: \(r.tensors.count) (\(dtypes.joined(separator: ", ")))\n\n"
         out += "layer  heads                       ffn   raw          stored       ratio\n"

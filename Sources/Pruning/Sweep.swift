@@ -1,0 +1,223 @@
+/// Pruning sweeps: for every task × shots cell and every point of a heads% × FFNs% grid, remove the
+/// lowest-ranked heads and FFNs with masks (not by rewriting the model) and score the cell. Each finished
+/// point is appended to DIR/sweep.json and DIR/sweep.csv atomically, so a killed sweep resumes where it stopped.
+import Analysis
+import Evaluation
+import Foundation
+import HRZFormat
+import Runtime
+
+/// `heads=0:90:10,ffns=0:50:10`: each dimension a range `start:end:step` (end included) or listed values.
+public struct SweepGrid: Sendable, Equatable {
+    public var heads: [Double] = [0]
+    public var ffns: [Double] = [0]
+
+    public init(heads: [Double] = [0], ffns: [Double] = [0]) {
+        self.heads = heads
+        self.ffns = ffns
+    }
+
+    public init(parsing text: String) throws {
+        var values: [String: [Double]] = [:]
+        var current: String?
+        for token in text.split(separator: ",").map(String.init) {
+            var spec = token
+            if let eq = token.firstIndex(of: "=") {
+                current = String(token[..<eq])
+                guard current == "heads" || current == "ffns" else { throw PruneError(file: nil, "--grid: unknown dimension '\(current!)'; use heads= and ffns=") }
+                guard values[current!] == nil else { throw PruneError(file: nil, "--grid: '\(current!)' given twice") }
+                values[current!] = []
+                spec = String(token[token.index(after: eq)...])
+            }
+            guard let name = current else { throw PruneError(file: nil, "--grid: '\(token)' comes before any heads= or ffns=") }
+            let parts = spec.split(separator: ":").map { Double($0) }
+            if parts.count == 1, let v = parts[0] {
+                values[name]!.append(v)
+            } else if parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], s > 0, a <= b {
+                var v = a
+                while v <= b + 1e-9 { values[name]!.append(v); v += s }
+            } else {
+                throw PruneError(file: nil, "--grid: '\(spec)' is not a percentage or start:end:step")
+            }
+        }
+        for (name, list) in values where list.contains(where: { !(0...100).contains($0) }) {
+            throw PruneError(file: nil, "--grid: \(name) percentages must lie in 0…100")
+        }
+        heads = values["heads"] ?? [0]
+        ffns = values["ffns"] ?? [0]
+    }
+
+    /// Every (heads%, ffns%) pair, heads varying fastest.
+    public var points: [(heads: Double, ffns: Double)] { ffns.flatMap { f in heads.map { ($0, f) } } }
+}
+
+public struct SweepRow: Codable, Sendable, Equatable {
+    public var task: String
+    public var shots: Int
+    public var heads_percent: Double
+    public var ffns_percent: Double
+    public var heads_removed: Int
+    public var ffns_removed: Int
+    /// Where the ranking came from: a task name, `aggregate`, or a file.
+    public var ranking: String
+    public var metric: String
+    public var value: Double
+    public var baseline: Double
+    public var delta: Double
+    public var docs: Int
+
+    var key: String { "\(task)/\(shots)/\(heads_percent)/\(ffns_percent)/\(ranking)" }
+}
+
+public struct SweepTable: Codable, Sendable {
+    public var model: String
+    public var model_sha256: String
+    public var rows: [SweepRow]
+
+    public static let csvHeader = "task,shots,heads_percent,ffns_percent,heads_removed,ffns_removed,ranking,metric,value,baseline,delta,docs"
+
+    public var csv: String {
+        let lines = rows.map { r in
+            [r.task, "\(r.shots)", fmt(r.heads_percent), fmt(r.ffns_percent), "\(r.heads_removed)", "\(r.ffns_removed)", r.ranking,
+             r.metric, fmt(r.value), fmt(r.baseline), fmt(r.delta), "\(r.docs)"].joined(separator: ",")
+        }
+        return ([Self.csvHeader] + lines).joined(separator: "\n") + "\n"
+    }
+
+    private func fmt(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e9 ? String(Int(x)) : String(format: "%.6g", x) }
+}
+
+public struct SweepOptions: Sendable {
+    public var tasks: [Task]
+    public var shots: [Int]
+    public var dataDirectory: String
+    public var outputDirectory: String
+    public var grid = SweepGrid()
+    public var limit: Int?
+    public var memoryBudget: Int?
+    /// Heads scores files, e.g. one per task (and shots).
+    public var heads: [(path: String, file: ScoresFile)] = []
+    public var ffns: [(path: String, file: ScoresFile)] = []
+    /// Rank every task by this task's scores (the paper's cross-task figures), or `aggregate`: the mean of all files.
+    public var rankingFrom: String?
+
+    public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
+        self.tasks = tasks
+        self.shots = shots
+        self.dataDirectory = dataDirectory
+        self.outputDirectory = outputDirectory
+    }
+}
+
+public final class Sweep {
+    let options: SweepOptions
+    let evaluator: Evaluator
+    let modelPath: String
+    /// Cells skipped because their data is missing.
+    public private(set) var skipped: [(cell: String, error: TaskError)] = []
+
+    public init(modelPath: String, options: SweepOptions) throws {
+        var eval = EvalOptions(tasks: options.tasks, shots: options.shots, dataDirectory: options.dataDirectory,
+                               outputDirectory: options.outputDirectory)
+        eval.limit = options.limit
+        eval.memoryBudget = options.memoryBudget
+        evaluator = try Evaluator(modelPath: modelPath, options: eval)
+        self.options = options
+        self.modelPath = modelPath
+    }
+
+    var jsonPath: String { options.outputDirectory + "/sweep.json" }
+    var csvPath: String { options.outputDirectory + "/sweep.csv" }
+
+    /// The scores matrix ranking `task` at `shots`, and a label saying where it came from.
+    /// Same task (preferring the same shots); a single file ranks every task; `aggregate` averages all files
+    /// (those at the same shots, when there are any).
+    public static func ranking(_ files: [(path: String, file: ScoresFile)], task: String, shots: Int,
+                               from: String?, kind: String) throws -> (label: String, scores: [[Double]]) {
+        let source = from ?? task
+        if source == "aggregate" {
+            let sameShots = files.filter { $0.file.shots == shots }
+            let chosen = sameShots.isEmpty ? files : sameShots
+            return ("aggregate", Ranking.mean(chosen.map(\.file.scores)))
+        }
+        let matching = files.filter { $0.file.task == source }
+        if let best = matching.first(where: { $0.file.shots == shots }) ?? matching.first { return (source, best.file.scores) }
+        if files.count == 1, from == nil { return (files[0].file.task ?? files[0].path, files[0].file.scores) }
+        throw PruneError(file: nil, "no \(kind) scores for task '\(source)' among \(files.map(\.path).joined(separator: ", ")); "
+                         + "give one file per task, or --ranking-from TASK|aggregate")
+    }
+
+    /// Runs every point not already in DIR/sweep.json. `progress(done, total)` counts grid points.
+    public func run(progress: ((Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> SweepTable {
+        try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+        let sha = evaluator.modelID
+        var table = SweepTable(model: modelPath, model_sha256: sha, rows: [])
+        if let data = FileManager.default.contents(atPath: jsonPath) {
+            let existing: SweepTable
+            do { existing = try JSONDecoder().decode(SweepTable.self, from: data) } catch {
+                throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")
+            }
+            guard existing.model_sha256 == sha else { throw PruneError(file: jsonPath, "holds a sweep of another model; use another -o directory") }
+            table.rows = existing.rows
+        }
+        var done = Set(table.rows.map(\.key))
+        let config = try HRZReader(path: modelPath).config
+        let points = options.grid.points
+        let total = options.tasks.count * options.shots.count * points.count
+        var finished = 0
+        for task in options.tasks {
+            for k in options.shots {
+                let heads = options.heads.isEmpty ? nil : try Self.ranking(options.heads, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "heads")
+                let ffns = options.ffns.isEmpty ? nil : try Self.ranking(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")
+                let labels = [heads?.label, ffns?.label].compactMap { $0 }
+                let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
+                func key(_ h: Double, _ f: Double) -> String { "\(task.rawValue)/\(k)/\(h)/\(f)/\(label)" }
+                let pending = points.filter { !done.contains(key($0.heads, $0.ffns)) }
+                finished += points.count - pending.count
+                if pending.isEmpty { log("\(task.rawValue) \(k)-shot: all \(points.count) points already done, kept"); continue }
+                let work: Evaluator.CellWork
+                do { work = try evaluator.prepareCell(task, shots: k) } catch let error as TaskError where error.missingData {
+                    skipped.append(("\(task.rawValue)/\(k)", error))
+                    finished += pending.count
+                    continue
+                }
+                let metric = task.headlineMetric
+                func score(_ plan: PrunePlan) throws -> Double {
+                    var forward = evaluator.forwardOptions
+                    forward.mask = plan.mask(config: config)
+                    return try evaluator.score(work, forward: forward).metrics[metric] ?? .nan
+                }
+                // The unpruned value is every point's baseline (and the 0%/0% point's value); a resumed cell keeps its own.
+                let saved = table.rows.first { $0.task == task.rawValue && $0.shots == k }?.baseline
+                let baseline = try saved ?? score(PrunePlan())
+                for point in pending {
+                    let plan = PrunePlan.select(heads: heads.map { ($0.label, ScoresFile(scores: $0.scores), point.heads) },
+                                                ffns: ffns.map { ($0.label, ScoresFile(scores: $0.scores), point.ffns) })
+                    let value = point.heads == 0 && point.ffns == 0 ? baseline : try score(plan)
+                    table.rows.append(SweepRow(task: task.rawValue, shots: k, heads_percent: point.heads, ffns_percent: point.ffns,
+                                               heads_removed: plan.heads.count, ffns_removed: plan.ffns.count, ranking: label,
+                                               metric: metric, value: value, baseline: baseline, delta: value - baseline, docs: work.docs))
+                    done.insert(key(point.heads, point.ffns))
+                    try save(table)
+                    finished += 1
+                    progress?(finished, total)
+                }
+            }
+        }
+        return table
+    }
+
+    func save(_ table: SweepTable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write([UInt8](try encoder.encode(table)), to: jsonPath)
+        try AtomicFile.write([UInt8](table.csv.utf8), to: csvPath)
+    }
+}
+
+extension ScoresFile {
+    /// A bare matrix as a scores file, for selection.
+    init(scores: [[Double]]) {
+        self.init(kind: "", method: "", task: nil, shots: nil, model_sha256: "", examples: 0, scores: scores)
+    }
+}
