@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Analysis", dependencies: ["HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
         .target(name: "Pruning", dependencies: ["HRZFormat", "Runtime", "Evaluation", "Analysis"]),
-        .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime", "Evaluation"]),
+        .target(name: "Benchmarks", dependencies: ["HRZFormat", "Checkpoints", "Runtime", "Evaluation", "Analysis", "Pruning"]),
         .executableTarget(name: "headroom", dependencies: ["HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
         .testTarget(name: "HRZFormatTests", dependencies: ["HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "HRZFormat"],

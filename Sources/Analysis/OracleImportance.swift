@@ -20,23 +20,49 @@ public enum OracleImportance {
 
     public static func ffns(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        let L = evaluator.layerCount
+        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress,
+                         ablations: (0..<L).map { l in
+                             (l, { (mask: inout ModelMask) in
+                                 var ffns = mask.ffns ?? Array(repeating: true, count: L)
+                                 ffns[l] = false
+                                 mask.ffns = ffns
+                             })
+                         })
+    }
+
+    /// The same for single heads: `ablated[l · H + h]` is the metric with head h of layer l masked. It costs
+    /// one evaluation of layers ≥ l per head, so it is meant for small models.
+    public static func heads(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        let L = evaluator.layerCount, H = evaluator.headCount
+        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress,
+                         ablations: (0..<(L * H)).map { i in
+                             (i / H, { (mask: inout ModelMask) in
+                                 var heads = mask.heads ?? Array(repeating: Array(repeating: true, count: H), count: L)
+                                 heads[i / H][i % H] = false
+                                 mask.heads = heads
+                             })
+                         })
+    }
+
+    /// Baseline, then one evaluation per ablation; each ablation edits the mask and changes nothing below its layer.
+    static func sweep(evaluator: Evaluator, task: Task, shots: Int, cached: Bool, progress: ((Int, Int) -> Void)?,
+                      ablations: [(layer: Int, apply: (inout ModelMask) -> Void)]) throws -> Result {
         let started = Date()
         let work = try evaluator.prepareCell(task, shots: shots)
-        let L = evaluator.layerCount
         var options = evaluator.forwardOptions
-        let cache = LayerInputCache()
+        let cache = LayerInputCache(budget: options.memoryBudget)
         if cached { options.layerInputs = cache }
         let baseline = metric(task, try evaluator.score(work, forward: options).metrics)
-        progress?(1, L + 1)
+        progress?(1, ablations.count + 1)
         var ablated: [Double] = []
-        for l in 0..<L {
-            var mask = options.mask.ffns ?? Array(repeating: true, count: L)
-            mask[l] = false
-            var ablation = options
-            ablation.mask.ffns = mask
-            if cached { cache.replay(fromLayer: l) }
-            ablated.append(metric(task, try evaluator.score(work, forward: ablation).metrics))
-            progress?(l + 2, L + 1)
+        for (i, ablation) in ablations.enumerated() {
+            var variant = options
+            ablation.apply(&variant.mask)
+            if cached { cache.replay(fromLayer: ablation.layer) }
+            ablated.append(metric(task, try evaluator.score(work, forward: variant).metrics))
+            progress?(i + 2, ablations.count + 1)
         }
         return Result(baseline: baseline, ablated: ablated, docs: work.docs, seconds: Date().timeIntervalSince(started))
     }

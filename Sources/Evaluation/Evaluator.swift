@@ -178,6 +178,7 @@ public final class Evaluator {
 
     /// Layers of the model.
     public var layerCount: Int { scorer.model.config.numHiddenLayers }
+    public var headCount: Int { scorer.model.config.numAttentionHeads }
 
     /// The model's content id.
     public var modelID: String { scorer.model.contentID }

@@ -24,7 +24,7 @@ extension Task {
             let lengths = doc.requests(context: "").map { Double($0.continuation.pyCount - 1) }
             let normalized = zip(ll, lengths).map { $0 / $1 }
             return DocOutcome(values: ["acc": argmax(ll) == gold ? 1 : 0, "acc_norm": argmax(normalized) == gold ? 1 : 0])
-        case .winogrande, .copa:
+        case .winogrande, .copa, .generic:
             return DocOutcome(values: ["acc": argmax(ll) == doc.gold ? 1 : 0])
         case .cb:
             let prediction = argmax(ll)

@@ -2,9 +2,38 @@
 /// Each `case` quotes the harness's template. See ../shared/data/tasks/README.md, "Evaluation protocol".
 import Foundation
 
-public enum Task: String, CaseIterable, Sendable {
-    case arcEasy = "arc_easy", arcChallenge = "arc_challenge", openbookqa, hellaswag, piqa, winogrande, boolq, cb, copa
-    case multirc, record, rte, wic, wsc, mathqa, lambadaOpenAI = "lambada_openai"
+public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
+    case arcEasy, arcChallenge, openbookqa, hellaswag, piqa, winogrande, boolq, cb, copa
+    case multirc, record, rte, wic, wsc, mathqa, lambadaOpenAI
+    /// A user task in the generic JSONL format (formats/tasks.md): rows of context, choices and gold.
+    case generic(String)
+
+    /// The paper's 16 tasks (generic tasks are named by their directory instead).
+    public static let allCases: [Task] = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .winogrande, .boolq, .cb, .copa,
+                                          .multirc, .record, .rte, .wic, .wsc, .mathqa, .lambadaOpenAI]
+
+    /// One of the 16 by its harness name; generic tasks come from `Task.generic(name)`.
+    public init?(rawValue: String) {
+        guard let task = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+        self = task
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .arcEasy: return "arc_easy"
+        case .arcChallenge: return "arc_challenge"
+        case .lambadaOpenAI: return "lambada_openai"
+        case .generic(let name): return name
+        default: return "\(self)"
+        }
+    }
+
+    /// A task by name: one of the 16, or a generic task when DIR/<name>/validation.jsonl exists.
+    public static func named(_ name: String, dataDirectory: String?) -> Task? {
+        if let task = Task(rawValue: name) { return task }
+        guard let dataDirectory, FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)/validation.jsonl") else { return nil }
+        return .generic(name)
+    }
 
     /// The split evaluated: `test_docs` when the task has a test set, else `validation_docs`.
     public var evalSplit: String {
@@ -27,6 +56,12 @@ public enum Task: String, CaseIterable, Sendable {
 
     public func doc(_ row: Row) throws -> TaskDoc {
         switch self {
+        case .generic:
+            // formats/tasks.md: the continuations are the choices exactly as written (leading space included).
+            let choices = try row.strings("choices")
+            let gold = try row.int("gold")
+            guard choices.indices.contains(gold) else { throw row.fail("gold \(gold) is not an index into \(choices.count) choices") }
+            return TaskDoc(text: try row.string("context"), target: choices[gold], buildRequests: perContinuation(choices), gold: gold)
         case .arcEasy, .arcChallenge:
             // query = "Question: " + question + "\nAnswer:"; numeric answer keys 1-5 map to A-E.
             let choices = try row.strings("text", in: "choices")

@@ -217,7 +217,7 @@ public final class Sweep {
 
 extension ScoresFile {
     /// A bare matrix as a scores file, for selection.
-    init(scores: [[Double]]) {
+    public init(scores: [[Double]]) {
         self.init(kind: "", method: "", task: nil, shots: nil, model_sha256: "", examples: 0, scores: scores)
     }
 }

@@ -16,8 +16,10 @@ public struct ImportanceRequest: Sendable, Equatable {
 }
 
 extension OPTModel {
-    /// `[L][num_attention_heads]` by original head index (heads pruned away score 0).
-    public func headImportance(_ requests: [ImportanceRequest], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+    /// `[L][num_attention_heads]` by original head index (heads pruned away score 0). Saved layer inputs beyond
+    /// `memoryBudget` bytes spill to a temporary file in `spillDirectory`.
+    public func headImportance(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
+                               progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
         let L = config.numHiddenLayers
         var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
         var tokensMinusOne = 0, continuationTokens = 0
@@ -26,7 +28,7 @@ extension OPTModel {
             guard !r.context.isEmpty, !r.continuation.isEmpty else {
                 throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
             }
-            let perLayer = try exampleImportance(r, embedding: embedding)
+            let perLayer = try exampleImportance(r, embedding: embedding, saved: SpillStore(budget: memoryBudget, directory: spillDirectory))
             for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += perLayer[l][k] } }
             tokensMinusOne += r.context.count + r.continuation.count - 1
             continuationTokens += r.continuation.count
@@ -62,18 +64,17 @@ extension OPTModel {
     }
 
     /// Per layer, per present head: Σ_t |⟨A, ∂L/∂A⟩| for one example.
-    func exampleImportance(_ r: ImportanceRequest, embedding: [Float]) throws -> [[Double]] {
+    func exampleImportance(_ r: ImportanceRequest, embedding: [Float], saved inputs: SpillStore) throws -> [[Double]] {
         let tokens = r.context + r.continuation
         try validate([SequenceInput(tokens: tokens, logits: .none)], options: ForwardOptions())
         let T = tokens.count, C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize, L = config.numHiddenLayers
         var x = [Float](repeating: 0, count: T * C)
         x.withUnsafeMutableBufferPointer { embed(tokens: tokens, positions: Array(0..<T), into: $0.baseAddress!) }
-        // Forward, keeping each layer's input only.
         // The forward keeps only each layer's input and runs the fast path; the backward recomputes the rest.
-        var inputs: [[Float]] = []
+        var handles: [Int] = []
         for l in 0..<L {
             let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-            inputs.append(x)
+            handles.append(try inputs.append(x))
             try x.withUnsafeMutableBufferPointer { buffer in
                 try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
                                  headsActive: nil, ffnActive: true, scratch: scratch.layer)
@@ -118,7 +119,7 @@ extension OPTModel {
         var importance = [[Double]](repeating: [], count: L)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let w = try stream.layer(l, next: l > 0 ? l - 1 : nil)
-            let (_, saved) = try forwardSaving(w, layer: l, x0: inputs[l], T: T)
+            let (_, saved) = try forwardSaving(w, layer: l, x0: try inputs.array(handles[l]), T: T)
             var perHead = [Double](repeating: 0, count: plans[l].heads.count)
             dx = try backwardLayer(w, layer: l, saved: saved, dOut: dx, T: T, importance: &perHead)
             importance[l] = perHead

@@ -91,14 +91,18 @@ public struct SequenceLogits: @unchecked Sendable {
 }
 
 /// Layer inputs `[T, C]` of every pass of a sequence of forward calls, recorded once and replayed from any
-/// layer. Kept in memory: size is tokens × hidden × 4 bytes × layers.
+/// layer. Size is tokens × hidden × 4 bytes × layers: beyond `budget` bytes they spill to a temporary file.
 public final class LayerInputCache: @unchecked Sendable {
     public enum Mode: Sendable { case record, replay(fromLayer: Int) }
     public var mode: Mode = .record
-    /// [pass][layer] → inputs; passes in the order the forward calls ran them.
-    var passes: [[[Float]]] = []
+    let store: SpillStore
+    /// [pass][layer] → handle in `store`; passes in the order the forward calls ran them.
+    var passes: [[Int]] = []
     var cursor = 0
-    public init() {}
+
+    public init(budget: Int? = nil, directory: String = NSTemporaryDirectory()) {
+        store = SpillStore(budget: budget, directory: directory)
+    }
 
     /// Switches to replaying from `layer`, starting again at the first recorded pass.
     public func replay(fromLayer layer: Int) {
@@ -106,8 +110,9 @@ public final class LayerInputCache: @unchecked Sendable {
         cursor = 0
     }
 
-    /// Bytes held.
-    public var byteCount: Int { passes.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count * 4 } } }
+    /// Bytes held in memory and in the spill file.
+    public var byteCount: Int { store.residentBytes + store.spilledBytes }
+    public var spilledBytes: Int { store.spilledBytes }
 }
 
 /// Timing of the last forward, for benchmarks.
@@ -231,12 +236,12 @@ extension OPTModel {
         let x = scratch.x.reserve(T * C)
         let L = config.numHiddenLayers
         var firstLayer = 0
-        var recorded: [[Float]]? = nil
+        var recorded: [Int]? = nil
         if let cache = options.layerInputs, case .replay(let from) = cache.mode {
-            guard cache.cursor < cache.passes.count, cache.passes[cache.cursor].count == L, cache.passes[cache.cursor][from].count == T * C else {
+            guard cache.cursor < cache.passes.count, cache.passes[cache.cursor].count == L, cache.store.count(cache.passes[cache.cursor][from]) == T * C else {
                 throw RuntimeError("layer-input cache does not match this forward (replay must repeat the recorded calls)")
             }
-            x.update(from: cache.passes[cache.cursor][from], count: T * C)
+            try cache.store.read(cache.passes[cache.cursor][from], into: x)
             cache.cursor += 1
             firstLayer = from
         } else {
@@ -247,7 +252,7 @@ extension OPTModel {
             LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
         }
         for l in firstLayer..<L {
-            recorded?.append(Array(UnsafeBufferPointer(start: x, count: T * C)))
+            if let cache = options.layerInputs, recorded != nil { recorded!.append(try cache.store.append(x, count: T * C)) }
             let started = DispatchTime.now().uptimeNanoseconds
             let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }

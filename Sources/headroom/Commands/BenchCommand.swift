@@ -5,7 +5,7 @@ import Runtime
 
 struct BenchCommand: Command {
     static let name = "bench"
-    static let summary = "benchmarks: `bench format` (compression, decode), `bench forward` (tokens/s), `bench eval` (wall time)"
+    static let summary = "benchmarks: format (compression, decode), forward (tokens/s), backward, eval (wall time), prune (what it buys)"
     static let usage = """
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
            headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
@@ -14,6 +14,15 @@ struct BenchCommand: Command {
 
            headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--threads N] [--json]
            headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
+           headroom bench prune [--preset P] [--heads 0,30,50,70] [--ffns 0,20] [--sequences 4] [--tokens 256]
+                                [--last-only] [--runs 3] [--threads N] [--cache-dir DIR] [--resident|--auto] [--json]
+
+    prune: prunes the preset's synthetic model at every heads% × FFNs% point (a seeded random ranking;
+    size and speed do not depend on which heads go) into --cache-dir, then measures each model's forward
+    in a fresh `headroom bench forward` process (peak RSS is per process). Reports decoder parameters,
+    file size, peak RSS, FLOPs and tokens/s as ratios against the unpruned model of the same run, and how
+    much of the FLOP reduction the speedup realizes. Every model streams its layers (as the unpruned
+    opt-1.3b does by default); --resident keeps them all decoded, --auto lets each model decide by size.
 
     backward: gradient head importance (forward + backward, recomputing each layer) against the forward
     alone, on the same random sequences (the last quarter of each is the continuation), in one process.
@@ -52,6 +61,7 @@ struct BenchCommand: Command {
     var forward = ForwardBenchOptions()
     var evalModel = ""
     var evalOptions = EvalOptions(tasks: [], shots: [], dataDirectory: "", outputDirectory: "")
+    var prune = PruneBenchOptions()
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
@@ -86,6 +96,30 @@ struct BenchCommand: Command {
                 guard let s = LayerStream.Schedule(rawValue: schedule) else { throw UsageError("--schedule takes overlap or inline, got '\(schedule)'") }
                 forward.schedule = s
             }
+        case "prune":
+            if let p = try args.option("--preset") {
+                guard let preset = Preset(rawValue: p) else {
+                    throw UsageError("--preset takes one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")), got '\(p)'")
+                }
+                prune.forward.preset = preset
+            }
+            func percents(_ name: String, _ fallback: [Double]) throws(UsageError) -> [Double] {
+                guard let text = try args.option(name) else { return fallback }
+                let values = text.split(separator: ",").map { Double($0) }
+                guard values.allSatisfy({ $0 != nil && (0...100).contains($0!) }) else { throw UsageError("\(name) takes percentages like 0,30,50, got '\(text)'") }
+                return values.map { $0! }
+            }
+            prune.heads = try percents("--heads", prune.heads)
+            prune.ffns = try percents("--ffns", prune.ffns)
+            if !prune.heads.contains(0) { prune.heads.insert(0, at: 0) }
+            if !prune.ffns.contains(0) { prune.ffns.insert(0, at: 0) }
+            prune.forward.sequences = try args.option("--sequences", default: 4, in: 1...100_000)
+            prune.forward.tokens = try args.option("--tokens", default: 256, in: 1...2048)
+            prune.forward.lastOnly = args.flag("--last-only")
+            prune.forward.runs = try args.option("--runs", default: 3, in: 1...100)
+            prune.forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            if let dir = try args.option("--cache-dir") { prune.forward.cacheDirectory = dir }
+            prune.forward.resident = args.flag("--resident") ? true : args.flag("--auto") ? nil : false
         case "backward":
             forward.sequences = try args.option("--sequences", default: 4, in: 1...10_000)
             forward.tokens = try args.option("--tokens", default: 256, in: 4...2048)
@@ -102,11 +136,18 @@ struct BenchCommand: Command {
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
         default:
-            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, backward, eval")
+            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, backward, eval, prune")
         }
     }
 
     func run() throws -> Int32 {
+        if suite == "prune" {
+            let rows = try PruneBenchmark.run(prune) { printError($0) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(json ? String(decoding: try encoder.encode(rows), as: UTF8.self) : PruneBenchmark.table(rows, prune))
+            return 0
+        }
         if suite == "backward" {
             let r = try BackwardBenchmark.run(model: evalModel, sequences: forward.sequences, tokens: forward.tokens, threads: forward.threads)
             let encoder = JSONEncoder()

@@ -15,7 +15,9 @@ struct EvalCommand: Command {
     generator, no BOS is added, and log-softmax runs over the first 50265 logits. Requests sharing a context
     are scored with the context computed once.
 
-    DIR holds HF `datasets` rows as DIR/<task>/<split>.jsonl. Tasks: \(Task.allCases.map { $0.rawValue }.joined(separator: ", ")).
+    DIR holds HF `datasets` rows as DIR/<task>/<split>.jsonl. Any other name is a generic task when
+    DIR/<name>/validation.jsonl exists: rows of {"context", "choices", "gold"}, few-shot examples from
+    DIR/<name>/train.jsonl (formats/tasks.md). Tasks: \(Task.allCases.map { $0.rawValue }.joined(separator: ", ")).
 
     Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask) and
     OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy).
@@ -38,9 +40,9 @@ struct EvalCommand: Command {
     var threads: Int
 
     init(_ args: inout Arguments) throws(UsageError) {
-        let list = try parseTasks(try args.option("--tasks"))
-        let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
+        let list = try parseTasks(try args.option("--tasks"), data: data)
+        let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         if let l = try args.option("--limit") {

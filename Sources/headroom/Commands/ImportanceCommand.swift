@@ -10,12 +10,18 @@ struct ImportanceCommand: Command {
     static let usage = """
     Usage: headroom importance heads MODEL.hrz --task T --shots K --data DIR [--limit N] [--target-space] -o scores.json
            headroom importance heads MODEL.hrz --requests FILE.jsonl -o scores.json
-           headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--no-cache] -o scores.json
+           headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--heads] [--no-cache] -o scores.json
+           common: [--memory-budget B] [--threads N]
 
     ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
     split with the evaluator's prompts (acc; ReCoRD: em). The baseline pass records every layer's input;
     each ablation then recomputes only layers ≥ l (exact: the layers below compute what the baseline did).
-    --no-cache runs every ablation from scratch instead (for comparison). Layer inputs are kept in memory.
+    --no-cache runs every ablation from scratch instead (for comparison). --heads does the same for every
+    single head (Score[l][h] = baseline − metric with head h of layer l masked; kind "heads", method
+    "oracle"): one evaluation of layers ≥ l per head, so meant for small models.
+
+    Saved layer inputs (the oracle's cache, the backward pass's checkpoints) beyond --memory-budget bytes
+    spill to a temporary file in $TMPDIR, deleted when the command ends however it ends.
 
     For each example the loss is the mean NLL of the gold continuation given its few-shot context; with
     A[l,h](t) head h's output before out_proj, I[l,h] = Σ_examples Σ_t |<A[l,h](t), dL/dA[l,h](t)>|,
@@ -40,20 +46,27 @@ struct ImportanceCommand: Command {
     var requestsFile: String?
     var kind: String
     var cached = true
+    var oracleHeads = false
+    var memoryBudget: Int?
+    var threads = ProcessInfo.processInfo.activeProcessorCount
 
     init(_ args: inout Arguments) throws(UsageError) {
         kind = try args.positional("heads or ffns")
         guard kind == "heads" || kind == "ffns" else { throw UsageError("unknown importance '\(kind)'; available: heads, ffns") }
         cached = !args.flag("--no-cache")
+        oracleHeads = args.flag("--heads")
+        if oracleHeads && kind != "ffns" { throw UsageError("--heads belongs to the oracle: headroom importance ffns --heads …") }
+        memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+        threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         guard let o = try args.option("-o") else { throw UsageError("missing -o scores.json") }
         output = o
         requestsFile = try args.option("--requests")
         if let t = try args.option("--task") {
-            guard let task = Task(rawValue: t) else { throw UsageError("unknown task '\(t)'") }
-            self.task = task
-            shots = try args.option("--shots", default: 0, in: 0...64)
             data = try args.option("--data")
             guard data != nil else { throw UsageError("--task needs --data DIR") }
+            guard let task = Task.named(t, dataDirectory: data) else { throw UsageError("unknown task '\(t)' (and no \(data!)/\(t)/validation.jsonl)") }
+            self.task = task
+            shots = try args.option("--shots", default: 0, in: 0...64)
             limit = try args.option("--limit", default: 2500, in: 1...10_000_000)
             targetSpace = args.flag("--target-space")
         }
@@ -63,7 +76,7 @@ struct ImportanceCommand: Command {
     }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        Runtime.setThreads(threads)
         if kind == "ffns" { return try runFFNs() }
         let opt = try OPTModel(path: model)
         var requests: [ImportanceRequest]
@@ -75,7 +88,7 @@ struct ImportanceCommand: Command {
                 .map { r in let t = try scorer.tokens(r); return ImportanceRequest(context: t.context, continuation: t.continuation) }
         }
         let bar = ProgressBar("importance")
-        let scores = try opt.headImportance(requests) { done, total in bar.update(phase: "heads", done: done, total: total, unit: .count) }
+        let scores = try opt.headImportance(requests, memoryBudget: memoryBudget) { done, total in bar.update(phase: "heads", done: done, total: total, unit: .count) }
         bar.finish()
         try ScoresFile(kind: "heads", method: "gradient", task: task?.rawValue, shots: task == nil ? nil : shots, model_sha256: opt.contentID,
                        examples: requests.count, scores: scores,
@@ -87,17 +100,22 @@ struct ImportanceCommand: Command {
     func runFFNs() throws -> Int32 {
         var options = EvalOptions(tasks: [task!], shots: [shots], dataDirectory: data!, outputDirectory: NSTemporaryDirectory())
         options.limit = limit
+        options.memoryBudget = memoryBudget
         let evaluator = try Evaluator(modelPath: model, options: options)
         let bar = ProgressBar("importance")
-        let result = try OracleImportance.ffns(evaluator: evaluator, task: task!, shots: shots, cached: cached) { done, total in
-            bar.update(phase: "ffns", done: done, total: total, unit: .count)
-        }
+        let tick = { (done: Int, total: Int) in bar.update(phase: oracleHeads ? "heads" : "ffns", done: done, total: total, unit: .count) }
+        let result = oracleHeads ? try OracleImportance.heads(evaluator: evaluator, task: task!, shots: shots, cached: cached, progress: tick)
+                                 : try OracleImportance.ffns(evaluator: evaluator, task: task!, shots: shots, cached: cached, progress: tick)
         bar.finish()
-        try ScoresFile(kind: "ffns", method: cached ? "oracle (cached layer inputs)" : "oracle (from scratch)", task: task!.rawValue, shots: shots,
-                       model_sha256: evaluator.modelID, examples: result.docs, scores: result.scores.map { [$0] },
-                       notes: String(format: "baseline %.6f; scores[l][0] = baseline − metric without layer l's FFN; %.2f s", result.baseline, result.seconds))
+        let H = evaluator.headCount
+        let scores = oracleHeads ? stride(from: 0, to: result.scores.count, by: H).map { Array(result.scores[$0..<($0 + H)]) } : result.scores.map { [$0] }
+        let what = oracleHeads ? "head h of layer l" : "layer l's FFN"
+        try ScoresFile(kind: oracleHeads ? "heads" : "ffns", method: cached ? "oracle (cached layer inputs)" : "oracle (from scratch)",
+                       task: task!.rawValue, shots: shots, model_sha256: evaluator.modelID, examples: result.docs, scores: scores,
+                       notes: String(format: "baseline %.6f; scores = baseline − metric without %@; %.2f s", result.baseline, what, result.seconds))
             .write(to: output)
-        print(String(format: "wrote %@: oracle FFN importance over %d docs (baseline %.4f) in %.2f s", output, result.docs, result.baseline, result.seconds))
+        print(String(format: "wrote %@: oracle %@ importance over %d docs (baseline %.4f) in %.2f s", output, oracleHeads ? "head" : "FFN",
+                     result.docs, result.baseline, result.seconds))
         return 0
     }
 }

@@ -44,9 +44,9 @@ struct SweepCommand: Command {
     var threads: Int
 
     init(_ args: inout Arguments) throws(UsageError) {
-        let tasks = try parseTasks(try args.option("--tasks"))
-        let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
+        let tasks = try parseTasks(try args.option("--tasks"), data: data)
+        let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
         options = SweepOptions(tasks: tasks, shots: shots, dataDirectory: data, outputDirectory: out)
         while let h = try args.option("--heads") { headFiles += h.split(separator: ",").map(String.init) }
@@ -56,7 +56,7 @@ struct SweepCommand: Command {
         if options.grid.heads != [0] && headFiles.isEmpty { throw UsageError("the grid prunes heads: give --heads SCORES") }
         if options.grid.ffns != [0] && ffnFiles.isEmpty { throw UsageError("the grid prunes FFNs: give --ffns SCORES") }
         options.rankingFrom = try args.option("--ranking-from")
-        if let r = options.rankingFrom, r != "aggregate", Task(rawValue: r) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
+        if let r = options.rankingFrom, r != "aggregate", Task.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
         if let l = try args.option("--limit") {
             guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
             options.limit = n
@@ -98,14 +98,16 @@ struct SweepCommand: Command {
     }
 }
 
-/// `copa,piqa` or `all` → tasks, with a usage error naming the unknown one.
-func parseTasks(_ text: String?) throws(UsageError) -> [Task] {
+/// `copa,piqa` or `all` → tasks, with a usage error naming the unknown one. A name that is not one of the
+/// paper's 16 is a generic task (formats/tasks.md) when DATA/<name>/validation.jsonl exists.
+func parseTasks(_ text: String?, data: String?) throws(UsageError) -> [Task] {
     guard let text else { throw UsageError("missing --tasks") }
     var list: [Task] = []
     for name in text.split(separator: ",").map(String.init) {
         if name == "all" { list += Task.allCases; continue }
-        guard let t = Task(rawValue: name) else {
-            throw UsageError("unknown task '\(name)'; tasks: \(Task.allCases.map(\.rawValue).joined(separator: ", ")), or all")
+        guard let t = Task.named(name, dataDirectory: data) else {
+            throw UsageError("unknown task '\(name)': not one of \(Task.allCases.map(\.rawValue).joined(separator: ", ")) or all, "
+                             + "and no generic task file \(data ?? "DIR")/\(name)/validation.jsonl")
         }
         list.append(t)
     }

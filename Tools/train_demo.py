@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Trains the demo model that `headroom study` runs with no arguments: a small OPT that learns in context.
+
+Usage:  python3 Tools/train_demo.py [--steps 4000] [--seed 1] [--data ../shared/data] [--out Tools/demo]
+Needs:  pip install "torch==2.13.0+cpu" transformers safetensors
+
+Model: OPT architecture (pre-LN, learned positions, tied LM head), 4 layers × 8 heads, d_model 128,
+ffn 512, OPT's real tokenizer and vocabulary (50272 ids, no remapping).
+Embedding: every row starts as a random sign vector (±0.05 per element). Only the rows of the demo words
+and the prompt punctuation are trained; all others stay frozen sign vectors, which are distinct enough for
+attention to match tokens (so induction heads work on any token, as the prefix-matching probe needs) and
+compress to about 1 bit per element, so the whole model is a few MB (see the README's demo section).
+
+Training data, generated on the fly as text and tokenized with the real tokenizer:
+  - induction: BOS + a random sequence of tokens from the whole vocabulary, repeated 2-4 times
+    (loss on the repeats), lengths growing from 4 to 40 (a curriculum);
+  - demo_copy:   "Copy: w1 … wn. Copy: w1 … wk" → " w(k+1)"
+  - demo_recall: "Keys: a = x, b = y, c = z. b =" → " y"
+  - rule tasks:  "Q: w1 w2 w3 w4\\nA:" → the word a hidden rule picks (first, second, third or last).
+    The rule is fixed within an episode and changes between episodes, so only the k examples before the
+    query (joined by a blank line, as the harness writes few-shot prompts) say which word to give.
+Held-out instances of four tasks are written as generic JSONL tasks (formats/tasks.md): demo_copy,
+demo_recall, demo_first and demo_last (rules first and last), each with train.jsonl (the few-shot
+population) and validation.jsonl. Writes OUT/model (safetensors + config.json), OUT/tasks/, OUT/train_log.txt.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import torch
+from safetensors.torch import save_file
+from transformers import GPT2Tokenizer, OPTConfig, OPTForCausalLM
+
+WORDS = ("red blue green black white brown pink gray gold silver cat dog fox owl bear wolf lion tiger horse sheep goat "
+         "duck frog fish bird snake mouse rabbit deer apple pear plum grape lemon peach mango bread milk tea rice salt "
+         "sugar honey butter cheese river lake hill rock tree leaf rose moon star sun rain snow wind fire stone sand cloud "
+         "storm king queen book door chair table house road ship train car bike boat drum bell coin ring hat shoe coat lamp "
+         "key box cup bowl knife fork spoon pen map clock desk bed wall roof glass paper").split()
+RULES = {"first": 0, "second": 1, "third": 2, "last": 3}
+
+
+def rule_doc(rng, rule):
+    words = rng.sample(WORDS, 4)
+    return {"context": "Q: " + " ".join(words) + "\nA:", "choices": [" " + w for w in words], "gold": RULES[rule]}
+
+
+def recall_doc(rng):
+    n = rng.randint(3, 6)
+    keys, values = rng.sample(WORDS[10:50], n), rng.sample(WORDS[:10] + WORDS[50:], n)
+    q = rng.randrange(n)
+    others = [v for i, v in enumerate(values) if i != q]
+    choices = [values[q]] + rng.sample(others, min(3, len(others)))
+    rng.shuffle(choices)
+    ctx = "Keys: " + ", ".join(f"{k} = {v}" for k, v in zip(keys, values)) + f". {keys[q]} ="
+    return {"context": ctx, "choices": [" " + c for c in choices], "gold": choices.index(values[q])}
+
+
+def copy_doc(rng):
+    n = rng.randint(4, 10)
+    words = rng.sample(WORDS, n)
+    k = rng.randint(1, n - 1)
+    target = words[k]
+    choices = [target] + rng.sample([w for w in words if w != target], 3)
+    rng.shuffle(choices)
+    ctx = "Copy: " + " ".join(words) + ". Copy: " + " ".join(words[:k])
+    return {"context": ctx, "choices": [" " + c for c in choices], "gold": choices.index(target)}
+
+
+def fewshot_text(examples, query):
+    """The harness's few-shot prompt: examples (context + gold choice) and the query, joined by blank lines."""
+    return "\n\n".join([e["context"] + e["choices"][e["gold"]] for e in examples] + [query["context"]])
+
+
+class Data:
+    def __init__(self, tok, seed):
+        self.tok, self.rng = tok, random.Random(seed)
+        self.cache = {}
+        ids = sorted(set(tok.convert_tokens_to_ids(["Ġ" + w for w in WORDS])))
+        self.word_ids = ids
+        self.low, self.high = 1000, 48000  # random induction tokens: the middle of the BPE ranks
+
+    def encode(self, text):
+        if text not in self.cache:
+            self.cache[text] = self.tok.encode(text, add_special_tokens=False)
+        return self.cache[text]
+
+    def episode(self, step, total):
+        """(ids, target positions): the loss is taken where a token is predictable from the context."""
+        r = self.rng.random()
+        if r < 0.35:
+            grow = min(1.0, step / (0.6 * total))
+            n = self.rng.randint(4, 4 + int(36 * grow))
+            seq = [self.rng.randrange(self.low, self.high) for _ in range(n)]
+            reps = self.rng.randint(2, 4)
+            ids = [2] + seq * reps
+            targets = list(range(n + 1, len(ids)))
+            return ids, self.rng.sample(targets, min(24, len(targets)))
+        kind = self.rng.choice(["copy", "recall", "rule", "rule"])
+        k = self.rng.randint(0, 5)
+        if kind == "rule":
+            rule = self.rng.choice(list(RULES))
+            docs = [rule_doc(self.rng, rule) for _ in range(k + 1)]
+        elif kind == "recall":
+            docs = [recall_doc(self.rng) for _ in range(k + 1)]
+        else:
+            docs = [copy_doc(self.rng) for _ in range(k + 1)]
+        # Tokenize the whole prompt as the evaluator does (a blank line before a word is not two
+        # separate "\n\n" tokens), and find each answer's position from the prefix before it.
+        examples, query = docs[:-1], docs[-1]
+        ids = self.encode(fewshot_text(examples, query)) + self.encode(query["choices"][query["gold"]])
+        targets = []
+        for i, d in enumerate(docs):
+            prefix = fewshot_text(docs[:i], d)
+            answer = self.encode(d["choices"][d["gold"]])
+            start = len(self.encode(prefix))
+            assert ids[start:start + len(answer)] == answer, (prefix, d)
+            targets += range(start, start + len(answer))
+        return ids, targets
+
+
+def loss_fn(model, batch):
+    L = max(len(ids) for ids, _ in batch)
+    x = torch.full((len(batch), L), 1, dtype=torch.long)
+    mask = torch.zeros((len(batch), L), dtype=torch.long)
+    rows, cols, gold = [], [], []
+    for b, (ids, targets) in enumerate(batch):
+        x[b, :len(ids)] = torch.tensor(ids)
+        mask[b, :len(ids)] = 1
+        for t in targets:
+            rows.append(b)
+            cols.append(t - 1)
+            gold.append(ids[t])
+    h = model.model.decoder(input_ids=x, attention_mask=mask).last_hidden_state
+    logits = h[rows, cols] @ model.model.decoder.embed_tokens.weight.T
+    return torch.nn.functional.cross_entropy(logits, torch.tensor(gold))
+
+
+@torch.no_grad()
+def accuracy(model, tok, docs, train, shots, rng):
+    correct = 0
+    for d in docs:
+        ex = rng.sample(train, shots) if shots else []
+        ctx = tok.encode(fewshot_text(ex, d), add_special_tokens=False)
+        lls = []
+        for c in d["choices"]:
+            cont = tok.encode(c, add_special_tokens=False)
+            logits = model(torch.tensor([ctx + cont])).logits[0, :, :50265]
+            logp = torch.log_softmax(logits, -1)[len(ctx) - 1:len(ctx) + len(cont) - 1]
+            lls.append(float(logp.gather(1, torch.tensor(cont)[:, None]).sum()))
+        correct += int(max(range(len(lls)), key=lambda i: lls[i]) == d["gold"])
+    return correct / len(docs)
+
+
+@torch.no_grad()
+def prefix_matching(model, rng, n=20, count=4):
+    """Mean attention to the token after the previous occurrence, per head (the prefix-matching probe)."""
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    score = torch.zeros(L, H)
+    for _ in range(count):
+        seq = rng.sample(range(1000, 48000), n)
+        ids = torch.tensor([[2] + seq * 4])
+        att = model(ids, output_attentions=True).attentions
+        for q in range(1 + n, 1 + 4 * n):
+            prev = [p + 1 for p in range(1, q) if ids[0, p] == ids[0, q] and p + 1 < q + 1]
+            for l in range(L):
+                score[l] += att[l][0, :, q, prev].sum(-1) / (3 * n * count)
+    return score
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"))
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    tok = GPT2Tokenizer(os.path.join(args.data, "tokenizer", "opt", "vocab.json"), os.path.join(args.data, "tokenizer", "opt", "merges.txt"))
+    cfg = OPTConfig(vocab_size=50272, hidden_size=128, num_hidden_layers=4, num_attention_heads=8, ffn_dim=512,
+                    max_position_embeddings=512, word_embed_proj_dim=128, do_layer_norm_before=True,
+                    dropout=0.0, attention_dropout=0.0, activation_function="relu", enable_bias=True)
+    cfg._attn_implementation = "eager"
+    model = OPTForCausalLM(cfg)
+    data = Data(tok, args.seed)
+    emb = model.model.decoder.embed_tokens.weight
+    with torch.no_grad():
+        emb.copy_(torch.sign(torch.randn_like(emb)) * 0.05)
+    trainable = torch.zeros(emb.shape[0], 1)
+    punctuation = set()
+    for text in ["Q: a\nA: b\n\nCopy: x y. Copy: z", "Keys: a = b, c = d. e ="]:
+        punctuation |= set(tok.encode(text, add_special_tokens=False))
+    for i in set(data.word_ids) | punctuation:
+        trainable[i] = 1
+    emb.register_hook(lambda g: g * trainable)
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embed_tokens" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+    warmup = 200
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1, s / args.steps))))
+
+    eval_rng = random.Random(12345)
+    tasks = {
+        "demo_first": ([rule_doc(eval_rng, "first") for _ in range(200)], [rule_doc(eval_rng, "first") for _ in range(200)]),
+        "demo_last": ([rule_doc(eval_rng, "last") for _ in range(200)], [rule_doc(eval_rng, "last") for _ in range(200)]),
+        "demo_recall": ([recall_doc(eval_rng) for _ in range(200)], [recall_doc(eval_rng) for _ in range(200)]),
+        "demo_copy": ([copy_doc(eval_rng) for _ in range(200)], [copy_doc(eval_rng) for _ in range(200)]),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    log = open(os.path.join(args.out, "train_log.txt"), "w")
+
+    def say(line):
+        print(line, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    say(f"train_demo.py seed {args.seed} steps {args.steps} batch {args.batch} lr {args.lr} torch {torch.__version__} "
+        f"threads {torch.get_num_threads()}; {sum(p.numel() for p in model.parameters())} parameters, "
+        f"{int(trainable.sum())} trained embedding rows")
+    started = time.time()
+    running = None
+    for step in range(args.steps):
+        model.train()
+        batch = [data.episode(step, args.steps) for _ in range(args.batch)]
+        loss = loss_fn(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if (step + 1) % 250 == 0 or step + 1 == args.steps:
+            model.eval()
+            rng = random.Random(0)
+            accs = {name: (accuracy(model, tok, val[:40], train, 0, rng), accuracy(model, tok, val[:40], train, 5, rng))
+                    for name, (train, val) in tasks.items()}
+            pm = prefix_matching(model, random.Random(1))
+            say(f"step {step + 1:5d}  loss {running:.3f}  " + "  ".join(f"{n} {a0:.2f}/{a5:.2f}" for n, (a0, a5) in accs.items())
+                + f"  prefix-matching max {pm.max():.2f} (heads > 0.3: {int((pm > 0.3).sum())})  {time.time() - started:.0f} s")
+    model.eval()
+    out = os.path.join(args.out, "model")
+    os.makedirs(out, exist_ok=True)
+    sd = {k: v.half().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    cfg.save_pretrained(out)
+    for name, (train, val) in tasks.items():
+        os.makedirs(os.path.join(args.out, "tasks", name), exist_ok=True)
+        for split, rows in (("train", train), ("validation", val)):
+            with open(os.path.join(args.out, "tasks", name, split + ".jsonl"), "w") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+    say(f"wrote {out} and {os.path.join(args.out, 'tasks')}")
+
+
+if __name__ == "__main__":
+    main()
