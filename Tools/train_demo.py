@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Trains the demo model that `headroom study` runs with no arguments: a small OPT that learns in context.
 
-Usage:  python3 Tools/train_demo.py [--steps 4000] [--seed 1] [--data ../shared/data] [--out Tools/demo]
+Usage:  python3 Tools/train_demo.py [--steps 6000] [--seed 1] [--data ../shared/data] [--out Tools/demo]
 Needs:  pip install "torch==2.13.0+cpu" transformers safetensors
 
 Model: OPT architecture (pre-LN, learned positions, tied LM head), 4 layers × 8 heads, d_model 128,
-ffn 512, OPT's real tokenizer and vocabulary (50272 ids, no remapping).
-Embedding: every row starts as a random sign vector (±0.05 per element). Only the rows of the demo words
+ffn 512, OPT's real tokenizer and vocabulary (50272 ids, no remapping). Positions start sinusoidal.
+Embedding: every row starts as a random sign vector (±0.1 per element). Only the rows of the demo words
 and the prompt punctuation are trained; all others stay frozen sign vectors, which are distinct enough for
 attention to match tokens (so induction heads work on any token, as the prefix-matching probe needs) and
 compress to about 1 bit per element, so the whole model is a few MB (see the README's demo section).
 
 Training data, generated on the fly as text and tokenized with the real tokenizer:
-  - induction: BOS + a random sequence of tokens from the whole vocabulary, repeated 2-4 times
-    (loss on the repeats), lengths growing from 4 to 40 (a curriculum);
+  - induction (half the episodes): BOS + a random sequence of tokens from the whole vocabulary, repeated
+    2-4 times (loss on the repeats), lengths growing from 4 to 40 (a curriculum);
   - demo_copy:   "Copy: w1 … wn. Copy: w1 … wk" → " w(k+1)"
   - demo_recall: "Keys: a = x, b = y, c = z. b =" → " y"
   - rule tasks:  "Q: w1 w2 w3 w4\\nA:" → the word a hidden rule picks (first, second, third or last).
@@ -90,7 +90,7 @@ class Data:
     def episode(self, step, total):
         """(ids, target positions): the loss is taken where a token is predictable from the context."""
         r = self.rng.random()
-        if r < 0.35:
+        if r < 0.5:
             grow = min(1.0, step / (0.6 * total))
             n = self.rng.randint(4, 4 + int(36 * grow))
             seq = [self.rng.randrange(self.low, self.high) for _ in range(n)]
@@ -121,7 +121,10 @@ class Data:
         return ids, targets
 
 
-def loss_fn(model, batch):
+def loss_fn(model, batch, negatives=4096):
+    """Mean NLL at the target positions. Text-task targets use the full vocabulary. Random-token induction
+    targets (episodes starting with BOS) use a sampled softmax over the batch's tokens plus random
+    negatives: exact enough for the frozen random embeddings, and 10× cheaper than 50272 columns."""
     L = max(len(ids) for ids, _ in batch)
     x = torch.full((len(batch), L), 1, dtype=torch.long)
     mask = torch.zeros((len(batch), L), dtype=torch.long)
@@ -134,8 +137,18 @@ def loss_fn(model, batch):
             cols.append(t - 1)
             gold.append(ids[t])
     h = model.model.decoder(input_ids=x, attention_mask=mask).last_hidden_state
-    logits = h[rows, cols] @ model.model.decoder.embed_tokens.weight.T
-    return torch.nn.functional.cross_entropy(logits, torch.tensor(gold))
+    E = model.model.decoder.embed_tokens.weight
+    random_rows = torch.tensor([batch[b][0][0] == 2 for b in rows])
+    hidden, gold = h[rows, cols], torch.tensor(gold)
+    total = torch.zeros(())
+    text = ~random_rows
+    if text.any():
+        total = total + torch.nn.functional.cross_entropy(hidden[text] @ E.T, gold[text], reduction="sum")
+    if random_rows.any():
+        pool = torch.unique(torch.cat([x[mask.bool()], torch.randint(3, E.shape[0], (negatives,))]))
+        index = torch.searchsorted(pool, gold[random_rows])
+        total = total + torch.nn.functional.cross_entropy(hidden[random_rows] @ E[pool].T, index, reduction="sum")
+    return total / len(rows)
 
 
 @torch.no_grad()
@@ -172,7 +185,7 @@ def prefix_matching(model, rng, n=20, count=4):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -190,7 +203,14 @@ def main():
     data = Data(tok, args.seed)
     emb = model.model.decoder.embed_tokens.weight
     with torch.no_grad():
-        emb.copy_(torch.sign(torch.randn_like(emb)) * 0.05)
+        emb.copy_(torch.sign(torch.randn_like(emb)) * 0.1)
+        # Sinusoidal initial positions (still learned, as in OPT): a previous-token head, the first half
+        # of an induction circuit, is then a fixed rotation instead of something learned per position.
+        pos = model.model.decoder.embed_positions.weight  # [max_positions + 2, d]; position p is row p + 2
+        p = torch.arange(pos.shape[0] - 2, dtype=torch.float32)[:, None]
+        freq = torch.exp(-math.log(1000.0) * torch.arange(0, pos.shape[1], 2, dtype=torch.float32) / pos.shape[1])
+        pos[2:, 0::2] = torch.sin(p * freq) * 0.1
+        pos[2:, 1::2] = torch.cos(p * freq) * 0.1
     trainable = torch.zeros(emb.shape[0], 1)
     punctuation = set()
     for text in ["Q: a\nA: b\n\nCopy: x y. Copy: z", "Keys: a = b, c = d. e ="]:

@@ -28,12 +28,15 @@ public struct ReportSection: Sendable {
     public var figures: [Figure]
     /// Extra HTML after the figures, e.g. a table.
     public var html: String
+    /// Extra CSV files written beside the figures' (name → content), e.g. a table's numbers.
+    public var files: [String: String]
 
-    public init(title: String, intro: String = "", figures: [Figure] = [], html: String = "") {
+    public init(title: String, intro: String = "", figures: [Figure] = [], html: String = "", files: [String: String] = [:]) {
         self.title = title
         self.intro = intro
         self.figures = figures
         self.html = html
+        self.files = files
     }
 }
 
@@ -97,6 +100,7 @@ public struct HTMLReport: Sendable {
         try FileManager.default.createDirectory(atPath: directory + "/figures", withIntermediateDirectories: true)
         for section in sections {
             for f in section.figures { if let csv = f.csv { try AtomicFile.write([UInt8](csv.utf8), to: "\(directory)/figures/\(f.id).csv") } }
+            for (name, csv) in section.files { try AtomicFile.write([UInt8](csv.utf8), to: "\(directory)/figures/\(name)") }
         }
         let path = directory + "/report.html"
         try AtomicFile.write([UInt8](render().utf8), to: path)

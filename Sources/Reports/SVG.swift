@@ -98,7 +98,7 @@ func svg(width: Double, height: Double, title: String, body: String) -> String {
 }
 
 /// A vertical colour bar with ticks, at (x, y), `height` tall.
-func colorBar(_ scale: ColorScale, x: Double, y: Double, height: Double, label: String) -> String {
+func colorBar(_ scale: ColorScale, x: Double, y: Double, height: Double, label: String, labelOffset: Double = 50) -> String {
     var out = "<g class=\"colorbar\">"
     let steps = 40
     for i in 0..<steps {
@@ -111,7 +111,7 @@ func colorBar(_ scale: ColorScale, x: Double, y: Double, height: Double, label: 
         out += "<line x1=\"\(x + 12)\" x2=\"\(x + 15)\" y1=\(q(ty)) y2=\(q(ty)) stroke=\"#555\"/>"
         out += "<text x=\"\(x + 18)\" y=\(q(ty + 4)) font-size=\"11\">\(formatNumber(t))</text>"
     }
-    out += "<text transform=\"translate(\(x + 62), \(y + height / 2)) rotate(90)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333\">\(escapeXML(label))</text>"
+    out += "<text transform=\"translate(\(x + labelOffset), \(y + height / 2)) rotate(90)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333\">\(escapeXML(label))</text>"
     return out + "</g>"
 }
 
@@ -151,7 +151,9 @@ public struct Heatmap: Sendable {
         let labelWidth = Double((rowNames.map(\.count).max() ?? 1) * 7 + 10)
         let left = 30 + labelWidth, top = 34.0
         let columnNameHeight = Double((columnNames.map(\.count).max() ?? 1) > 3 ? (columnNames.map(\.count).max()! * 6 + 8) : 16)
-        let width = left + Double(columns) * cell + 90, height = top + Double(rows) * cell + columnNameHeight + 26
+        let tickWidth = Double(ticks(scale.low, scale.high, count: 4).map { formatNumber($0).count }.max() ?? 3) * 6.5
+        let width = max(left + Double(columns) * cell + 46 + tickWidth + 20, Double(title.count) * 7.8 + 24)
+        let height = top + Double(rows) * cell + columnNameHeight + 26
         var body = "<g class=\"cells\">"
         for (r, row) in values.enumerated() {
             for (c, v) in row.enumerated() {
@@ -183,7 +185,8 @@ public struct Heatmap: Sendable {
         }
         body += "<text x=\(q(left + Double(columns) * cell / 2)) y=\(q(bottom + columnNameHeight + 14)) text-anchor=\"middle\" fill=\"#333\">\(escapeXML(columnLabel))</text>"
         body += "<text transform=\"translate(14, \(String(format: "%.2f", top + Double(rows) * cell / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(rowLabel))</text>"
-        body += colorBar(scale, x: left + Double(columns) * cell + 14, y: top, height: min(Double(rows) * cell, 220), label: valueLabel)
+        body += colorBar(scale, x: left + Double(columns) * cell + 14, y: top, height: min(max(Double(rows) * cell, 60), 220), label: valueLabel,
+                         labelOffset: 24 + tickWidth)
         return svg(width: width, height: height, title: title, body: body)
     }
 }

@@ -4,7 +4,7 @@ import Runtime
 
 let commands: [Command.Type] = [
     ConvertCommand.self, InspectCommand.self, SynthCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self,
-    EvalCommand.self, CompareCommand.self, ImportanceCommand.self, RankCommand.self, InductionCommand.self, PruneCommand.self, SweepCommand.self, BenchCommand.self,
+    EvalCommand.self, CompareCommand.self, ImportanceCommand.self, RankCommand.self, InductionCommand.self, PruneCommand.self, SweepCommand.self, StudyCommand.self, ReportCommand.self, DemoCommand.self, BenchCommand.self,
 ]
 
 func topLevelHelp() -> String {

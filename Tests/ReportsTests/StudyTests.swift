@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import Checkpoints
+@testable import HRZFormat
+@testable import Analysis
+@testable import Pruning
+@testable import Study
+
+/// `headroom study` end to end on the tiny real-vocabulary fixture with real COPA rows: every step's output,
+/// the report, and resuming after a kill loses nothing and recomputes nothing that was finished.
+@Suite(.serialized) struct StudyTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func options() throws -> StudyOptions {
+        let model = NSTemporaryDirectory() + "headroom-study-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        var convert = ConvertOptions()
+        convert.tokenizerDirectory = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
+        _ = try Converter.convert(root.appendingPathComponent("Tests/EvaluationTests/Fixtures/tiny-real-vocab").path, to: model, options: convert)
+        var o = StudyOptions(model: model, tasks: ["copa", "rte"], shots: [0, 1], data: root.appendingPathComponent("../shared/data/tasks").standardized.path)
+        o.limit = 4
+        o.importanceExamples = 3
+        o.headsGrid = [0, 50]
+        o.ffnsGrid = [0, 50]
+        o.combinedFFNs = [0, 50]
+        o.inductionSequences = 2
+        return o
+    }
+
+    static func modified(_ path: String) -> Date { (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast }
+
+    @Test func runsEveryStepAndResumesAfterAKill() throws {
+        let o = try Self.options()
+        let dir = NSTemporaryDirectory() + "headroom-study-out-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        let report = try Study(options: o, directory: dir).run()
+        let html = try String(contentsOfFile: report, encoding: .utf8)
+        for id in ["baseline", "heads-aggregate", "ffns-by-task", "sweep-heads-mean", "sweep-ffns-mean", "combined-1shot", "spearman-tasks-0shot",
+                   "spearman-shots", "prefix-matching", "copying", "overlap"] {
+            #expect(html.contains("<figure id=\"\(id)\">"), "figure \(id)")
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/figures/\(id).csv"), "figures/\(id).csv")
+        }
+        #expect(!html.contains("Not available yet"))
+        // The pruned model: floor(0.7 · 8) = 5 heads by the aggregate ranking, floor(0.2 · 2) = 0 FFNs.
+        let comparison = try JSONDecoder().decode(Comparison.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pruned/comparison.json")))
+        #expect(comparison.original.heads == 8 && comparison.pruned.heads == 3 && comparison.pruned.ffns == 2)
+        #expect(try HRZReader(path: dir + "/pruned/model.hrz").metadata.provenance.lineage.count == 1)
+        let combined = try JSONDecoder().decode(SweepTable.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/sweeps/combined/sweep.json")))
+        #expect(combined.rows.count == 2 * 4 && combined.rows.allSatisfy { $0.shots == 1 && $0.ranking == "aggregate" })
+
+        // A kill in the middle of step 5 of a later run: one importance file and half a sweep table are gone.
+        let importance = dir + "/importance/heads-rte-1shot.json", sweep = dir + "/sweeps/heads/sweep.json"
+        let savedImportance = try Data(contentsOf: URL(fileURLWithPath: importance))
+        let table = try JSONDecoder().decode(SweepTable.self, from: Data(contentsOf: URL(fileURLWithPath: sweep)))
+        var cut = table
+        cut.rows = Array(table.rows.prefix(3))
+        try JSONEncoder().encode(cut).write(to: URL(fileURLWithPath: sweep))
+        try FileManager.default.removeItem(atPath: importance)
+        let untouched = ["baseline/results.json", "importance/heads-copa-0shot.json", "importance/ffns-rte-1shot.json", "induction/copying.json",
+                         "pruned/model.hrz"].map { dir + "/" + $0 }
+        let before = untouched.map(Self.modified)
+        _ = try Study(options: o, directory: dir).run()
+        #expect(untouched.map(Self.modified) == before, "finished outputs were recomputed")
+        // Recomputed in a fresh process state: equal up to fp32 rounding (scratch buffers and BLAS paths differ), so within 1e-5 relative.
+        let recomputed = try JSONDecoder().decode(ScoresFile.self, from: Data(contentsOf: URL(fileURLWithPath: importance)))
+        let saved = try JSONDecoder().decode(ScoresFile.self, from: savedImportance)
+        #expect(recomputed.examples == saved.examples && recomputed.task == "rte" && recomputed.shots == 1)
+        for (a, b) in zip(recomputed.scores.flatMap { $0 }, saved.scores.flatMap { $0 }) { #expect(abs(a - b) <= 1e-5 * abs(b)) }
+        let resumed = try JSONDecoder().decode(SweepTable.self, from: Data(contentsOf: URL(fileURLWithPath: sweep)))
+        #expect(resumed.rows == table.rows)
+    }
+
+    @Test func refusesAnotherModelsDirectory() throws {
+        let o = try Self.options()
+        let dir = NSTemporaryDirectory() + "headroom-study-other-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
+            .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
+        #expect(throws: PruneError.self) { _ = try Study(options: o, directory: dir).run() }
+    }
+}
