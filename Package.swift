@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Evaluation", "Runtime", "Checkpoints", "HRZFormat"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PruningTests", dependencies: ["Pruning", "Analysis", "Evaluation", "Runtime", "Checkpoints", "HRZFormat"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Study", "Pruning", "Analysis", "Checkpoints", "HRZFormat"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Study", "Pruning", "Analysis", "Evaluation", "Runtime", "Tokenizer", "Checkpoints", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["HRZFormat"]),
     ],
     swiftLanguageModes: [.v5]

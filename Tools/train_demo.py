@@ -4,7 +4,7 @@
 Usage:  python3 Tools/train_demo.py [--steps 6000] [--seed 1] [--data ../shared/data] [--out Tools/demo]
 Needs:  pip install "torch==2.13.0+cpu" transformers safetensors
 
-Model: OPT architecture (pre-LN, learned positions, tied LM head), 4 layers × 8 heads, d_model 128,
+Model: OPT architecture (pre-LN, learned positions, tied LM head), 4 layers × 4 heads, d_model 128,
 ffn 512, OPT's real tokenizer and vocabulary (50272 ids, no remapping). Positions start sinusoidal.
 Embedding: every row starts as a random sign vector (±0.1 per element). Only the rows of the demo words
 and the prompt punctuation are trained; all others stay frozen sign vectors, which are distinct enough for
@@ -13,15 +13,18 @@ compress to about 1 bit per element, so the whole model is a few MB (see the REA
 
 Training data, generated on the fly as text and tokenized with the real tokenizer:
   - induction (half the episodes): BOS + a random sequence of tokens from the whole vocabulary, repeated
-    2-4 times (loss on the repeats), lengths growing from 4 to 40 (a curriculum);
+    2-4 times (loss on the repeats), lengths 3-8 at first, growing to 3-40 by mid-training (a curriculum);
   - demo_copy:   "Copy: w1 … wn. Copy: w1 … wk" → " w(k+1)"
   - demo_recall: "Keys: a = x, b = y, c = z. b =" → " y"
-  - rule tasks:  "Q: w1 w2 w3 w4\\nA:" → the word a hidden rule picks (first, second, third or last).
-    The rule is fixed within an episode and changes between episodes, so only the k examples before the
-    query (joined by a blank line, as the harness writes few-shot prompts) say which word to give.
+  - map tasks:   "item =" → " label", where 4 items get 4 colour labels by a random made-up
+    dictionary. The dictionary is fixed within an episode and new in every episode, so only the k
+    examples before the query (joined by a blank line, as the harness writes few-shot prompts) can say
+    which label an item has: at 0 shots the answer is a guess among 4.
+  Each episode has 0-5 examples before its query; the loss is on every example's answer and the query's.
 Held-out instances of four tasks are written as generic JSONL tasks (formats/tasks.md): demo_copy,
-demo_recall, demo_first and demo_last (rules first and last), each with train.jsonl (the few-shot
-population) and validation.jsonl. Writes OUT/model (safetensors + config.json), OUT/tasks/, OUT/train_log.txt.
+demo_recall, and demo_map_a and demo_map_b (two fixed dictionaries never seen in training), each with
+train.jsonl (the few-shot population) and validation.jsonl. Writes OUT/model (safetensors + config.json),
+OUT/tasks/ and OUT/train_log.txt; the model is saved at every evaluation, so a stopped run leaves its latest.
 """
 import argparse
 import json
@@ -39,12 +42,22 @@ WORDS = ("red blue green black white brown pink gray gold silver cat dog fox owl
          "sugar honey butter cheese river lake hill rock tree leaf rose moon star sun rain snow wind fire stone sand cloud "
          "storm king queen book door chair table house road ship train car bike boat drum bell coin ring hat shoe coat lamp "
          "key box cup bowl knife fork spoon pen map clock desk bed wall roof glass paper").split()
-RULES = {"first": 0, "second": 1, "third": 2, "last": 3}
-
-
 def rule_doc(rng, rule):
+    """Stage 1 only: the answer is the word a hidden rule (first, second, third or last) picks."""
     words = rng.sample(WORDS, 4)
-    return {"context": "Q: " + " ".join(words) + "\nA:", "choices": [" " + w for w in words], "gold": RULES[rule]}
+    return {"context": "Q: " + " ".join(words) + "\nA:", "choices": [" " + w for w in words], "gold": rule}
+
+
+def map_doc(rng, mapping):
+    """A made-up dictionary: the label of an item is arbitrary, so only examples can teach it."""
+    item = rng.choice(sorted(mapping))
+    labels = sorted(set(mapping.values()))
+    return {"context": f"{item} =", "choices": [" " + l for l in labels], "gold": labels.index(mapping[item])}
+
+
+def random_mapping(rng):
+    items, labels = rng.sample(WORDS[10:], 4), rng.sample(WORDS[:10], 4)
+    return dict(zip(items, labels))
 
 
 def recall_doc(rng):
@@ -75,8 +88,8 @@ def fewshot_text(examples, query):
 
 
 class Data:
-    def __init__(self, tok, seed):
-        self.tok, self.rng = tok, random.Random(seed)
+    def __init__(self, tok, seed, mix):
+        self.tok, self.rng, self.mix = tok, random.Random(seed), mix
         self.cache = {}
         ids = sorted(set(tok.convert_tokens_to_ids(["Ġ" + w for w in WORDS])))
         self.word_ids = ids
@@ -91,18 +104,21 @@ class Data:
         """(ids, target positions): the loss is taken where a token is predictable from the context."""
         r = self.rng.random()
         if r < 0.5:
-            grow = min(1.0, step / (0.6 * total))
-            n = self.rng.randint(4, 4 + int(36 * grow))
+            grow = min(1.0, step / (0.5 * total))
+            n = self.rng.randint(3, 8 + int(32 * grow))
             seq = [self.rng.randrange(self.low, self.high) for _ in range(n)]
             reps = self.rng.randint(2, 4)
             ids = [2] + seq * reps
             targets = list(range(n + 1, len(ids)))
             return ids, self.rng.sample(targets, min(24, len(targets)))
-        kind = self.rng.choice(["copy", "recall", "rule", "rule"])
+        kind = self.rng.choice(["copy", "recall", self.mix, self.mix])
         k = self.rng.randint(0, 5)
         if kind == "rule":
-            rule = self.rng.choice(list(RULES))
+            rule = self.rng.randrange(4)
             docs = [rule_doc(self.rng, rule) for _ in range(k + 1)]
+        elif kind == "map":
+            mapping = random_mapping(self.rng)
+            docs = [map_doc(self.rng, mapping) for _ in range(k + 1)]
         elif kind == "recall":
             docs = [recall_doc(self.rng) for _ in range(k + 1)]
         else:
@@ -190,17 +206,19 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--mix", choices=["rule", "map"], default="map", help="the few-shot pattern task of the mixture")
+    ap.add_argument("--init", help="start from this model directory (a previous stage's OUT/model)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     tok = GPT2Tokenizer(os.path.join(args.data, "tokenizer", "opt", "vocab.json"), os.path.join(args.data, "tokenizer", "opt", "merges.txt"))
-    cfg = OPTConfig(vocab_size=50272, hidden_size=128, num_hidden_layers=4, num_attention_heads=8, ffn_dim=512,
+    cfg = OPTConfig(vocab_size=50272, hidden_size=128, num_hidden_layers=4, num_attention_heads=4, ffn_dim=512,
                     max_position_embeddings=512, word_embed_proj_dim=128, do_layer_norm_before=True,
                     dropout=0.0, attention_dropout=0.0, activation_function="relu", enable_bias=True)
     cfg._attn_implementation = "eager"
     model = OPTForCausalLM(cfg)
-    data = Data(tok, args.seed)
+    data = Data(tok, args.seed, args.mix)
     emb = model.model.decoder.embed_tokens.weight
     with torch.no_grad():
         emb.copy_(torch.sign(torch.randn_like(emb)) * 0.1)
@@ -217,6 +235,11 @@ def main():
         punctuation |= set(tok.encode(text, add_special_tokens=False))
     for i in set(data.word_ids) | punctuation:
         trainable[i] = 1
+    if args.init:
+        from safetensors.torch import load_file
+        state = {k: v.float() for k, v in load_file(os.path.join(args.init, "model.safetensors")).items()}
+        state["lm_head.weight"] = state["model.decoder.embed_tokens.weight"]
+        model.load_state_dict(state)
     emb.register_hook(lambda g: g * trainable)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "embed_tokens" not in n)]
@@ -225,21 +248,37 @@ def main():
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1, s / args.steps))))
 
     eval_rng = random.Random(12345)
+    map_a, map_b = random_mapping(eval_rng), random_mapping(eval_rng)
     tasks = {
-        "demo_first": ([rule_doc(eval_rng, "first") for _ in range(200)], [rule_doc(eval_rng, "first") for _ in range(200)]),
-        "demo_last": ([rule_doc(eval_rng, "last") for _ in range(200)], [rule_doc(eval_rng, "last") for _ in range(200)]),
+        "demo_map_a": ([map_doc(eval_rng, map_a) for _ in range(200)], [map_doc(eval_rng, map_a) for _ in range(200)]),
+        "demo_map_b": ([map_doc(eval_rng, map_b) for _ in range(200)], [map_doc(eval_rng, map_b) for _ in range(200)]),
         "demo_recall": ([recall_doc(eval_rng) for _ in range(200)], [recall_doc(eval_rng) for _ in range(200)]),
         "demo_copy": ([copy_doc(eval_rng) for _ in range(200)], [copy_doc(eval_rng) for _ in range(200)]),
     }
     os.makedirs(args.out, exist_ok=True)
-    log = open(os.path.join(args.out, "train_log.txt"), "w")
+    for name, (train, val) in tasks.items():
+        os.makedirs(os.path.join(args.out, "tasks", name), exist_ok=True)
+        for split, rows in (("train", train), ("validation", val)):
+            with open(os.path.join(args.out, "tasks", name, split + ".jsonl"), "w") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+
+    def save():
+        out = os.path.join(args.out, "model")
+        os.makedirs(out, exist_ok=True)
+        sd = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(sd, os.path.join(out, "model.safetensors.tmp"), metadata={"format": "pt"})
+        os.replace(os.path.join(out, "model.safetensors.tmp"), os.path.join(out, "model.safetensors"))
+        cfg.save_pretrained(out)
+
+    log = open(os.path.join(args.out, "train_log.txt"), "a" if args.init else "w")
 
     def say(line):
         print(line, flush=True)
         log.write(line + "\n")
         log.flush()
 
-    say(f"train_demo.py seed {args.seed} steps {args.steps} batch {args.batch} lr {args.lr} torch {torch.__version__} "
+    say(f"train_demo.py seed {args.seed} steps {args.steps} batch {args.batch} lr {args.lr} mix {args.mix} init {args.init} torch {torch.__version__} "
         f"threads {torch.get_num_threads()}; {sum(p.numel() for p in model.parameters())} parameters, "
         f"{int(trainable.sum())} trained embedding rows")
     started = time.time()
@@ -259,21 +298,12 @@ def main():
             rng = random.Random(0)
             accs = {name: (accuracy(model, tok, val[:40], train, 0, rng), accuracy(model, tok, val[:40], train, 5, rng))
                     for name, (train, val) in tasks.items()}
-            pm = prefix_matching(model, random.Random(1))
+            short, long = prefix_matching(model, random.Random(1), n=10), prefix_matching(model, random.Random(1), n=30)
             say(f"step {step + 1:5d}  loss {running:.3f}  " + "  ".join(f"{n} {a0:.2f}/{a5:.2f}" for n, (a0, a5) in accs.items())
-                + f"  prefix-matching max {pm.max():.2f} (heads > 0.3: {int((pm > 0.3).sum())})  {time.time() - started:.0f} s")
-    model.eval()
+                + f"  prefix-matching max n=10 {short.max():.2f}, n=30 {long.max():.2f}  {time.time() - started:.0f} s")
+            save()  # a checkpoint at every evaluation: a stopped run still leaves its latest model
+    save()
     out = os.path.join(args.out, "model")
-    os.makedirs(out, exist_ok=True)
-    sd = {k: v.half().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
-    cfg.save_pretrained(out)
-    for name, (train, val) in tasks.items():
-        os.makedirs(os.path.join(args.out, "tasks", name), exist_ok=True)
-        for split, rows in (("train", train), ("validation", val)):
-            with open(os.path.join(args.out, "tasks", name, split + ".jsonl"), "w") as f:
-                for r in rows:
-                    f.write(json.dumps(r) + "\n")
     say(f"wrote {out} and {os.path.join(args.out, 'tasks')}")
 
 

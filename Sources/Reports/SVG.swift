@@ -152,7 +152,7 @@ public struct Heatmap: Sendable {
         let left = 30 + labelWidth, top = 34.0
         let columnNameHeight = Double((columnNames.map(\.count).max() ?? 1) > 3 ? (columnNames.map(\.count).max()! * 6 + 8) : 16)
         let tickWidth = Double(ticks(scale.low, scale.high, count: 4).map { formatNumber($0).count }.max() ?? 3) * 6.5
-        let width = max(left + Double(columns) * cell + 46 + tickWidth + 20, Double(title.count) * 7.8 + 24)
+        let width = max(left + Double(columns) * cell + 46 + tickWidth + 20, Double(title.count) * 8.6 + 24)
         let height = top + Double(rows) * cell + columnNameHeight + 26
         var body = "<g class=\"cells\">"
         for (r, row) in values.enumerated() {
@@ -213,6 +213,8 @@ public struct LineChart: Sendable {
     public var yRange: ClosedRange<Double>?
     /// A horizontal reference line, e.g. chance accuracy.
     public var reference: (y: Double, label: String)?
+    /// Where to put x ticks (e.g. the shots values); nil chooses "nice" ones.
+    public var xTicks: [Double]?
     public var width: Double = 460
     public var height: Double = 300
 
@@ -238,7 +240,7 @@ public struct LineChart: Sendable {
             body += "<line x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(t))) y2=\(q(py(t))) stroke=\"#e6e6e6\"/>"
             body += "<text x=\(q(left - 6)) y=\(q(py(t) + 4)) text-anchor=\"end\" font-size=\"11\">\(formatNumber(t))</text>"
         }
-        for t in ticks(x0, x1, count: 6) {
+        for t in xTicks ?? ticks(x0, x1, count: 6) {
             body += "<line x1=\(q(px(t))) x2=\(q(px(t))) y1=\(q(top + plotH)) y2=\(q(top + plotH + 4)) stroke=\"#555\"/>"
             body += "<text x=\(q(px(t))) y=\(q(top + plotH + 17)) text-anchor=\"middle\" font-size=\"11\">\(formatNumber(t))</text>"
         }

@@ -91,11 +91,12 @@ public enum StudyReport {
                               xLabel: "shots", yLabel: "accuracy")
         var chartWithRange = chart
         chartWithRange.yRange = 0...1
+        chartWithRange.xTicks = o.shots.map(Double.init)
         let csv = CSV.table(["task", "metric"] + o.shots.map { "\($0)-shot" }, o.tasks.map { t in [t, metricName(t, o)] + o.shots.map { CSV.number(value(t, $0)) } })
         return ReportSection(title: "Baseline accuracy",
                              intro: "<p>The unpruned model on each task and number of shots, with the pinned harness's prompts and metric (acc; ReCoRD: em).</p>",
                              figures: [Figure(id: "baseline", svg: chartWithRange.render(),
-                                              caption: "Accuracy against the number of in-context examples. Rising lines mean the model uses the examples: it learns in context.",
+                                              caption: "Accuracy against the number of in-context examples. A line that rises means the model uses the examples: it learns in context.",
                                               command: "headroom eval MODEL --tasks … --shots \(o.shots.map(String.init).joined(separator: ",")) --data DIR", csv: csv)],
                              html: table)
     }
@@ -122,7 +123,8 @@ public enum StudyReport {
     static func heatmapFigure(_ id: String, _ title: String, _ values: [[Double]], cell: Double, caption: String, command: String,
                               outlined: [(Int, Int)] = [], valueLabel: String = "importance") -> Figure {
         var map = Heatmap(title: title, values: values, rowLabel: "layer", columnLabel: "head", valueLabel: valueLabel)
-        map.cell = cell
+        // Small models get bigger cells, so a 4 × 4 matrix is as readable as a 64 × 72 one.
+        map.cell = max(cell, min(36, 200 / Double(max(values.count, values.first?.count ?? 1))))
         map.outlined = outlined
         let columns = values.first?.count ?? 0
         return Figure(id: id, svg: map.render(), caption: caption, command: command,
@@ -221,7 +223,7 @@ public enum StudyReport {
             map.annotate = true
             map.cell = 34
             figures.append(Figure(id: "combined-\(k)shot", svg: map.render(),
-                                  caption: "Heads and FFNs removed together by the aggregate rankings, accuracy averaged over tasks at \(k) shots. Each cell is one masked evaluation of every task.",
+                                  caption: "Heads and FFNs removed together by the aggregate rankings, accuracy averaged over tasks, \(k)-shot. Each cell is one masked evaluation of every task.",
                                   command: "headroom sweep MODEL --heads … --ffns … --grid heads=0:90:10,ffns=0:50:10 --ranking-from aggregate",
                                   csv: CSV.matrix(values, corner: "ffns%\\heads%", rowNames: fs.map { CSV.number($0) }, columnNames: hs.map { CSV.number($0) })))
         }
@@ -245,7 +247,7 @@ public enum StudyReport {
             map.annotate = true
             map.cell = 34
             figures.append(Figure(id: "spearman-tasks-\(k)shot", svg: map.render(),
-                                  caption: "Spearman rank correlation of head importance between tasks at \(k) shots. High values mean the same heads matter for every task, as the paper found.",
+                                  caption: "Spearman rank correlation of head importance between tasks, \(k)-shot. High values mean the same heads matter for every task, as the paper found.",
                                   command: "headroom rank importance/heads-*-\(k)shot.json -o ranks/heads",
                                   csv: CSV.matrix(m, corner: "", rowNames: names, columnNames: names)))
         }
@@ -287,9 +289,12 @@ public enum StudyReport {
             let importance = Ranking.mean(i.heads.map(\.scores))
             let flatPrefix = prefix.scores.flatMap { $0 }, flatImportance = importance.flatMap { $0 }
             let H = prefix.scores.first?.count ?? 1
-            let top = flatPrefix.indices.sorted { (flatPrefix[$0], $0) > (flatPrefix[$1], $1) }.prefix(max(1, flatPrefix.count / 10))
+            // Induction heads: prefix matching ≥ 0.3; when no head reaches that, the top 10%.
+            let strong = flatPrefix.indices.filter { flatPrefix[$0] >= 0.3 }
+            let top = strong.isEmpty ? Array(flatPrefix.indices.sorted { (flatPrefix[$0], $0) > (flatPrefix[$1], $1) }.prefix(max(1, flatPrefix.count / 10))) : strong
+            let which = strong.isEmpty ? "the top 10% of heads by prefix matching (none reaches 0.3)" : "the \(strong.count) heads with prefix matching ≥ 0.3 (induction heads)"
             figures.append(heatmapFigure("overlap-heatmap", "Important heads, induction heads outlined", importance, cell: 22,
-                                         caption: "Aggregate gradient importance, with the top 10% of heads by prefix matching outlined in red.",
+                                         caption: "Aggregate gradient importance, with \(which) outlined in red.",
                                          command: "headroom study (ranks/heads/aggregate.json and induction/prefix-matching.json)",
                                          outlined: top.map { ($0 / H, $0 % H) }))
             let percents: [Double] = [10, 20, 30, 40, 50]

@@ -43,6 +43,13 @@ struct Arguments {
         return n
     }
 
+    /// An optional positive whole number (`--limit N`).
+    mutating func positive(_ name: String) throws(UsageError) -> Int? {
+        guard let text = try option(name) else { return nil }
+        guard let n = Int(text), n >= 1 else { throw UsageError("\(name) takes a positive number, got '\(text)'") }
+        return n
+    }
+
     /// An option whose value is one of a fixed set.
     mutating func choice<T: RawRepresentable & CaseIterable>(_ name: String, default value: T) throws(UsageError) -> T
     where T.RawValue == String {

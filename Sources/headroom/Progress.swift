@@ -24,15 +24,17 @@ final class ProgressBar {
             return
         }
         lastDraw = now
-        let elapsed = max(1e-6, now.timeIntervalSince(phaseStart))
-        let rate = Double(done) / elapsed
+        let elapsed = now.timeIntervalSince(phaseStart)
+        // Too early for a rate (a new phase, one item done): say so rather than print an absurd one.
+        let measured = elapsed >= 0.5 && done > 0
+        let rate = measured ? Double(done) / elapsed : 0
         let fraction = total > 0 ? Double(done) / Double(total) : 1
-        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let eta = finished ? 0 : measured ? Double(total - done) / rate : .nan
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let line = String(format: "%@ %@ [%@] %5.1f%% %@/%@ %@/s ETA %@", label, phase, bar, fraction * 100,
-                          unit.format(done), unit.format(total), unit.format(Int(rate)), formatDuration(eta))
+                          unit.format(done), unit.format(total), measured ? unit.rate(rate) : "--", formatDuration(eta))
         FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).data(using: .utf8)!)
         drawn = interactive
     }
@@ -52,6 +54,10 @@ final class ProgressBar {
             case .count: return "\(n)"
             case .tokens: return "\(n) tok"
             }
+        }
+
+        func rate(_ r: Double) -> String {
+            self == .count && r < 10 ? String(format: "%.1f", r) : format(Int(r))
         }
     }
 }

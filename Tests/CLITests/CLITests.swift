@@ -8,7 +8,7 @@ struct CLI {
     static let binary = root.appendingPathComponent(".build/debug/headroom").path
     static let fixtures = root.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
     static let tokenizer = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
-    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "prune", "sweep", "bench"]
+    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "prune", "sweep", "study", "report", "demo", "bench"]
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 

@@ -146,3 +146,56 @@ struct MaskFileTests {
         #expect(throws: TaskError.self) { try MaskFile.ffns(try write(#"{"heads": []}"#), config: config) }
     }
 }
+
+/// Generic JSONL tasks (formats/tasks.md) follow the harness's protocol: COPA rewritten as a generic task
+/// (context, choices, gold) gives byte for byte the harness's COPA requests at 0, 1 and 5 shots.
+struct GenericTaskTests {
+    static func writeGenericCopa(_ dir: String) throws {
+        let copa = HarnessDrawTests.shared.appendingPathComponent("tasks/copa").path
+        try FileManager.default.createDirectory(atPath: dir + "/generic_copa", withIntermediateDirectories: true)
+        for split in ["train", "validation"] {
+            let file = try JSONLFile(path: "\(copa)/\(split).jsonl")
+            var lines: [String] = []
+            for i in 0..<file.count {
+                let doc = try Task.copa.doc(try file.row(i))
+                let row: [String: Any] = ["context": doc.text, "choices": doc.requests(context: "").map(\.continuation), "gold": doc.gold!]
+                lines.append(String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys]), as: UTF8.self))
+            }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir)/generic_copa/\(split).jsonl", atomically: true, encoding: .utf8)
+        }
+    }
+
+    @Test func genericCopaEqualsTheHarnessCopa() throws {
+        let data = NSTemporaryDirectory() + "headroom-generic-\(getpid())"
+        try Self.writeGenericCopa(data)
+        #expect(Task.named("generic_copa", dataDirectory: data) == .generic("generic_copa"))
+        #expect(Task.named("generic_copa", dataDirectory: "/nonexistent") == nil && Task.named("copa", dataDirectory: nil) == .copa)
+        let model = try EvaluatorTests.model()
+        let out = NSTemporaryDirectory() + "headroom-generic-out-\(getpid())"
+        var options = EvalOptions(tasks: [.generic("generic_copa")], shots: [0, 1, 5], dataDirectory: data, outputDirectory: out)
+        options.limit = 3
+        let results = try Evaluator(modelPath: model, options: options).run()
+        for k in [0, 1, 5] {
+            let samples = try String(contentsOf: HarnessDrawTests.shared.appendingPathComponent("harness_sample/copa_\(k)shot.jsonl"), encoding: .utf8)
+                .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            let rows = try EvaluatorTests.requests(out, "generic_copa-\(k)shot")
+            for sample in samples {
+                let mine = rows.filter { $0["position"] as? Int == sample["position"] as? Int }
+                let expected = (sample["requests"] as! [[String: Any]]).map { $0["args"] as! [String] }
+                #expect(mine.map { [$0["context"] as! String, $0["continuation"] as! String] } == expected, "generic_copa \(k)-shot position \(sample["position"]!)")
+            }
+            // acc: the highest log-likelihood choice against gold, as COPA's.
+            #expect(results.cells["generic_copa/\(k)"]?.metrics.keys.sorted() == ["acc"])
+        }
+    }
+
+    @Test func badRowsNameTheFileAndLine() throws {
+        let data = NSTemporaryDirectory() + "headroom-generic-bad-\(getpid())"
+        try FileManager.default.createDirectory(atPath: data + "/mine", withIntermediateDirectories: true)
+        try "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\"], \"gold\": 3}\n"
+            .write(toFile: data + "/mine/validation.jsonl", atomically: true, encoding: .utf8)
+        let file = try JSONLFile(path: data + "/mine/validation.jsonl")
+        #expect(try Task.generic("mine").doc(try file.row(0)).gold == 1)
+        #expect { _ = try Task.generic("mine").doc(try file.row(1)) } throws: { "\($0)".contains("validation.jsonl:2") && "\($0)".contains("gold 3 is not an index into 1 choices") }
+    }
+}

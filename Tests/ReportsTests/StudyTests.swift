@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import Checkpoints
+@testable import Evaluation
+@testable import Runtime
+import Tokenizer
 @testable import HRZFormat
 @testable import Analysis
 @testable import Pruning
@@ -76,5 +79,25 @@ import Testing
         try #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
             .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
         #expect(throws: PruneError.self) { _ = try Study(options: o, directory: dir).run() }
+    }
+}
+
+/// The embedded demo model really learns in context (the README's first command depends on it).
+struct DemoModelTests {
+    @Test func mapTasksNeedTheExamplesAndInductionHeadsExist() throws {
+        let model = try #require(Demo.model), data = try #require(Demo.data)
+        #expect(Demo.tasks == ["demo_copy", "demo_map_a", "demo_map_b"])
+        var options = EvalOptions(tasks: [.generic("demo_map_a"), .generic("demo_map_b")], shots: [0, 5], dataDirectory: data,
+                                  outputDirectory: NSTemporaryDirectory() + "headroom-demo-\(getpid())")
+        options.limit = 60
+        let results = try Evaluator(modelPath: model, options: options).run()
+        for task in ["demo_map_a", "demo_map_b"] {
+            let zero = results.cells["\(task)/0"]!.metrics["acc"]!, five = results.cells["\(task)/5"]!.metrics["acc"]!
+            #expect(five >= zero + 0.3, "\(task): \(zero) at 0 shots, \(five) at 5")
+        }
+        let opt = try OPTModel(path: model)
+        let sequences = InductionSequences.random(count: 4, seed: 0, tokenizer: try Tokenizer.load(model))
+        let scores = try opt.prefixMatching(sequences)
+        #expect(scores.flatMap { $0 }.filter { $0 >= 0.3 }.count >= 2, "prefix matching \(scores)")
     }
 }

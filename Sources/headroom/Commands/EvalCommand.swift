@@ -45,10 +45,7 @@ struct EvalCommand: Command {
         let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
-        if let l = try args.option("--limit") {
-            guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
-            options.limit = n
-        }
+        options.limit = try args.positive("--limit")
         maskHeads = try args.option("--mask-heads")
         maskFFNs = try args.option("--mask-ffns")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")

@@ -48,12 +48,8 @@ struct StudyCommand: Command {
         output = try args.option("-o") ?? "headroom-study"
         let taskList = try args.option("--tasks"), data = try args.option("--data")
         let shots = try parseShots(try args.option("--shots") ?? "0,1,5")
-        var limit: Int?
-        if let l = try args.option("--limit") {
-            guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
-            limit = n
-        }
-        let importanceText = try args.option("--importance-examples"), inductionText = try args.option("--induction-sequences")
+        let limit = try args.positive("--limit")
+        let importance = try args.positive("--importance-examples"), induction = try args.positive("--induction-sequences")
         let prune = try args.option("--prune")
         let memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
@@ -73,16 +69,12 @@ struct StudyCommand: Command {
             options.limit = 100
             options.importanceExamples = 200
             options.pruneFFNs = 25  // 4 layers: 20% would floor to no FFN at all
+            options.inductionSequences = 8  // lengths 25…39, within what the demo model was trained on
             options.label = "embedded demo model (Tools/train_demo.py)"
         }
         if let limit { options.limit = limit }
-        func count(_ text: String?, _ name: String, _ fallback: Int) throws(UsageError) -> Int {
-            guard let text else { return fallback }
-            guard let n = Int(text), n >= 1 else { throw UsageError("\(name) takes a positive number, got '\(text)'") }
-            return n
-        }
-        options.importanceExamples = try count(importanceText, "--importance-examples", options.importanceExamples)
-        options.inductionSequences = try count(inductionText, "--induction-sequences", options.inductionSequences)
+        if let importance { options.importanceExamples = importance }
+        if let induction { options.inductionSequences = induction }
         if let spec = prune {
             for part in spec.split(separator: ",") {
                 let kv = part.split(separator: "=")

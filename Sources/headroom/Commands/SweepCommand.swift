@@ -57,10 +57,7 @@ struct SweepCommand: Command {
         if options.grid.ffns != [0] && ffnFiles.isEmpty { throw UsageError("the grid prunes FFNs: give --ffns SCORES") }
         options.rankingFrom = try args.option("--ranking-from")
         if let r = options.rankingFrom, r != "aggregate", Task.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
-        if let l = try args.option("--limit") {
-            guard let n = Int(l), n >= 1 else { throw UsageError("--limit takes a positive number, got '\(l)'") }
-            options.limit = n
-        }
+        options.limit = try args.positive("--limit")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         model = try args.positional("MODEL.hrz")
