@@ -14,23 +14,36 @@ final class LayerSaved {
     var fc1: [Float] = [], x2Pre: [Float] = []
 }
 
-/// fp32 copies of one layer's tensors, widened once per visit of the layer and shared by its recompute and its
-/// backward (each matrix is needed two or three times). Holds one layer at a time, at most `limit` bytes:
-/// beyond that (a 66B layer is 4 GB in fp32) tensors are widened on each use instead, keeping memory bounded.
+/// fp32 copies of layer tensors, widened once and shared by the recompute and the backward of every example
+/// (each matrix is needed two or three times per example). Up to `limit` bytes are kept, across layers, so a
+/// small model is widened once for the whole run; beyond it (a 66B layer is 4 GB in fp32) only the current
+/// layer's tensors are kept, or none, and the rest are widened on each use: memory stays bounded.
 final class WidenedLayer {
-    private var layer = -1
-    private var tensors: [String: [Float]] = [:]
+    private var tensors: [String: (layer: Int, values: [Float])] = [:]
     private var bytes = 0
     let limit = 512 << 20
 
     func get(_ w: DecodedLayer, _ name: String, missing: () -> Error) throws -> [Float] {
-        if layer != w.index { layer = w.index; tensors = [:]; bytes = 0 }
-        if let t = tensors[name] { return t }
-        guard let t = w.tensor(name) else { throw missing() }
-        var out = [Float](repeating: 0, count: t.info.elementCount)
-        out.withUnsafeMutableBufferPointer { widen(t.pointer, dtype: t.info.dtype, into: $0.baseAddress!, count: t.info.elementCount) }
+        try memo(w.index, name) {
+            guard let t = w.tensor(name) else { throw missing() }
+            var out = [Float](repeating: 0, count: t.info.elementCount)
+            out.withUnsafeMutableBufferPointer { widen(t.pointer, dtype: t.info.dtype, into: $0.baseAddress!, count: t.info.elementCount) }
+            return out
+        }
+    }
+
+    /// The array stored for (layer, key), made by `make` on first use (e.g. q, k and v stacked).
+    func memo(_ layer: Int, _ name: String, _ make: () throws -> [Float]) throws -> [Float] {
+        let key = "\(layer).\(name)"
+        if let t = tensors[key] { return t.values }
+        let out = try make()
+        if bytes + 4 * out.count > limit {
+            // Over budget: keep only this layer's tensors.
+            tensors = tensors.filter { $0.value.layer == layer }
+            bytes = tensors.values.reduce(0) { $0 + 4 * $1.values.count }
+        }
         if bytes + 4 * out.count <= limit {
-            tensors[name] = out
+            tensors[key] = (layer, out)
             bytes += 4 * out.count
         }
         return out
@@ -55,10 +68,16 @@ extension OPTModel {
         return (out, mean, rstd)
     }
 
+    /// The named tensors stacked by rows (q, k and v into one `[3·H·D, C]`), built once per layer visit.
+    func stacked(_ w: DecodedLayer, _ names: [String], _ suffix: String) throws -> [Float] {
+        if names.count == 1 { return try floats(w, names[0] + suffix) }
+        return try scratch.widened.memo(w.index, names.joined(separator: "+") + suffix) { try names.flatMap { try floats(w, $0 + suffix) } }
+    }
+
     /// out `[T, N]` = input `[T, K]` · Wᵀ + b for the named projections stacked by rows.
     func dense(_ w: DecodedLayer, _ names: [String], _ input: [Float], T: Int, K: Int) throws -> [Float] {
-        let weight = try names.count == 1 ? floats(w, names[0] + ".weight") : names.flatMap { try floats(w, $0 + ".weight") }
-        let bias = config.enableBias ? (try names.count == 1 ? floats(w, names[0] + ".bias") : names.flatMap { try floats(w, $0 + ".bias") }) : nil
+        let weight = try stacked(w, names, ".weight")
+        let bias = config.enableBias ? try stacked(w, names, ".bias") : nil
         let N = weight.count / K
         var out = [Float](repeating: 0, count: T * N)
         BLAS.linear(out: &out, input: input, weight: weight, bias: bias, M: T, N: N, K: K)
@@ -67,7 +86,7 @@ extension OPTModel {
 
     /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the named projections stacked by rows.
     func denseBackward(_ w: DecodedLayer, _ names: [String], _ dOut: [Float], T: Int, K: Int) throws -> [Float] {
-        let weight = try names.count == 1 ? floats(w, names[0] + ".weight") : names.flatMap { try floats(w, $0 + ".weight") }
+        let weight = try stacked(w, names, ".weight")
         let N = weight.count / K
         var dInput = [Float](repeating: 0, count: T * K)
         BLAS.gemm(M: T, N: K, K: N, a: dOut, lda: N, b: weight, ldb: K, c: &dInput, ldc: K)
@@ -88,18 +107,20 @@ extension OPTModel {
             let scaling = 1 / Float(D).squareRoot()
             for t in 0..<T { for j in 0..<HD { s.qkv[t * 3 * HD + j] *= scaling } }
             s.ctx = [Float](repeating: 0, count: T * HD)
-            s.probs = (0..<H).map { h in
-                var p = [Float](repeating: 0, count: T * T)
-                s.qkv.withUnsafeBufferPointer { q in
-                    let base = q.baseAddress!
-                    BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + h * D, lda: 3 * HD, b: base + HD + h * D, ldb: 3 * HD, c: &p, ldc: T)
-                    causalSoftmax(&p, rows: T, prefix: 0, ld: T)
-                    s.ctx.withUnsafeMutableBufferPointer { c in
-                        BLAS.gemm(M: T, N: D, K: T, a: p, lda: T, b: base + 2 * HD + h * D, ldb: 3 * HD, c: c.baseAddress! + h * D, ldc: HD)
+            // Heads in parallel, each with single-threaded BLAS: T×T×D GEMMs are too small for OpenBLAS's pool.
+            let probs = (0..<H).map { _ in FloatBuffer() }
+            s.qkv.withUnsafeBufferPointer { q in
+                s.ctx.withUnsafeMutableBufferPointer { c in
+                    let base = q.baseAddress!, ctx = c.baseAddress!
+                    parallelWithSerialBLAS(H) { h in
+                        let p = probs[h].reserve(T * T)
+                        BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + h * D, lda: 3 * HD, b: base + HD + h * D, ldb: 3 * HD, c: p, ldc: T)
+                        causalSoftmax(p, rows: T, prefix: 0, ld: T, parallel: false)
+                        BLAS.gemm(M: T, N: D, K: T, a: p, lda: T, b: base + 2 * HD + h * D, ldb: 3 * HD, c: ctx + h * D, ldc: HD)
                     }
                 }
-                return p
             }
+            s.probs = probs.map { Array(UnsafeBufferPointer(start: $0.pointer, count: T * T)) }
             attention = try dense(w, ["self_attn.out_proj"], s.ctx, T: T, K: HD)
         } else if config.enableBias {
             let b = try floats(w, "self_attn.out_proj.bias")
@@ -165,30 +186,30 @@ extension OPTModel {
         }
         var dQKV = [Float](repeating: 0, count: T * 3 * HD)
         let scaling = 1 / Float(D).squareRoot()
-        for h in 0..<H {
-            let p = s.probs[h]
-            var dP = [Float](repeating: 0, count: T * T)
-            dCtx.withUnsafeBufferPointer { dc in
-                s.qkv.withUnsafeBufferPointer { q in
-                    let base = q.baseAddress!
-                    BLAS.gemm(transB: true, M: T, N: T, K: D, a: dc.baseAddress! + h * D, lda: HD, b: base + 2 * HD + h * D, ldb: 3 * HD, c: &dP, ldc: T)
-                    dQKV.withUnsafeMutableBufferPointer { dq in  // dV = Pᵀ · dCtx
-                        BLAS.gemm(transA: true, M: T, N: D, K: T, a: p, lda: T, b: dc.baseAddress! + h * D, ldb: HD, c: dq.baseAddress! + 2 * HD + h * D, ldc: 3 * HD)
-                    }
-                }
-            }
-            var dS = [Float](repeating: 0, count: T * T)                                    // softmax backward
-            for i in 0..<T {
-                var dot: Float = 0
-                for j in 0...i { dot += dP[i * T + j] * p[i * T + j] }
-                for j in 0...i { dS[i * T + j] = p[i * T + j] * (dP[i * T + j] - dot) }
-            }
+        // Heads in parallel, each with single-threaded BLAS and its own T×T scratch.
+        let scratch = (0..<H).map { _ in (dP: FloatBuffer(), dS: FloatBuffer()) }
+        dCtx.withUnsafeBufferPointer { dc in
             s.qkv.withUnsafeBufferPointer { q in
-                let base = q.baseAddress!
                 dQKV.withUnsafeMutableBufferPointer { dq in
-                    // dq (pre-scaling) = dS · K · scaling; dK = dSᵀ · q (scaled)
-                    BLAS.gemm(M: T, N: D, K: T, alpha: scaling, a: dS, lda: T, b: base + HD + h * D, ldb: 3 * HD, c: dq.baseAddress! + h * D, ldc: 3 * HD)
-                    BLAS.gemm(transA: true, M: T, N: D, K: T, a: dS, lda: T, b: base + h * D, ldb: 3 * HD, c: dq.baseAddress! + HD + h * D, ldc: 3 * HD)
+                    let base = q.baseAddress!, dctx = dc.baseAddress!, dqkv = dq.baseAddress!
+                    parallelWithSerialBLAS(H) { h in
+                        s.probs[h].withUnsafeBufferPointer { pb in
+                            let p = pb.baseAddress!
+                            let dP = scratch[h].dP.reserve(T * T), dS = scratch[h].dS.reserve(T * T)
+                            // dP = dCtx · Vᵀ; dV = Pᵀ · dCtx
+                            BLAS.gemm(transB: true, M: T, N: T, K: D, a: dctx + h * D, lda: HD, b: base + 2 * HD + h * D, ldb: 3 * HD, c: dP, ldc: T)
+                            BLAS.gemm(transA: true, M: T, N: D, K: T, a: p, lda: T, b: dctx + h * D, ldb: HD, c: dqkv + 2 * HD + h * D, ldc: 3 * HD)
+                            for i in 0..<T {                                                // softmax backward, causal rows
+                                var dot: Float = 0
+                                for j in 0...i { dot += dP[i * T + j] * p[i * T + j] }
+                                for j in 0...i { dS[i * T + j] = p[i * T + j] * (dP[i * T + j] - dot) }
+                                for j in (i + 1)..<T { dS[i * T + j] = 0 }
+                            }
+                            // dq (pre-scaling) = dS · K · scaling; dK = dSᵀ · q (scaled)
+                            BLAS.gemm(M: T, N: D, K: T, alpha: scaling, a: dS, lda: T, b: base + HD + h * D, ldb: 3 * HD, c: dqkv + h * D, ldc: 3 * HD)
+                            BLAS.gemm(transA: true, M: T, N: D, K: T, a: dS, lda: T, b: base + h * D, ldb: 3 * HD, c: dqkv + HD + h * D, ldc: 3 * HD)
+                        }
+                    }
                 }
             }
         }

@@ -26,6 +26,8 @@ struct BenchCommand: Command {
 
     backward: gradient head importance (forward + backward, recomputing each layer) against the forward
     alone, on the same random sequences (the last quarter of each is the continuation), in one process.
+    The forward alone computes what the loss needs (logits at the positions that predict the
+    continuation); the ratio against a last-position-only forward is printed too.
 
     eval: times a fresh `headroom eval` (model load included) into -o DIR (default $TMPDIR/headroom-bench-eval,
     emptied first). The harness-style HF peer scores the very request files it wrote:
@@ -153,8 +155,8 @@ struct BenchCommand: Command {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(json ? String(decoding: try encoder.encode(r), as: UTF8.self)
-                       : String(format: "%@, %d × %d tokens: forward %.3f s, forward + backward (head importance) %.3f s: %.2f× the forward",
-                                r.model, r.sequences, r.tokens, r.forwardSeconds, r.backwardSeconds, r.ratio))
+                       : String(format: "%@, %d × %d tokens: forward with the loss's logits %.3f s (last position only: %.3f s), forward + backward (head importance) %.3f s: %.2f× the forward (%.2f× the last-position forward)",
+                                r.model, r.sequences, r.tokens, r.forwardSeconds, r.forwardLastSeconds, r.backwardSeconds, r.ratio, r.ratioLast))
             return 0
         }
         if suite == "eval" {

@@ -104,7 +104,8 @@ struct StudyCommand: Command {
         let report = try study.run()
         bar.finish()
         for s in study.skipped { printError("skipped: \(s)") }
-        print(String(format: "study finished in %.0f s; report: %@", Date().timeIntervalSince(started), (report as NSString).standardizingPath))
+        let absolute = report.hasPrefix("/") ? report : FileManager.default.currentDirectoryPath + "/" + report
+        print(String(format: "study finished in %.0f s; report: %@", Date().timeIntervalSince(started), (absolute as NSString).standardizingPath))
         return 0
     }
 }
