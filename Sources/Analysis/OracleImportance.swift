@@ -1,6 +1,7 @@
 /// Oracle FFN importance: Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's
-/// eval split (acc; ReCoRD: em). The layers below l compute exactly what the baseline computes, so the
-/// baseline pass records every layer's input and each ablation recomputes only layers ≥ l.
+/// eval split (acc; ReCoRD: em). The layers below l, and layer l up to its FFN, compute exactly what the
+/// baseline computes, so the baseline pass records each layer's FFN-less output and each ablation computes
+/// only layers > l. (Single heads: from each layer's recorded input, layers ≥ l.)
 import Evaluation
 import Foundation
 import Runtime
@@ -21,13 +22,15 @@ public enum OracleImportance {
     public static func ffns(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         let L = evaluator.layerCount
-        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress,
+        // The layers below l compute what the baseline computed, and so does layer l up to its FFN: each
+        // ablation starts at layer l + 1 from layer l's recorded FFN-less output.
+        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress, withoutFFN: true,
                          ablations: (0..<L).map { l in
-                             (l, { (mask: inout ModelMask) in
+                             ({ (mask: inout ModelMask) in
                                  var ffns = mask.ffns ?? Array(repeating: true, count: L)
                                  ffns[l] = false
                                  mask.ffns = ffns
-                             })
+                             }, { $0.replayWithoutFFN(layer: l) })
                          })
     }
 
@@ -36,23 +39,23 @@ public enum OracleImportance {
     public static func heads(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
                              progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         let L = evaluator.layerCount, H = evaluator.headCount
-        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress,
+        return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress, withoutFFN: false,
                          ablations: (0..<(L * H)).map { i in
-                             (i / H, { (mask: inout ModelMask) in
+                             ({ (mask: inout ModelMask) in
                                  var heads = mask.heads ?? Array(repeating: Array(repeating: true, count: H), count: L)
                                  heads[i / H][i % H] = false
                                  mask.heads = heads
-                             })
+                             }, { $0.replay(fromLayer: i / H) })
                          })
     }
 
     /// Baseline, then one evaluation per ablation; each ablation edits the mask and changes nothing below its layer.
-    static func sweep(evaluator: Evaluator, task: Task, shots: Int, cached: Bool, progress: ((Int, Int) -> Void)?,
-                      ablations: [(layer: Int, apply: (inout ModelMask) -> Void)]) throws -> Result {
+    static func sweep(evaluator: Evaluator, task: Task, shots: Int, cached: Bool, progress: ((Int, Int) -> Void)?, withoutFFN: Bool,
+                      ablations: [(apply: (inout ModelMask) -> Void, replay: (LayerInputCache) -> Void)]) throws -> Result {
         let started = Date()
         let work = try evaluator.prepareCell(task, shots: shots)
         var options = evaluator.forwardOptions
-        let cache = LayerInputCache(budget: options.memoryBudget)
+        let cache = LayerInputCache(budget: options.memoryBudget, recordWithoutFFN: withoutFFN)
         if cached { options.layerInputs = cache }
         let baseline = metric(task, try evaluator.score(work, forward: options).metrics)
         progress?(1, ablations.count + 1)
@@ -60,7 +63,7 @@ public enum OracleImportance {
         for (i, ablation) in ablations.enumerated() {
             var variant = options
             ablation.apply(&variant.mask)
-            if cached { cache.replay(fromLayer: ablation.layer) }
+            if cached { ablation.replay(cache) }
             ablated.append(metric(task, try evaluator.score(work, forward: variant).metrics))
             progress?(i + 2, ablations.count + 1)
         }

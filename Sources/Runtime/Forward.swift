@@ -92,21 +92,34 @@ public struct SequenceLogits: @unchecked Sendable {
 
 /// Layer inputs `[T, C]` of every pass of a sequence of forward calls, recorded once and replayed from any
 /// layer. Size is tokens × hidden × 4 bytes × layers: beyond `budget` bytes they spill to a temporary file.
+/// With `recordWithoutFFN`, each layer's output *as if its FFN were removed* is kept too (pre-LN: the
+/// residual after attention; post-LN: its final norm), so an FFN ablation at layer l starts at layer l + 1.
 public final class LayerInputCache: @unchecked Sendable {
-    public enum Mode: Sendable { case record, replay(fromLayer: Int) }
+    public enum Mode: Sendable { case record, replay(fromLayer: Int), replayWithoutFFN(layer: Int) }
     public var mode: Mode = .record
     let store: SpillStore
+    let recordsWithoutFFN: Bool
     /// [pass][layer] → handle in `store`; passes in the order the forward calls ran them.
     var passes: [[Int]] = []
+    var withoutFFN: [[Int]] = []
     var cursor = 0
 
-    public init(budget: Int? = nil, directory: String = NSTemporaryDirectory()) {
+    public init(budget: Int? = nil, directory: String = NSTemporaryDirectory(), recordWithoutFFN: Bool = false) {
         store = SpillStore(budget: budget, directory: directory)
+        recordsWithoutFFN = recordWithoutFFN
     }
 
     /// Switches to replaying from `layer`, starting again at the first recorded pass.
     public func replay(fromLayer layer: Int) {
         mode = .replay(fromLayer: layer)
+        cursor = 0
+    }
+
+    /// Switches to replaying with layer `layer`'s FFN removed: layers above it run on its recorded
+    /// FFN-less output. Needs `recordWithoutFFN`.
+    public func replayWithoutFFN(layer: Int) {
+        precondition(recordsWithoutFFN, "replayWithoutFFN needs a cache made with recordWithoutFFN")
+        mode = .replayWithoutFFN(layer: layer)
         cursor = 0
     }
 
@@ -236,16 +249,25 @@ extension OPTModel {
         let x = scratch.x.reserve(T * C)
         let L = config.numHiddenLayers
         var firstLayer = 0
-        var recorded: [Int]? = nil
-        if let cache = options.layerInputs, case .replay(let from) = cache.mode {
-            guard cache.cursor < cache.passes.count, cache.passes[cache.cursor].count == L, cache.store.count(cache.passes[cache.cursor][from]) == T * C else {
+        var recorded: [Int]? = nil, recordedWithoutFFN: [Int]? = nil
+        func replay(_ cache: LayerInputCache, _ table: [[Int]], _ layer: Int) throws {
+            guard cache.cursor < table.count, table[cache.cursor].count == L, cache.store.count(table[cache.cursor][layer]) == T * C else {
                 throw RuntimeError("layer-input cache does not match this forward (replay must repeat the recorded calls)")
             }
-            try cache.store.read(cache.passes[cache.cursor][from], into: x)
+            try cache.store.read(table[cache.cursor][layer], into: x)
             cache.cursor += 1
+        }
+        if let cache = options.layerInputs, case .replay(let from) = cache.mode {
+            try replay(cache, cache.passes, from)
             firstLayer = from
+        } else if let cache = options.layerInputs, case .replayWithoutFFN(let layer) = cache.mode {
+            try replay(cache, cache.withoutFFN, layer)
+            firstLayer = layer + 1
         } else {
-            if options.layerInputs != nil { recorded = [] }
+            if let cache = options.layerInputs {
+                recorded = []
+                if cache.recordsWithoutFFN { recordedWithoutFFN = [] }
+            }
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         }
         let spans = specs.map { spec in
@@ -258,8 +280,12 @@ extension OPTModel {
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
             let saved = options.compareCached ? scratch.xSaved.reserve(T * C) : nil
             saved?.update(from: x, count: T * C)
+            var keepWithoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil
+            if let cache = options.layerInputs, recordedWithoutFFN != nil {
+                keepWithoutFFN = { recordedWithoutFFN!.append(try cache.store.append($0, count: T * C)) }
+            }
             try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
-                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
+                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer, withoutFFN: keepWithoutFFN)
             stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             if let saved {
                 stream.drain()
@@ -270,6 +296,7 @@ extension OPTModel {
             }
         }
         if let recorded { options.layerInputs!.passes.append(recorded) }
+        if let recordedWithoutFFN { options.layerInputs!.withoutFFN.append(recordedWithoutFFN) }
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []
         for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }

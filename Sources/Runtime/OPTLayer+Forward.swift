@@ -34,7 +34,8 @@ extension OPTModel {
     /// x `[T, C]` ← layer(x), in place.
     func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
                       headsActive: [Bool]?, ffnActive: Bool, scratch s: LayerScratch,
-                      externalPrefix: KVPrefix? = nil, kvSink: ((UnsafePointer<Float>, Int) -> Void)? = nil) throws {
+                      externalPrefix: KVPrefix? = nil, kvSink: ((UnsafePointer<Float>, Int) -> Void)? = nil,
+                      withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
 
@@ -64,6 +65,9 @@ extension OPTModel {
         }
         Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
         if !preLN { try norm(w, "self_attn_layer_norm", out: x, input: x, T: T) }
+        if let withoutFFN {  // what this layer would output with its FFN removed (the oracle's replay point)
+            if preLN { try withoutFFN(x) } else { try norm(w, "final_layer_norm", out: ln, input: x, T: T); try withoutFFN(ln) }
+        }
 
         // --- FFN block ---
         let hasFFN = plans[l].ffn && ffnActive

@@ -103,3 +103,29 @@ struct SpillTests {
         #expect(left.isEmpty)
     }
 }
+
+/// Replaying an FFN ablation from a layer's recorded FFN-less output equals running the masked model, on
+/// pre-LN and post-LN (whose norm after the block stays) layouts.
+struct ReplayWithoutFFNTests {
+    @Test(arguments: ["Tests/CheckpointsTests/Fixtures/safetensors-f32", "Tests/CheckpointsTests/Fixtures/post-ln-350m-style"])
+    func replayEqualsMaskedForward(_ fixture: String) throws {
+        Runtime.setThreads(2)
+        let model = try OPTModel(path: try convertFixture(fixture))
+        let L = model.config.numHiddenLayers
+        let batch = [[2, 7, 9, 11, 5], [3, 4], [8, 8, 8, 1, 6, 10, 12]].map { SequenceInput(tokens: $0, logits: .all) }
+        var record = ForwardOptions(memoryBudget: 64)  // two passes, each recorded and replayed in order
+        let cache = LayerInputCache(budget: 1, recordWithoutFFN: true)
+        record.layerInputs = cache
+        _ = try model.forward(batch, options: record)
+        for l in 0..<L {
+            var masked = ForwardOptions(memoryBudget: 64)
+            masked.mask.ffns = (0..<L).map { $0 != l }
+            let direct = try model.forward(batch, options: masked).flatMap(\.values)
+            cache.replayWithoutFFN(layer: l)
+            var replay = masked
+            replay.layerInputs = cache
+            let replayed = try model.forward(batch, options: replay).flatMap(\.values)
+            #expect(direct == replayed, "\(fixture): FFN \(l)")
+        }
+    }
+}
