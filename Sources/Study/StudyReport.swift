@@ -240,12 +240,7 @@ public enum StudyReport {
             let names = files.map { $0.task ?? "?" }
             let flat = files.map { $0.scores.flatMap { $0 } }
             let m = flat.map { a in flat.map { b in Ranking.spearman(a, b) } }
-            var map = Heatmap(title: "Across tasks, \(k)-shot", values: m, rowLabel: "task", columnLabel: "task", valueLabel: "Spearman ρ")
-            map.rowNames = names
-            map.columnNames = names
-            map.scale = ColorScale(.diverging, low: -1, high: 1)
-            map.annotate = true
-            map.cell = 34
+            let map = correlationMap("Across tasks, \(k)-shot", m, rows: names, columns: names, columnLabel: "task", cell: 34)
             figures.append(Figure(id: "spearman-tasks-\(k)shot", svg: map.render(),
                                   caption: "Spearman rank correlation of head importance between tasks, \(k)-shot. High values mean the same heads matter for every task, as the paper found.",
                                   command: "headroom rank importance/heads-*-\(k)shot.json -o ranks/heads",
@@ -259,18 +254,26 @@ public enum StudyReport {
                 Ranking.spearman(i.heads.first { $0.task == t && $0.shots == a }!.scores.flatMap { $0 },
                                  i.heads.first { $0.task == t && $0.shots == b }!.scores.flatMap { $0 })
             } }
-            var map = Heatmap(title: "Across shots", values: values, rowLabel: "task", columnLabel: "shots compared", valueLabel: "Spearman ρ")
-            map.rowNames = tasks
-            map.columnNames = pairs.map { "\($0.0) vs \($0.1)" }
-            map.scale = ColorScale(.diverging, low: -1, high: 1)
-            map.annotate = true
-            map.cell = 40
+            let map = correlationMap("Across shots", values, rows: tasks, columns: pairs.map { "\($0.0) vs \($0.1)" },
+                                     columnLabel: "shots compared", cell: 40)
             figures.append(Figure(id: "spearman-shots", svg: map.render(),
                                   caption: "Spearman rank correlation of each task's head importance between numbers of shots.",
                                   command: "headroom rank importance/heads-TASK-*.json -o ranks/heads",
                                   csv: CSV.matrix(values, corner: "task", rowNames: tasks, columnNames: map.columnNames!)))
         }
         return ReportSection(title: "Rank correlations", intro: "<p>Ties take average ranks, as <code>scipy.stats.spearmanr</code>.</p>", figures: figures)
+    }
+
+    /// A Spearman matrix: diverging scale fixed at −1…1, values printed in the cells.
+    static func correlationMap(_ title: String, _ values: [[Double]], rows: [String], columns: [String], columnLabel: String,
+                               cell: Double) -> Heatmap {
+        var map = Heatmap(title: title, values: values, rowLabel: "task", columnLabel: columnLabel, valueLabel: "Spearman ρ")
+        map.rowNames = rows
+        map.columnNames = columns
+        map.scale = ColorScale(.diverging, low: -1, high: 1)
+        map.annotate = true
+        map.cell = cell
+        return map
     }
 
     static func inductionSection(_ i: Inputs) -> ReportSection {
