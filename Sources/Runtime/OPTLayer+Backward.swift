@@ -32,6 +32,9 @@ final class WidenedLayer {
         }
     }
 
+    /// The array stored for (layer, key), if any: the fast forward reuses these after a backward widened them.
+    func cached(_ layer: Int, _ name: String) -> [Float]? { tensors["\(layer).\(name)"]?.values }
+
     /// The array stored for (layer, key), made by `make` on first use (e.g. q, k and v stacked).
     func memo(_ layer: Int, _ name: String, _ make: () throws -> [Float]) throws -> [Float] {
         let key = "\(layer).\(name)"

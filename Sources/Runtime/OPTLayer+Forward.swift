@@ -115,6 +115,20 @@ extension OPTModel {
             row += rows
         }
         let hasBias = parts.contains { $0.bias != nil }
+        // fp32 copies the backward pass already made (gradient importance runs forward and backward on every
+        // example): the same values, so the same result, without widening again.
+        let key = names.joined(separator: "+")
+        if let weight = scratch.widened.cached(w.index, key + ".weight"), weight.count == N * K {
+            let fp32Bias = scratch.widened.cached(w.index, key + ".bias")
+            weight.withUnsafeBufferPointer { wp in
+                if let fp32Bias, fp32Bias.count == N {
+                    fp32Bias.withUnsafeBufferPointer { BLAS.linear(out: out, input: input, weight: wp.baseAddress!, bias: $0.baseAddress!, M: M, N: N, K: K) }
+                } else {
+                    BLAS.linear(out: out, input: input, weight: wp.baseAddress!, bias: hasBias ? bias : nil, M: M, N: N, K: K)
+                }
+            }
+            return
+        }
         // A single f32 part needs no copy at all.
         if parts.count == 1, parts[0].weight.info.dtype == .f32 {
             BLAS.linear(out: out, input: input, weight: parts[0].weight.pointer.assumingMemoryBound(to: Float.self),
