@@ -55,6 +55,9 @@ struct CLI {
         #expect(bad.stderr.hasPrefix("Error: --dtype takes one of keep, f16, bf16, f32, got 'f64'"))
         #expect(try CLI.run(["inspect", "a.hrz", "--frobnicate"]).stderr.hasPrefix("Error: unknown option '--frobnicate'"))
         #expect(try CLI.run(["nonsense"]).status == 64)
+        let study = try CLI.run(["study", "--tasks", "copa"])
+        #expect(study.status == 64 && study.stderr.hasPrefix("Error: the demo has no data for task 'copa' (its tasks: demo_copy, demo_map_a, demo_map_b)"))
+        #expect(try CLI.run(["study", "model.hrz", "--tasks", "copa"]).stderr.hasPrefix("Error: missing --data DIR (needed with MODEL)"))
     }
 
     @Test func convertThenInspectAndVerify() throws {

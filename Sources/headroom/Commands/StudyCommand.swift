@@ -65,6 +65,9 @@ struct StudyCommand: Command {
             }
             var tasks = Demo.tasks
             if let taskList { tasks = try parseTasks(taskList, data: data ?? demoData).map(\.rawValue) }
+            if data == nil, let other = tasks.first(where: { !Demo.tasks.contains($0) }) {
+                throw UsageError("the demo has no data for task '\(other)' (its tasks: \(Demo.tasks.joined(separator: ", "))); give MODEL.hrz and --data DIR")
+            }
             options = StudyOptions(model: demo, tasks: tasks, shots: shots, data: data ?? demoData)
             options.limit = 100
             options.importanceExamples = 200
