@@ -32,6 +32,15 @@ public enum ImportanceData {
         }
     }
 
+    /// `requests(…)` tokenized as the harness does (`scorer.tokens`), ready for `headImportance`.
+    public static func tokenized(task: Task, shots: Int, dataDirectory: String, limit: Int = 2500, targetSpace: Bool = false,
+                                 scorer: Scorer) throws -> [ImportanceRequest] {
+        try requests(task: task, shots: shots, dataDirectory: dataDirectory, limit: limit, targetSpace: targetSpace).map { r in
+            let t = try scorer.tokens(r)
+            return ImportanceRequest(context: t.context, continuation: t.continuation)
+        }
+    }
+
     /// Token-level requests from a JSONL file of {"context": [ids], "continuation": [ids]} lines.
     public static func tokenRequests(_ path: String) throws -> [ImportanceRequest] {
         let file = try JSONLFile(path: path)

@@ -54,7 +54,7 @@ public enum PruneBenchmark {
                     }
                 }
                 let model = try OPTModel(path: path)
-                let layerParameters = model.reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount }
+                let layerParameters = model.reader.layerParameters
                 let flops = ForwardBenchmark.forwardFLOPs(model, sequences: o.forward.sequences, tokens: o.forward.tokens, lastOnly: o.forward.lastOnly)
                 log(String(format: "bench prune: heads −%g%%, FFNs −%g%%: measuring in a fresh process", h, f))
                 let measured = try measure(path, o)

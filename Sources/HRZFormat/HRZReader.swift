@@ -214,6 +214,9 @@ public final class HRZReader: @unchecked Sendable {
         return h.finalizeHex()
     }
 
+    /// Elements in decoder-layer tensors: the parameters pruning removes from.
+    public var layerParameters: Int { index.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount } }
+
     /// Raw and stored bytes per layer (nil key: model-level tensors).
     public func layerSizes() -> [(layer: Int?, raw: Int, stored: Int)] {
         var order: [Int?] = []

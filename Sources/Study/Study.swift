@@ -142,8 +142,8 @@ public final class Study {
                 if exists(name) { log("  \(task.rawValue) \(k)-shot: kept"); continue }
                 let requests: [ImportanceRequest]
                 do {
-                    requests = try ImportanceData.requests(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples)
-                        .map { r in let t = try scorer.tokens(r); return ImportanceRequest(context: t.context, continuation: t.continuation) }
+                    requests = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples,
+                                                            scorer: scorer)
                 } catch let error as TaskError {
                     skipped.append("head importance \(task.rawValue)/\(k): \(error)")
                     continue
@@ -277,7 +277,7 @@ public final class Study {
         for (key, cell) in results.cells { cells[key] = cell.metrics[(Task.named(cell.task, dataDirectory: options.data) ?? .copa).headlineMetric] }
         let values = cells.values.filter(\.isFinite)
         return ModelFacts(path: model, fileBytes: reader.file.bytes.count,
-                          layerParameters: reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount },
+                          layerParameters: reader.layerParameters,
                           heads: reader.metadata.layers.reduce(0) { $0 + $1.heads.count }, ffns: reader.metadata.layers.filter(\.ffn).count,
                           tokensPerS: speed.tokensPerS, meanMetric: values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count), cells: cells)
     }

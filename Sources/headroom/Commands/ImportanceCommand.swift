@@ -84,8 +84,8 @@ struct ImportanceCommand: Command {
             requests = try ImportanceData.tokenRequests(requestsFile)
         } else {
             let scorer = Scorer(model: opt, tokenizer: try Tokenizer.load(model))
-            requests = try ImportanceData.requests(task: task!, shots: shots, dataDirectory: data!, limit: limit, targetSpace: targetSpace)
-                .map { r in let t = try scorer.tokens(r); return ImportanceRequest(context: t.context, continuation: t.continuation) }
+            requests = try ImportanceData.tokenized(task: task!, shots: shots, dataDirectory: data!, limit: limit, targetSpace: targetSpace,
+                                                    scorer: scorer)
         }
         let bar = ProgressBar("importance")
         let scores = try opt.headImportance(requests, memoryBudget: memoryBudget) { done, total in bar.update(phase: "heads", done: done, total: total, unit: .count) }
