@@ -24,6 +24,9 @@ extension OPTModel {
         var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
         var tokensMinusOne = 0, continuationTokens = 0
         let embedding = embeddingFloats()
+        // Small models keep their layers widened to fp32 for the whole run (3 passes per example use them).
+        scratch.widened.keeping = 4 * layerElements <= scratch.widened.limit
+        defer { scratch.widened.keeping = false }
         for (i, r) in requests.enumerated() {
             guard !r.context.isEmpty, !r.continuation.isEmpty else {
                 throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
@@ -67,22 +70,52 @@ extension OPTModel {
     func exampleImportance(_ r: ImportanceRequest, embedding: [Float], saved inputs: SpillStore) throws -> [[Double]] {
         let tokens = r.context + r.continuation
         try validate([SequenceInput(tokens: tokens, logits: .none)], options: ForwardOptions())
-        let T = tokens.count, C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize, L = config.numHiddenLayers
+        let T = tokens.count, C = config.hiddenSize, L = config.numHiddenLayers
         var x = [Float](repeating: 0, count: T * C)
         x.withUnsafeMutableBufferPointer { embed(tokens: tokens, positions: Array(0..<T), into: $0.baseAddress!) }
-        // The forward keeps only each layer's input and runs the fast path; the backward recomputes the rest.
+        // The forward keeps each layer's input; the backward re-runs each layer from it, keeping its internals.
+        // The last layer keeps them on the way up, as the backward starts there.
+        let b = scratch.backward
         var handles: [Int] = []
         for l in 0..<L {
             let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
             handles.append(try inputs.append(x))
-            try x.withUnsafeMutableBufferPointer { buffer in
+            try Profile.measure("checkpointed forward") { try x.withUnsafeMutableBufferPointer { buffer in
                 try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
-                                 headsActive: nil, ffnActive: true, scratch: scratch.layer)
-            }
+                                 headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: l == L - 1 ? b.saved : nil)
+            } }
         }
         // Loss: mean NLL over the continuation, predicted from positions context−1 … T−2.
         let n = r.continuation.count, first = r.context.count - 1
-        var h = Array(x[(first * C)..<((first + n) * C)])
+        let dH = Profile.measure("loss") {
+            lossGradient(hidden: Array(x[(first * C)..<((first + n) * C)]), targets: r.continuation, embedding: embedding)
+        }
+        let dx = b.dx.reserve(T * C)
+        dx.update(repeating: 0, count: T * C)
+        (dx + first * C).update(from: dH, count: n * C)
+        // Backward through the layers in reverse.
+        var importance = [[Double]](repeating: [], count: L)
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let w = try stream.layer(l, next: l > 0 ? l - 1 : nil)
+            if l < L - 1 {
+                let x0 = b.x.reserve(T * C)
+                try inputs.read(handles[l], into: x0)
+                try Profile.measure("recompute") {
+                    try forwardLayer(x: x0, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
+                                     headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: b.saved)
+                }
+            }
+            var perHead = [Double](repeating: 0, count: plans[l].heads.count)
+            try Profile.measure("backward") { try backwardLayer(w, layer: l, saved: b.saved, dx: dx, T: T, scratch: b, importance: &perHead) }
+            importance[l] = perHead
+        }
+        return importance
+    }
+
+    /// dHidden `[n, C]` of the mean NLL of `targets` given the last layer's output rows `[n, C]` that predict
+    /// them: final norm, LM head, softmax over the full vocabulary (as HF's loss), and back.
+    func lossGradient(hidden h: [Float], targets: [Int], embedding: [Float]) -> [Float] {
+        let n = targets.count, C = config.hiddenSize, E = config.wordEmbedProjDim, V = config.vocabSize
         var normStats: ([Float], [Float])?
         var normed = h
         if let finalNorm {
@@ -90,18 +123,21 @@ extension OPTModel {
             layerNorm(out: &normed, mean: &mean, rstd: &rstd, input: h, weight: finalNorm.weight, bias: finalNorm.bias, T: n, C: C)
             normStats = (mean, rstd)
         }
-        var dLogits = unembed(normed, rows: n, embedding: embedding)
-        for k in 0..<n {  // d(mean NLL)/d logits = (softmax − onehot) / n, over the full vocabulary as HF's loss
-            let row = k * V
-            var maximum = -Float.infinity
-            for v in 0..<V { maximum = max(maximum, dLogits[row + v]) }
-            var sum = 0.0
-            for v in 0..<V { sum += Foundation.exp(Double(dLogits[row + v] - maximum)) }
-            for v in 0..<V { dLogits[row + v] = Float(Foundation.exp(Double(dLogits[row + v] - maximum)) / sum) / Float(n) }
-            dLogits[row + r.continuation[k]] -= 1 / Float(n)
+        var dLogits = Profile.measure("loss lm head") { unembed(normed, rows: n, embedding: embedding) }
+        dLogits.withUnsafeMutableBufferPointer { buffer in
+            // d(mean NLL)/d logits = (softmax − onehot) / n, over the full vocabulary as HF's loss (fp32).
+            let logits = buffer.baseAddress!
+            parallelRanges(n) { rows in
+                for k in rows {
+                    let row = logits + k * V
+                    causalSoftmax(row, rows: 1, prefix: V - 1, ld: V, parallel: false)  // one row, all V columns valid
+                    for v in 0..<V { row[v] /= Float(n) }
+                    row[targets[k]] -= 1 / Float(n)
+                }
+            }
         }
         var dFeatures = [Float](repeating: 0, count: n * E)
-        BLAS.gemm(M: n, N: E, K: V, a: dLogits, lda: V, b: embedding, ldb: E, c: &dFeatures, ldc: E)
+        Profile.measure("loss lm head bw") { BLAS.gemm(M: n, N: E, K: V, a: dLogits, lda: V, b: embedding, ldb: E, c: &dFeatures, ldc: E) }
         var dNormed = dFeatures
         if let projectOut {
             dNormed = [Float](repeating: 0, count: n * C)
@@ -112,18 +148,6 @@ extension OPTModel {
             dH = [Float](repeating: 0, count: n * C)
             layerNormBackward(dInput: &dH, dOut: dNormed, input: h, mean: mean, rstd: rstd, weight: finalNorm.weight, T: n, C: C)
         }
-        h = []
-        var dx = [Float](repeating: 0, count: T * C)
-        for k in 0..<(n * C) { dx[first * C + k] = dH[k] }
-        // Backward through the layers in reverse, recomputing each from its input.
-        var importance = [[Double]](repeating: [], count: L)
-        for l in stride(from: L - 1, through: 0, by: -1) {
-            let w = try stream.layer(l, next: l > 0 ? l - 1 : nil)
-            let (_, saved) = try forwardSaving(w, layer: l, x0: try inputs.array(handles[l]), T: T)
-            var perHead = [Double](repeating: 0, count: plans[l].heads.count)
-            dx = try backwardLayer(w, layer: l, saved: saved, dOut: dx, T: T, importance: &perHead)
-            importance[l] = perHead
-        }
-        return importance
+        return dH
     }
 }

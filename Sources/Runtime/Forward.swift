@@ -139,6 +139,7 @@ public struct ForwardStats: Sendable {
 
 final class ForwardScratch {
     let x = FloatBuffer(), xSaved = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
+    let backward = BackwardScratch()
 }
 
 extension OPTModel {

@@ -19,18 +19,22 @@ extension OPTModel {
             let T = ids.count, C = config.hiddenSize
             var x = [Float](repeating: 0, count: T * C)
             x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
+            let saved = scratch.backward.saved, p = scratch.backward.heads.reserve(T * T)
             for l in 0..<L {
                 let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-                let (out, saved) = try forwardSaving(w, layer: l, x0: x, T: T)
+                try x.withUnsafeMutableBufferPointer { buffer in
+                    try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
+                                     headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: saved)
+                }
+                let H = plans[l].heads.count
                 for (k, h) in plans[l].heads.enumerated() {
-                    let p = saved.probs[k]
+                    attentionProbabilities(p, qkv: saved[.qkv], head: k, T: T, H: H, D: config.headDim)
                     var sum = 0.0
                     for q in (1 + n)..<(1 + 4 * n) {
                         for earlier in 1..<q where ids[earlier] == ids[q] { sum += Double(p[q * T + earlier + 1]) }
                     }
                     total[l][h] += sum / Double(3 * n)
                 }
-                x = out
             }
             progress?(index + 1, sequences.count)
         }
@@ -60,8 +64,9 @@ extension OPTModel {
                 let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
                 let H = plans[l].heads.count, HD = H * D
                 guard HD > 0 else { continue }
-                let (h, _, _) = savedNorm(x, try normParameters(w, "self_attn_layer_norm"), T: T)
-                var qkv = try dense(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, h, T: T, K: C)
+                var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
+                try x.withUnsafeBufferPointer { try norm(w, "self_attn_layer_norm", out: &h, input: $0.baseAddress!, T: T) }
+                try h.withUnsafeBufferPointer { try qkvProjection(w, out: &qkv, input: $0.baseAddress!, T: T, HD: HD) }
                 let scaling = 1 / Float(D).squareRoot()
                 for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
                 let outWeight = try floats(w, "self_attn.out_proj.weight")                     // [C, H·D]

@@ -1,27 +1,66 @@
-/// One decoder layer, backward for activation gradients (no weight gradients). The layer's internals are
-/// recomputed from its saved input (checkpointing at layer granularity), then the forward's operations run
-/// in reverse with `d`-prefixed names, as llm.c's `gpt2_backward`. Reference: torch autograd through HF
+/// One decoder layer, backward for activation gradients (no weight gradients). The caller re-runs the
+/// layer's forward from its saved input (checkpointing at layer granularity) with `saving:`, then the
+/// forward's operations run here in reverse with `d`-prefixed names, as llm.c's `gpt2_backward`. Reference: torch autograd through HF
 /// `OPTDecoderLayer` (checked in the tests). One sequence, no prefix: batch-size-1 semantics.
 import Foundation
 import HRZFormat
 
-/// What the backward of one layer needs from its forward: `[T, …]` activations and norm statistics.
+/// What the backward of one layer needs from its forward. No weight gradients are computed, so no GEMM
+/// input is kept: only the layer norms' inputs, q/k/v, the heads' outputs and the ReLU's output. Buffers are
+/// reused across layers and examples; `forwardLayer(…, saving:)` fills them.
 final class LayerSaved {
-    var x0: [Float] = [], ln1: [Float] = [], mean1: [Float] = [], rstd1: [Float] = []
-    var qkv: [Float] = [], probs: [[Float]] = [], ctx: [Float] = []
-    /// Post-LN: the sums before each norm (x0 + attention, x1 + FFN).
-    var x1Pre: [Float] = [], x1: [Float] = [], ln2: [Float] = [], mean2: [Float] = [], rstd2: [Float] = []
-    var fc1: [Float] = [], x2Pre: [Float] = []
+    enum Slot: Int, CaseIterable {
+        /// [T, 3·H·D], q already scaled by 1/√D
+        case qkv
+        /// [T, H·D]: A_h(t), the heads' outputs before out_proj
+        case ctx
+        /// [T, C] input of self_attn_layer_norm (pre-LN: the layer's input; post-LN: input + attention)
+        case attentionNormInput
+        /// [T, C] input of final_layer_norm (pre-LN: the FFN block's input; post-LN: its output + residual)
+        case ffnNormInput
+        /// [T, F] after the ReLU: positive exactly where the ReLU passed its input
+        case hidden
+    }
+
+    private let buffers = Slot.allCases.map { _ in FloatBuffer() }
+
+    func keep(_ slot: Slot, _ source: UnsafePointer<Float>, count: Int) {
+        buffers[slot.rawValue].reserve(count).update(from: source, count: count)
+    }
+
+    subscript(_ slot: Slot) -> UnsafeMutablePointer<Float> { buffers[slot.rawValue].pointer }
 }
 
-/// fp32 copies of layer tensors, widened once and shared by the recompute and the backward of every example
-/// (each matrix is needed two or three times per example). Up to `limit` bytes are kept, across layers, so a
-/// small model is widened once for the whole run; beyond it (a 66B layer is 4 GB in fp32) only the current
-/// layer's tensors are kept, or none, and the rest are widened on each use: memory stays bounded.
+/// Work buffers of the backward pass, sized for the largest layer and sequence seen.
+final class BackwardScratch {
+    let saved = LayerSaved()
+    /// [T, C]: ∂L/∂(the current layer's output), then of its input
+    let dx = FloatBuffer()
+    /// [T, C]: a layer's input, recomputed from its checkpoint
+    let x = FloatBuffer()
+    /// [T, C]: the gradient reaching a pre-LN layer norm's output
+    let dNormed = FloatBuffer()
+    /// [T, F]
+    let dHidden = FloatBuffer()
+    /// [T, H·D]
+    let dCtx = FloatBuffer()
+    /// [T, 3·H·D]
+    let dQKV = FloatBuffer()
+    /// Per task of the head loop: P and dP `[T, T]`.
+    let heads = FloatBuffer()
+}
+
+/// fp32 copies of layer weights, widened once and reused by later passes over the same layer: gradient
+/// importance runs three passes per example (forward, recompute, backward), so a small model is widened once
+/// for the whole run. `weightBlocks` keeps whole matrices here only while `keeping` is set (by a caller that
+/// checked the model's fp32 layers fit in `limit`); otherwise it widens in bounded blocks and only small
+/// tensors (layer norms) are kept. Past `limit` only the current layer's tensors stay: memory stays bounded.
 final class WidenedLayer {
     private var tensors: [String: (layer: Int, values: [Float])] = [:]
     private var bytes = 0
-    let limit = 512 << 20
+    var limit = 512 << 20
+    /// Whether `weightBlocks` keeps whole widened matrices.
+    var keeping = false
 
     func get(_ w: DecodedLayer, _ name: String, missing: () -> Error) throws -> [Float] {
         try memo(w.index, name) {
@@ -63,162 +102,145 @@ extension OPTModel {
         config.layerNormElementwiseAffine ? (try floats(w, name + ".weight"), try floats(w, name + ".bias")) : nil
     }
 
-    /// out `[T, C]` = LN(input), saving mean and rstd.
-    func savedNorm(_ input: [Float], _ params: (weight: [Float], bias: [Float])?, T: Int) -> (out: [Float], mean: [Float], rstd: [Float]) {
-        let C = config.hiddenSize
-        var out = [Float](repeating: 0, count: T * C), mean = [Float](repeating: 0, count: T), rstd = [Float](repeating: 0, count: T)
-        layerNorm(out: &out, mean: &mean, rstd: &rstd, input: input, weight: params?.weight, bias: params?.bias, T: T, C: C)
-        return (out, mean, rstd)
-    }
-
-    /// The named tensors stacked by rows (q, k and v into one `[3·H·D, C]`), built once per layer visit.
-    func stacked(_ w: DecodedLayer, _ names: [String], _ suffix: String) throws -> [Float] {
-        if names.count == 1 { return try floats(w, names[0] + suffix) }
-        return try scratch.widened.memo(w.index, names.joined(separator: "+") + suffix) { try names.flatMap { try floats(w, $0 + suffix) } }
-    }
-
-    /// out `[T, N]` = input `[T, K]` · Wᵀ + b for the named projections stacked by rows.
-    func dense(_ w: DecodedLayer, _ names: [String], _ input: [Float], T: Int, K: Int) throws -> [Float] {
-        let weight = try stacked(w, names, ".weight")
-        let bias = config.enableBias ? try stacked(w, names, ".bias") : nil
-        let N = weight.count / K
-        var out = [Float](repeating: 0, count: T * N)
-        BLAS.linear(out: &out, input: input, weight: weight, bias: bias, M: T, N: N, K: K)
-        return out
-    }
-
-    /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the named projections stacked by rows.
-    func denseBackward(_ w: DecodedLayer, _ names: [String], _ dOut: [Float], T: Int, K: Int) throws -> [Float] {
-        let weight = try stacked(w, names, ".weight")
-        let N = weight.count / K
-        var dInput = [Float](repeating: 0, count: T * K)
-        BLAS.gemm(M: T, N: K, K: N, a: dOut, lda: N, b: weight, ldb: K, c: &dInput, ldc: K)
-        return dInput
-    }
-
-    /// Forward of layer `l` on x0 `[T, C]` (one causal sequence), keeping what the backward needs.
-    func forwardSaving(_ w: DecodedLayer, layer l: Int, x0: [Float], T: Int) throws -> (out: [Float], saved: LayerSaved) {
-        let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D
-        let s = LayerSaved()
-        s.x0 = x0
-        let preLN = config.doLayerNormBefore
-        var attention = [Float](repeating: 0, count: T * C)
-        if HD > 0 {
-            var input = x0
-            if preLN { (s.ln1, s.mean1, s.rstd1) = savedNorm(x0, try normParameters(w, "self_attn_layer_norm"), T: T); input = s.ln1 }
-            s.qkv = try dense(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, input, T: T, K: C)
-            let scaling = 1 / Float(D).squareRoot()
-            for t in 0..<T { for j in 0..<HD { s.qkv[t * 3 * HD + j] *= scaling } }
-            s.ctx = [Float](repeating: 0, count: T * HD)
-            // Heads in parallel, each with single-threaded BLAS: T×T×D GEMMs are too small for OpenBLAS's pool.
-            let probs = (0..<H).map { _ in FloatBuffer() }
-            s.qkv.withUnsafeBufferPointer { q in
-                s.ctx.withUnsafeMutableBufferPointer { c in
-                    let base = q.baseAddress!, ctx = c.baseAddress!
-                    parallelWithSerialBLAS(H) { h in
-                        let p = probs[h].reserve(T * T)
-                        BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + h * D, lda: 3 * HD, b: base + HD + h * D, ldb: 3 * HD, c: p, ldc: T)
-                        causalSoftmax(p, rows: T, prefix: 0, ld: T, parallel: false)
-                        BLAS.gemm(M: T, N: D, K: T, a: p, lda: T, b: base + 2 * HD + h * D, ldb: 3 * HD, c: ctx + h * D, ldc: HD)
-                    }
-                }
-            }
-            s.probs = probs.map { Array(UnsafeBufferPointer(start: $0.pointer, count: T * T)) }
-            attention = try dense(w, ["self_attn.out_proj"], s.ctx, T: T, K: HD)
-        } else if config.enableBias {
-            let b = try floats(w, "self_attn.out_proj.bias")
-            for t in 0..<T { for c in 0..<C { attention[t * C + c] = b[c] } }
+    /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the named projections stacked by rows (HF `Linear`'s
+    /// input gradient), over the same fp32 weight blocks as the forward; `accumulate` adds to dInput instead.
+    func linearBackward(_ w: DecodedLayer, _ names: [String], dOut: UnsafePointer<Float>, T: Int, K: Int,
+                        into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) throws {
+        let N = try names.reduce(0) { n, name in
+            guard let t = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
+            return n + t.info.shape[0]
         }
-        s.x1Pre = zip(x0, attention).map { $0 + $1 }
-        if preLN { s.x1 = s.x1Pre } else { (s.x1, s.mean1, s.rstd1) = savedNorm(s.x1Pre, try normParameters(w, "self_attn_layer_norm"), T: T) }
-        var ffn = [Float](repeating: 0, count: T * C)
-        if plans[l].ffn {
-            var input = s.x1
-            if preLN { (s.ln2, s.mean2, s.rstd2) = savedNorm(s.x1, try normParameters(w, "final_layer_norm"), T: T); input = s.ln2 }
-            s.fc1 = try dense(w, ["fc1"], input, T: T, K: C)
-            ffn = try dense(w, ["fc2"], s.fc1.map { max($0, 0) }, T: T, K: config.ffnDim)
+        try weightBlocks(w, names, K: K) { start, rows, weight in
+            BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K,
+                      beta: accumulate || start > 0 ? 1 : 0, c: dInput, ldc: K)
         }
-        s.x2Pre = zip(s.x1, ffn).map { $0 + $1 }
-        if preLN { return (s.x2Pre, s) }
-        let (out, mean, rstd) = savedNorm(s.x2Pre, try normParameters(w, "final_layer_norm"), T: T)
-        s.mean2 = mean
-        s.rstd2 = rstd
-        return (out, s)
     }
 
-    /// dx0 `[T, C]` from dOut `[T, C]`; adds Σₜ |⟨A_h(t), ∂L/∂A_h(t)⟩| per present head to `importance`.
-    func backwardLayer(_ w: DecodedLayer, layer l: Int, saved s: LayerSaved, dOut: [Float], T: Int,
-                       importance: inout [Double]) throws -> [Float] {
+    /// ∂L/∂input of the named layer norm, from ∂L/∂output `dOut` and the norm's saved input; accumulated into
+    /// `dInput`, or overwriting it (then it may alias `dOut`).
+    func normBackward(_ w: DecodedLayer, _ name: String, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
+                      into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
+        let weight = config.layerNormElementwiseAffine ? try floats(w, name + ".weight") : nil
+        weight.withOptionalBuffer { wp in
+            layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
+        }
+    }
+
+    /// dx `[T, C]` ← ∂L/∂(layer input), in place, from dx = ∂L/∂(layer output) and what the layer's forward
+    /// kept in `saved`. Adds Σₜ |⟨A_h(t), ∂L/∂A_h(t)⟩| of each present head to `importance` `[H]`.
+    func backwardLayer(_ w: DecodedLayer, layer l: Int, saved s: LayerSaved, dx: UnsafeMutablePointer<Float>, T: Int,
+                       scratch b: BackwardScratch, importance: inout [Double]) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
-        func normBackward(_ dOut: [Float], _ input: [Float], _ mean: [Float], _ rstd: [Float], _ name: String, into d: inout [Float]) throws {
-            let params = try normParameters(w, name)
-            layerNormBackward(dInput: &d, dOut: dOut, input: input, mean: mean, rstd: rstd, weight: params?.weight, T: T, C: C)
-        }
         // --- FFN block, reversed ---
-        var dx2Pre = dOut
-        if !preLN {
-            dx2Pre = [Float](repeating: 0, count: T * C)
-            try normBackward(dOut, s.x2Pre, s.mean2, s.rstd2, "final_layer_norm", into: &dx2Pre)
+        if !preLN {                                                                       // dx: ∂L/∂(x1 + FFN)
+            try normBackward(w, "final_layer_norm", dOut: dx, input: s[.ffnNormInput], T: T, into: dx, accumulate: false)
         }
-        var dx1 = dx2Pre                                                                  // residual
-        if plans[l].ffn {
-            var dHidden = try denseBackward(w, ["fc2"], dx2Pre, T: T, K: F)               // [T, F]
-            for i in 0..<dHidden.count where s.fc1[i] <= 0 { dHidden[i] = 0 }              // relu
-            let dInput = try denseBackward(w, ["fc1"], dHidden, T: T, K: C)               // [T, C]
-            if preLN { try normBackward(dInput, s.x1, s.mean2, s.rstd2, "final_layer_norm", into: &dx1) }
-            else { for i in 0..<dx1.count { dx1[i] += dInput[i] } }
+        if plans[l].ffn {                                                                 // dx += FFN's input gradient
+            let dHidden = b.dHidden.reserve(T * F)
+            try Profile.measure("bw fc2") { try linearBackward(w, ["fc2"], dOut: dx, T: T, K: F, into: dHidden) }   // [T, F]
+            reluBackward(dHidden, output: s[.hidden], count: T * F)
+            if preLN {
+                let dNormed = b.dNormed.reserve(T * C)
+                try Profile.measure("bw fc1") { try linearBackward(w, ["fc1"], dOut: dHidden, T: T, K: C, into: dNormed) }
+                try normBackward(w, "final_layer_norm", dOut: dNormed, input: s[.ffnNormInput], T: T, into: dx, accumulate: true)
+            } else {
+                try Profile.measure("bw fc1") { try linearBackward(w, ["fc1"], dOut: dHidden, T: T, K: C, into: dx, accumulate: true) }
+            }
         }
         // --- attention block, reversed ---
-        var dx1Pre = dx1
-        if !preLN {
-            dx1Pre = [Float](repeating: 0, count: T * C)
-            try normBackward(dx1, s.x1Pre, s.mean1, s.rstd1, "self_attn_layer_norm", into: &dx1Pre)
+        if !preLN {                                                                       // dx: ∂L/∂(x0 + attention)
+            try normBackward(w, "self_attn_layer_norm", dOut: dx, input: s[.attentionNormInput], T: T, into: dx, accumulate: false)
         }
-        var dx0 = dx1Pre                                                                  // residual
-        guard HD > 0 else { return dx0 }
-        let dCtx = try denseBackward(w, ["self_attn.out_proj"], dx1Pre, T: T, K: HD)      // [T, H·D]
-        for h in 0..<H {
+        guard HD > 0 else { return }
+        let dCtx = b.dCtx.reserve(T * HD), dQKV = b.dQKV.reserve(T * 3 * HD)
+        try Profile.measure("bw out_proj") { try linearBackward(w, ["self_attn.out_proj"], dOut: dx, T: T, K: HD, into: dCtx) }  // [T, H·D]
+        Profile.measure("bw attention") {
+            importance.withUnsafeMutableBufferPointer { scores in
+                attentionBackward(dQKV: dQKV, dCtx: dCtx, qkv: s[.qkv], ctx: s[.ctx], T: T, H: H, D: D, work: b.heads, importance: scores.baseAddress!)
+            }
+        }
+        if preLN {
+            let dNormed = b.dNormed.reserve(T * C)
+            try Profile.measure("bw qkv") { try linearBackward(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, dOut: dQKV, T: T, K: C, into: dNormed) }
+            try normBackward(w, "self_attn_layer_norm", dOut: dNormed, input: s[.attentionNormInput], T: T, into: dx, accumulate: true)
+        } else {
+            try Profile.measure("bw qkv") { try linearBackward(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, dOut: dQKV, T: T, K: C, into: dx, accumulate: true) }
+        }
+    }
+}
+
+/// dHidden[i] = 0 where the ReLU's output is 0 (its input was ≤ 0), in place.
+func reluBackward(_ dHidden: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
+    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r where output[i] <= 0 { dHidden[i] = 0 } }
+}
+
+/// P `[T, T]` = causal softmax(q_h · k_hᵀ) of head h, from qkv `[T, 3·H·D]` with q pre-scaled. Single-threaded.
+func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, head h: Int, T: Int, H: Int, D: Int) {
+    let HD = H * D
+    BLAS.gemm(transB: true, M: T, N: T, K: D, a: qkv + h * D, lda: 3 * HD, b: qkv + HD + h * D, ldb: 3 * HD, c: p, ldc: T)
+    causalSoftmax(p, rows: T, prefix: 0, ld: T, parallel: false)
+}
+
+/// dQKV `[T, 3·H·D]` (q's part with respect to q before scaling) from dCtx `[T, H·D]`, recomputing each head's
+/// P from q and k. Heads run in parallel with single-threaded BLAS, each task with its own P and dP in `work`.
+/// Also adds Σₜ |⟨ctx_h(t), dCtx_h(t)⟩| to importance[h] (the paper's head score).
+func attentionBackward(dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+                       ctx: UnsafePointer<Float>, T: Int, H: Int, D: Int, work: FloatBuffer, importance: UnsafeMutablePointer<Double>) {
+    let HD = H * D, scaling = 1 / Float(D).squareRoot()
+    let tasks = max(1, min(H, Runtime.threads))
+    let all = work.reserve(tasks * 2 * T * T)
+    let next = LockedCounter()
+    parallelWithSerialBLAS(tasks) { task in
+        let p = all + task * 2 * T * T, dP = p + T * T
+        while true {
+            let h = next.add()
+            guard h < H else { return }
             var total = 0.0
             for t in 0..<T {
                 var dot = 0.0
-                for d in 0..<D { dot += Double(s.ctx[t * HD + h * D + d]) * Double(dCtx[t * HD + h * D + d]) }
+                for d in 0..<D { dot += Double(ctx[t * HD + h * D + d]) * Double(dCtx[t * HD + h * D + d]) }
                 total += abs(dot)
             }
             importance[h] += total
-        }
-        var dQKV = [Float](repeating: 0, count: T * 3 * HD)
-        let scaling = 1 / Float(D).squareRoot()
-        // Heads in parallel, each with single-threaded BLAS and its own T×T scratch.
-        let scratch = (0..<H).map { _ in (dP: FloatBuffer(), dS: FloatBuffer()) }
-        dCtx.withUnsafeBufferPointer { dc in
-            s.qkv.withUnsafeBufferPointer { q in
-                dQKV.withUnsafeMutableBufferPointer { dq in
-                    let base = q.baseAddress!, dctx = dc.baseAddress!, dqkv = dq.baseAddress!
-                    parallelWithSerialBLAS(H) { h in
-                        s.probs[h].withUnsafeBufferPointer { pb in
-                            let p = pb.baseAddress!
-                            let dP = scratch[h].dP.reserve(T * T), dS = scratch[h].dS.reserve(T * T)
-                            // dP = dCtx · Vᵀ; dV = Pᵀ · dCtx
-                            BLAS.gemm(transB: true, M: T, N: T, K: D, a: dctx + h * D, lda: HD, b: base + 2 * HD + h * D, ldb: 3 * HD, c: dP, ldc: T)
-                            BLAS.gemm(transA: true, M: T, N: D, K: T, a: p, lda: T, b: dctx + h * D, ldb: HD, c: dqkv + 2 * HD + h * D, ldc: 3 * HD)
-                            for i in 0..<T {                                                // softmax backward, causal rows
-                                var dot: Float = 0
-                                for j in 0...i { dot += dP[i * T + j] * p[i * T + j] }
-                                for j in 0...i { dS[i * T + j] = p[i * T + j] * (dP[i * T + j] - dot) }
-                                for j in (i + 1)..<T { dS[i * T + j] = 0 }
-                            }
-                            // dq (pre-scaling) = dS · K · scaling; dK = dSᵀ · q (scaled)
-                            BLAS.gemm(M: T, N: D, K: T, alpha: scaling, a: dS, lda: T, b: base + HD + h * D, ldb: 3 * HD, c: dqkv + h * D, ldc: 3 * HD)
-                            BLAS.gemm(transA: true, M: T, N: D, K: T, a: dS, lda: T, b: base + h * D, ldb: 3 * HD, c: dqkv + HD + h * D, ldc: 3 * HD)
-                        }
-                    }
-                }
+            let q = qkv + h * D, k = qkv + HD + h * D, v = qkv + 2 * HD + h * D
+            attentionProbabilities(p, qkv: qkv, head: h, T: T, H: H, D: D)
+            // dP = dCtx · Vᵀ; dV = Pᵀ · dCtx
+            BLAS.gemm(transB: true, M: T, N: T, K: D, a: dCtx + h * D, lda: HD, b: v, ldb: 3 * HD, c: dP, ldc: T)
+            BLAS.gemm(transA: true, M: T, N: D, K: T, a: p, lda: T, b: dCtx + h * D, ldb: HD, c: dQKV + 2 * HD + h * D, ldc: 3 * HD)
+            // Softmax backward over each causal row, in place: dS = P ⊙ (dP − ⟨dP, P⟩).
+            for i in 0..<T {
+                let pr = p + i * T, dr = dP + i * T
+                let dot = laneDot(dr, pr, i + 1)
+                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
+                if i + 1 < T { (dr + i + 1).update(repeating: 0, count: T - i - 1) }
             }
+            // dq (before scaling) = dS · K · scaling; dK = dSᵀ · q (scaled)
+            BLAS.gemm(M: T, N: D, K: T, alpha: scaling, a: dP, lda: T, b: k, ldb: 3 * HD, c: dQKV + h * D, ldc: 3 * HD)
+            BLAS.gemm(transA: true, M: T, N: D, K: T, a: dP, lda: T, b: q, ldb: 3 * HD, c: dQKV + HD + h * D, ldc: 3 * HD)
         }
-        let dInput = try denseBackward(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, dQKV, T: T, K: C)
-        if preLN { try normBackward(dInput, s.x0, s.mean1, s.rstd1, "self_attn_layer_norm", into: &dx0) }
-        else { for i in 0..<dx0.count { dx0[i] += dInput[i] } }
-        return dx0
+    }
+}
+
+/// Σ a[i]·b[i] for i < n, accumulated in 8 lanes.
+@inline(__always)
+func laneDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var i = 0
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    while i + 8 <= n {
+        acc += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        i += 8
+    }
+    var total = acc.sum()
+    while i < n { total += a[i] * b[i]; i += 1 }
+    return total
+}
+
+extension Optional where Wrapped == [Float] {
+    /// The array's base address, or nil, for the duration of `body`.
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        guard let self else { return try body(nil) }
+        return try self.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
 }

@@ -31,11 +31,11 @@ final class LayerScratch {
 }
 
 extension OPTModel {
-    /// x `[T, C]` ← layer(x), in place.
+    /// x `[T, C]` ← layer(x), in place. With `saving`, also keeps what the backward of this layer needs.
     func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
                       headsActive: [Bool]?, ffnActive: Bool, scratch s: LayerScratch,
                       externalPrefix: KVPrefix? = nil, kvSink: ((UnsafePointer<Float>, Int) -> Void)? = nil,
-                      withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil) throws {
+                      withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil, saving saved: LayerSaved? = nil) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
 
@@ -43,13 +43,17 @@ extension OPTModel {
         let ln = s.ln.reserve(T * C)
         let out = s.out.reserve(T * C)
         if HD > 0 {
-            if preLN { try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T) }
+            if preLN {
+                saved?.keep(.attentionNormInput, x, count: T * C)
+                try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T)
+            }
             let qkv = s.qkv.reserve(T * 3 * HD)
             let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
             try Profile.measure("qkv") { try qkvProjection(w, out: qkv, input: input, T: T, HD: HD) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             kvSink?(qkv, T)
+            saved?.keep(.qkv, qkv, count: T * 3 * HD)
             let ctx = s.ctx.reserve(T * HD)
             let attentionSpans = spans.map { span in
                 AttentionSpan(start: span.start, count: span.count, prefix: span.prefixRows.map { p in
@@ -59,12 +63,16 @@ extension OPTModel {
             Profile.measure("attention") {
                 attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
             }
+            saved?.keep(.ctx, ctx, count: T * HD)
             try Profile.measure("out_proj") { try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, K: HD) }  // [T, C]
         } else {
             try broadcastBias(w, "self_attn.out_proj.bias", out: out, T: T, C: C)                 // no heads: bias only
         }
         Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
-        if !preLN { try norm(w, "self_attn_layer_norm", out: x, input: x, T: T) }
+        if !preLN {
+            saved?.keep(.attentionNormInput, x, count: T * C)
+            try norm(w, "self_attn_layer_norm", out: x, input: x, T: T)
+        }
         if let withoutFFN {  // what this layer would output with its FFN removed (the oracle's replay point)
             if preLN { try withoutFFN(x) } else { try norm(w, "final_layer_norm", out: ln, input: x, T: T); try withoutFFN(ln) }
         }
@@ -72,14 +80,21 @@ extension OPTModel {
         // --- FFN block ---
         let hasFFN = plans[l].ffn && ffnActive
         if hasFFN {
-            if preLN { try norm(w, "final_layer_norm", out: ln, input: x, T: T) }
+            if preLN {
+                saved?.keep(.ffnNormInput, x, count: T * C)
+                try norm(w, "final_layer_norm", out: ln, input: x, T: T)
+            }
             let hidden = s.ffn.reserve(T * F)
             try Profile.measure("fc1") { try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
             Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
+            saved?.keep(.hidden, hidden, count: T * F)
             try Profile.measure("fc2") { try linear(w, "fc2", out: out, input: hidden, M: T, K: F) }                // [T, C]
             addInPlace(x, out, count: T * C)                                                     // residual
         }
-        if !preLN { try norm(w, "final_layer_norm", out: x, input: x, T: T) }
+        if !preLN {
+            saved?.keep(.ffnNormInput, x, count: T * C)
+            try norm(w, "final_layer_norm", out: x, input: x, T: T)
+        }
     }
 
     /// qkv `[T, 3·H·D]` = input · [Wq; Wk; Wv]ᵀ + [bq; bk; bv], as one logical `[3·H·D, C]` weight.
@@ -95,69 +110,85 @@ extension OPTModel {
     }
 
     /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the named weights stacked by rows, as one matrix.
-    /// 16-bit weights are widened to fp32 just before their GEMM, in row blocks of at most `widenBlockBytes`,
-    /// so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once. A model whose matrices fit in
-    /// one block (up to 6.7B) gets a single GEMM per projection, q/k/v fused.
+    /// A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection, q/k/v fused.
     func linear(_ w: DecodedLayer, _ names: [String], out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                 M: Int, K: Int) throws {
-        var parts: [(weight: (info: TensorInfo, pointer: UnsafeMutableRawPointer), bias: (info: TensorInfo, pointer: UnsafeMutableRawPointer)?)] = []
+        var biases: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)?] = []
+        var N = 0
         for name in names {
             guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            parts.append((weight, w.tensor(name + ".bias")))
+            biases.append(w.tensor(name + ".bias"))
+            N += weight.info.shape[0]
         }
-        let N = parts.reduce(0) { $0 + $1.weight.info.shape[0] }
-        let s = scratch.layer
-        let bias = s.bias.reserve(N)
+        let bias = scratch.layer.bias.reserve(N)
         var row = 0
-        for part in parts {
-            let rows = part.weight.info.shape[0]
-            if let b = part.bias { b.info.dtype.convert(b.pointer, to: .f32, bias + row, count: rows) } else { (bias + row).update(repeating: 0, count: rows) }
+        for (name, b) in zip(names, biases) {
+            let rows = w.tensor(name + ".weight")!.info.shape[0]
+            if let b { b.info.dtype.convert(b.pointer, to: .f32, bias + row, count: rows) } else { (bias + row).update(repeating: 0, count: rows) }
             row += rows
         }
-        let hasBias = parts.contains { $0.bias != nil }
-        // fp32 copies the backward pass already made (gradient importance runs forward and backward on every
-        // example): the same values, so the same result, without widening again.
-        let key = names.joined(separator: "+")
-        if let weight = scratch.widened.cached(w.index, key + ".weight"), weight.count == N * K {
-            let fp32Bias = scratch.widened.cached(w.index, key + ".bias")
-            weight.withUnsafeBufferPointer { wp in
-                if let fp32Bias, fp32Bias.count == N {
-                    fp32Bias.withUnsafeBufferPointer { BLAS.linear(out: out, input: input, weight: wp.baseAddress!, bias: $0.baseAddress!, M: M, N: N, K: K) }
-                } else {
-                    BLAS.linear(out: out, input: input, weight: wp.baseAddress!, bias: hasBias ? bias : nil, M: M, N: N, K: K)
-                }
-            }
+        let hasBias = biases.contains { $0 != nil }
+        try weightBlocks(w, names, K: K) { start, rows, weight in
+            BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil, M: M, N: rows, K: K, ldOut: N)
+        }
+    }
+
+    /// Calls `body(firstRow, rows, weight)` over the named weights stacked by rows `[ΣNᵢ, K]`, as fp32 row blocks
+    /// that together cover every row once. The fp32 source, cheapest first:
+    /// - the whole matrix kept by `WidenedLayer` (gradient importance keeps small models' weights widened);
+    /// - a single f32 tensor, in place;
+    /// - 16-bit rows widened just before use into one reusable buffer, in blocks of at most `widenBlockBytes`,
+    ///   so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once.
+    func weightBlocks(_ w: DecodedLayer, _ names: [String], K: Int,
+                      _ body: (_ start: Int, _ rows: Int, _ weight: UnsafePointer<Float>) -> Void) throws {
+        var parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)] = []
+        for name in names {
+            guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
+            parts.append(weight)
+        }
+        let N = parts.reduce(0) { $0 + $1.info.shape[0] }
+        let key = names.joined(separator: "+") + ".weight"
+        let kept = try scratch.widened.keeping ? scratch.widened.memo(w.index, key) { stackedFloats(parts, N: N, K: K) }
+                                               : scratch.widened.cached(w.index, key)
+        if let kept, kept.count == N * K {
+            kept.withUnsafeBufferPointer { body(0, N, $0.baseAddress!) }
             return
         }
-        // A single f32 part needs no copy at all.
-        if parts.count == 1, parts[0].weight.info.dtype == .f32 {
-            BLAS.linear(out: out, input: input, weight: parts[0].weight.pointer.assumingMemoryBound(to: Float.self),
-                        bias: hasBias ? bias : nil, M: M, N: N, K: K)
+        if parts.count == 1, parts[0].info.dtype == .f32 {
+            body(0, N, parts[0].pointer.assumingMemoryBound(to: Float.self))
             return
         }
         let blockRows = max(1, min(N, widenBlockBytes / max(1, 4 * K)))
-        let weight = s.weight.reserve(blockRows * K)
+        let weight = scratch.layer.weight.reserve(blockRows * K)
         // Walk the stacked rows in blocks; a block may span parts.
         var start = 0
         while start < N {
             let end = min(N, start + blockRows)
-            Profile.measure("widen") {
-                var partStart = 0
-                for part in parts {
-                    let rows = part.weight.info.shape[0]
-                    let lo = max(start, partStart), hi = min(end, partStart + rows)
-                    if lo < hi {
-                        let dtype = part.weight.info.dtype
-                        widen(part.weight.pointer + (lo - partStart) * K * dtype.size, dtype: dtype,
-                              into: weight + (lo - start) * K, count: (hi - lo) * K)
-                    }
-                    partStart += rows
-                }
-            }
-            BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil,
-                        M: M, N: end - start, K: K, ldOut: N)
+            Profile.measure("widen") { widenRows(parts, start..<end, K: K, into: weight) }
+            body(start, end - start, weight)
             start = end
         }
+    }
+
+    /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination`.
+    private func widenRows(_ parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)], _ range: Range<Int>, K: Int,
+                           into destination: UnsafeMutablePointer<Float>) {
+        var partStart = 0
+        for part in parts {
+            let rows = part.info.shape[0]
+            let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + rows)
+            if lo < hi {
+                widen(part.pointer + (lo - partStart) * K * part.info.dtype.size, dtype: part.info.dtype,
+                      into: destination + (lo - range.lowerBound) * K, count: (hi - lo) * K)
+            }
+            partStart += rows
+        }
+    }
+
+    private func stackedFloats(_ parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)], N: Int, K: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: N * K)
+        out.withUnsafeMutableBufferPointer { widenRows(parts, 0..<N, K: K, into: $0.baseAddress!) }
+        return out
     }
 
     func norm(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) throws {

@@ -70,4 +70,7 @@ public final class OPTModel: @unchecked Sendable {
 
     /// Decoded bytes of all layers.
     public var layerBytes: Int { reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.byteCount } }
+
+    /// Elements of all layers' tensors.
+    var layerElements: Int { reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount } }
 }

@@ -15,6 +15,9 @@ public enum Profile {
         return try body()
     }
 
+    /// Forgets the totals so far (e.g. a warm-up's).
+    public static func reset() { totals = [:] }
+
     /// Sections by time, largest first, and resets.
     public static func report() -> String {
         defer { totals = [:] }

@@ -41,15 +41,23 @@ func laneSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<F
     return total
 }
 
-/// dInput `[T, C]` += ∂(layerNorm)/∂input applied to dOut `[T, C]`, given the forward's input, mean and
-/// rstd `[T]` (llm.c `layernorm_backward`, without weight gradients). `weight` nil means no affine.
-/// Accumulates into `dInput`.
+/// dInput `[T, C]` += ∂(layerNorm)/∂input applied to dOut `[T, C]`, given the forward's input (llm.c
+/// `layernorm_backward`, without weight gradients). `mean` and `rstd` `[T]` are the forward's, or nil to
+/// recompute them from `input` as `layerNorm` does. `weight` nil means no affine. Accumulates into `dInput`,
+/// or overwrites it when `accumulate` is false; then `dInput` may alias `dOut`.
 public func layerNormBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                              mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>?, T: Int, C: Int) {
+                              mean: UnsafePointer<Float>? = nil, rstd: UnsafePointer<Float>? = nil, weight: UnsafePointer<Float>?,
+                              T: Int, C: Int, eps: Float = 1e-5, accumulate: Bool = true) {
     parallelRanges(T, minimumPerTask: max(1, 4096 / max(1, C))) { rows in
         for t in rows {
             let x = input + t * C, dy = dOut + t * C, dx = dInput + t * C
-            let m = mean[t], s = rstd[t]
+            let m: Float, s: Float
+            if let mean, let rstd {
+                (m, s) = (mean[t], rstd[t])
+            } else {
+                m = laneSum(x, C) { $0 } / Float(C)
+                s = 1 / (laneSum(x, C) { ($0 - m) * ($0 - m) } / Float(C) + eps).squareRoot()
+            }
             var meanD = 0.0, meanDN = 0.0
             for i in 0..<C {
                 let n = (x[i] - m) * s
@@ -61,7 +69,7 @@ public func layerNormBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafeP
             for i in 0..<C {
                 let n = (x[i] - m) * s
                 let d = dy[i] * (weight?[i] ?? 1)
-                dx[i] += (d - a - n * b) * s
+                if accumulate { dx[i] += (d - a - n * b) * s } else { dx[i] = (d - a - n * b) * s }
             }
         }
     }

@@ -12,7 +12,7 @@ struct BenchCommand: Command {
                                   [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
                                   [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json]
 
-           headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--threads N] [--json]
+           headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--runs 3] [--threads N] [--json]
            headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
            headroom bench prune [--preset P] [--heads 0,30,50,70] [--ffns 0,20] [--sequences 4] [--tokens 256]
                                 [--last-only] [--runs 3] [--threads N] [--cache-dir DIR] [--resident|--auto] [--json]
@@ -27,7 +27,9 @@ struct BenchCommand: Command {
     backward: gradient head importance (forward + backward, recomputing each layer) against the forward
     alone, on the same random sequences (the last quarter of each is the continuation), in one process.
     The forward alone computes what the loss needs (logits at the positions that predict the
-    continuation); the ratio against a last-position-only forward is printed too.
+    continuation); the ratio against a last-position-only forward is printed too. Each of --runs runs
+    times the forwards and then forward + backward back to back; the ratio is the median of the runs'
+    ratios. HEADROOM_PROFILE=1 prints the sections of the last forward + backward.
 
     eval: times a fresh `headroom eval` (model load included) into -o DIR (default $TMPDIR/headroom-bench-eval,
     emptied first). The harness-style HF peer scores the very request files it wrote:
@@ -126,6 +128,7 @@ struct BenchCommand: Command {
             forward.sequences = try args.option("--sequences", default: 4, in: 1...10_000)
             forward.tokens = try args.option("--tokens", default: 256, in: 4...2048)
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            forward.runs = try args.option("--runs", default: 3, in: 1...100)
             evalModel = try args.positional("MODEL.hrz")
         case "eval":
             let tasks = (try args.option("--tasks") ?? "copa,arc_easy").split(separator: ",").map(String.init)
@@ -151,12 +154,14 @@ struct BenchCommand: Command {
             return 0
         }
         if suite == "backward" {
-            let r = try BackwardBenchmark.run(model: evalModel, sequences: forward.sequences, tokens: forward.tokens, threads: forward.threads)
+            let r = try BackwardBenchmark.run(model: evalModel, sequences: forward.sequences, tokens: forward.tokens, threads: forward.threads,
+                                              runs: forward.runs) { printError($0) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(json ? String(decoding: try encoder.encode(r), as: UTF8.self)
-                       : String(format: "%@, %d × %d tokens: forward with the loss's logits %.3f s (last position only: %.3f s), forward + backward (head importance) %.3f s: %.2f× the forward (%.2f× the last-position forward)",
-                                r.model, r.sequences, r.tokens, r.forwardSeconds, r.forwardLastSeconds, r.backwardSeconds, r.ratio, r.ratioLast))
+                       : String(format: "%@, %d × %d tokens, median of %d runs: forward with the loss's logits %.3f s (last position only: %.3f s), forward + backward (head importance) %.3f s: %.2f× the forward (%.2f× the last-position forward)",
+                                r.model, r.sequences, r.tokens, r.runs, r.forwardSeconds, r.forwardLastSeconds, r.backwardSeconds, r.ratio, r.ratioLast))
+            if Profile.enabled { print("sections of forward + backward:\n" + Profile.report()) }
             return 0
         }
         if suite == "eval" {
