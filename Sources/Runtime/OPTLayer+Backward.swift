@@ -121,9 +121,9 @@ extension OPTModel {
     func normBackward(_ w: DecodedLayer, _ name: String, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
                       into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
         let weight = config.layerNormElementwiseAffine ? try floats(w, name + ".weight") : nil
-        weight.withOptionalBuffer { wp in
+        Profile.measure("bw layer norm") { weight.withOptionalBuffer { wp in
             layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
-        }
+        } }
     }
 
     /// dx `[T, C]` ← ∂L/∂(layer input), in place, from dx = ∂L/∂(layer output) and what the layer's forward
@@ -139,7 +139,7 @@ extension OPTModel {
         if plans[l].ffn {                                                                 // dx += FFN's input gradient
             let dHidden = b.dHidden.reserve(T * F)
             try Profile.measure("bw fc2") { try linearBackward(w, ["fc2"], dOut: dx, T: T, K: F, into: dHidden) }   // [T, F]
-            reluBackward(dHidden, output: s[.hidden], count: T * F)
+            Profile.measure("bw relu") { reluBackward(dHidden, output: s[.hidden], count: T * F) }
             if preLN {
                 let dNormed = b.dNormed.reserve(T * C)
                 try Profile.measure("bw fc1") { try linearBackward(w, ["fc1"], dOut: dHidden, T: T, K: C, into: dNormed) }
@@ -172,7 +172,17 @@ extension OPTModel {
 
 /// dHidden[i] = 0 where the ReLU's output is 0 (its input was ≤ 0), in place.
 func reluBackward(_ dHidden: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
-    parallelRanges(count, minimumPerTask: 1 << 16) { r in for i in r where output[i] <= 0 { dHidden[i] = 0 } }
+    parallelRanges(count, minimumPerTask: 1 << 16) { r in
+        var i = r.lowerBound
+        let d = UnsafeMutableRawPointer(dHidden), o = UnsafeRawPointer(output)
+        while i + 8 <= r.upperBound {  // branch-free, 8 lanes
+            let keep = o.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) .> 0
+            let g = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            d.storeBytes(of: SIMD8<Float>(repeating: 0).replacing(with: g, where: keep), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < r.upperBound { if output[i] <= 0 { dHidden[i] = 0 }; i += 1 }
+    }
 }
 
 /// P `[T, T]` = causal softmax(q_h · k_hᵀ) of head h, from qkv `[T, 3·H·D]` with q pre-scaled. Single-threaded.
