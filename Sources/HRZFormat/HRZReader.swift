@@ -132,11 +132,16 @@ public final class HRZReader: @unchecked Sendable {
     /// Decodes `info` in its stored dtype into `destination` (`info.byteCount` bytes), checking each chunk's checksum.
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.
+    /// `staged` holds a copy of the file from byte `fileOffset` on (`MappedFile.readDirect`); chunks inside it
+    /// are read from there instead of the map.
     public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                     release: Bool = false) throws(HRZError) {
+                     release: Bool = false, staged: (base: UnsafeRawPointer, fileOffset: Int, count: Int)? = nil) throws(HRZError) {
         var out = destination
         for (c, chunk) in info.chunks.enumerated() {
-            let stored = file.base + chunk.offset
+            var stored = file.base + chunk.offset
+            if let staged, chunk.offset >= staged.fileOffset, chunk.offset + chunk.storedLength <= staged.fileOffset + staged.count {
+                stored = staged.base + (chunk.offset - staged.fileOffset)
+            }
             let expected = UInt64(chunk.xxh64, radix: 16) ?? 0
             let actual = XXH64.hash(stored, count: chunk.storedLength)
             guard expected == actual else {

@@ -1,7 +1,8 @@
-/// Streams decoder layers out of a mapped `.hrz`: the next layer is decoded on a background thread while the
-/// current one computes; each compressed chunk's pages are released as soon as it is decoded, so resident
-/// memory stays near two decoded layers plus activations whatever the depth. Mapping and advice follow llama.cpp's
-/// `llama_mmap`: `MADV_WILLNEED` before use, `MADV_DONTNEED` after; both best effort.
+/// Streams decoder layers out of a mapped `.hrz`, so resident memory stays near one or two decoded layers plus
+/// activations whatever the depth. Two schedules (see `Schedule`): the next layer decoded on a background
+/// thread while the current one computes (two slots), or each layer decoded just before use on all cores
+/// while its compressed bytes were read ahead by direct I/O (one slot and one staging buffer). Mapped pages
+/// are released as soon as their chunk is decoded (`MADV_DONTNEED`, as llama.cpp's `llama_mmap`).
 import Dispatch
 import Foundation
 import HRZFormat
@@ -27,10 +28,11 @@ public final class LayerStream: @unchecked Sendable {
         /// Decode layer l+1 on one background thread while layer l computes. Best with many cores: the
         /// decode takes one core of many.
         case overlap
-        /// Decode each layer when it is needed, on all cores, while the kernel reads the next layer's
-        /// compressed bytes ahead (`MADV_WILLNEED`, no CPU). Best with few cores: OpenBLAS splits each GEMM
-        /// statically across its threads, so a decode thread competing for one of two cores stalls the whole
-        /// GEMM, not half of it.
+        /// Decode each layer when it is needed, on all cores, while a background thread reads the next
+        /// layer's compressed bytes ahead with `O_DIRECT` (the device writes them into one staging buffer;
+        /// almost no CPU). Best with few cores: OpenBLAS splits each GEMM statically across its threads, so a
+        /// decode thread competing for one of two cores stalls the whole GEMM, not half of it. Streaming
+        /// inline needs one decoded slot, not two.
         case inline
 
         /// `inline` up to 4 threads, `overlap` above.
@@ -51,6 +53,11 @@ public final class LayerStream: @unchecked Sendable {
     private var scratches: [ChunkScratch] = []
     /// Seconds the consumer waited for a layer that was not yet decoded, summed.
     public private(set) var waitSeconds = 0.0
+    /// `inline` streaming: the next layer's compressed bytes, read ahead (see `Schedule.inline`).
+    private var staging: UnsafeMutableRawPointer?
+    private var stagingCapacity = 0
+    private var staged: (layer: Int, fileOffset: Int, count: Int)?
+    private var stagingRead: DispatchGroup?
 
     public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
         self.reader = reader
@@ -60,10 +67,15 @@ public final class LayerStream: @unchecked Sendable {
         var byLayer = [[TensorInfo]](repeating: [], count: L)
         for t in reader.tensors { if let l = t.layer { byLayer[l].append(t) } }
         layerTensors = byLayer
-        slots = (0..<(resident ? L : 2)).map { _ in DecodedLayer() }
+        slots = (0..<(resident ? L : schedule == .inline ? 1 : 2)).map { _ in DecodedLayer() }
     }
 
-    private func slot(_ l: Int) -> DecodedLayer { slots[resident ? l : l % 2] }
+    deinit {
+        drain()
+        staging?.deallocate()
+    }
+
+    private func slot(_ l: Int) -> DecodedLayer { slots[l % slots.count] }
 
     /// File range of layer `l`'s chunks (contiguous by the format's layout rule).
     private func byteRange(_ l: Int) -> Range<Int>? {
@@ -73,15 +85,33 @@ public final class LayerStream: @unchecked Sendable {
     }
 
     /// Starts decoding layer `l` in the background unless it is decoded or under way. With the `inline`
-    /// schedule it only asks the kernel to read the layer's compressed bytes ahead.
+    /// schedule it only reads the layer's compressed bytes ahead, into the staging buffer.
     public func prefetch(_ l: Int) {
         guard l >= 0, l < layerTensors.count else { return }
         if schedule == .inline {
-            // madvise(WILLNEED) on a whole 66B layer blocks while it submits ~2 GB of reads, so it runs on the
-            // background queue: compute goes on while the kernel fills the page cache.
-            if slot(l).index != l, let r = byteRange(l) {
+            guard slot(l).index != l, let r = byteRange(l) else { return }
+            if resident {  // each layer is decoded once: warm the page cache, hold no buffer
                 let file = reader.file
                 queue.async { file.willNeed(offset: r.lowerBound, length: r.count) }
+                return
+            }
+            stagingRead?.wait()  // the buffer is free once the previous read is done and decoded
+            if staged?.layer == l { return }
+            let capacity = MappedFile.directReadCapacity(r.count)
+            if capacity > stagingCapacity {
+                staging?.deallocate()
+                staging = .allocate(byteCount: capacity, alignment: MappedFile.directAlignment)
+                stagingCapacity = capacity
+            }
+            let group = DispatchGroup(), file = reader.file
+            nonisolated(unsafe) let buffer = staging!  // written only by the read, read only after it
+            staged = nil
+            stagingRead = group
+            queue.async(group: group) { [self] in
+                let start = file.readDirect(offset: r.lowerBound, length: r.count, into: buffer)
+                lock.lock()
+                staged = start.map { (l, $0, r.upperBound - $0) }
+                lock.unlock()
             }
             return
         }
@@ -148,6 +178,15 @@ public final class LayerStream: @unchecked Sendable {
                 offset += chunk.elements * info.dtype.size
             }
         }
+        // Inline streaming: read from the staging buffer if it holds this layer (waiting for its read).
+        var source: (base: UnsafeRawPointer, fileOffset: Int, count: Int)?
+        if schedule == .inline, !resident, let read = stagingRead {
+            read.wait()
+            lock.lock()
+            if let staged, staged.layer == l, let staging { source = (UnsafeRawPointer(staging), staged.fileOffset, staged.count) }
+            lock.unlock()
+        }
+        defer { if source != nil { lock.lock(); staged = nil; lock.unlock() } }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
         while scratches.count < workers { scratches.append(ChunkScratch()) }
         let scratches = self.scratches
@@ -162,7 +201,7 @@ public final class LayerStream: @unchecked Sendable {
                 let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [item.info.chunks[item.chunk].elements],
                                         layer: l, chunks: [item.info.chunks[item.chunk]])
                 do throws(HRZError) {
-                    try self.reader.read(single, into: item.destination, scratch: scratches[worker], release: true)
+                    try self.reader.read(single, into: item.destination, scratch: scratches[worker], release: true, staged: source)
                 } catch {
                     var e = error
                     e.chunk = item.chunk

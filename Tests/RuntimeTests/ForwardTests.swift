@@ -32,6 +32,35 @@ struct ForwardTests {
         for (i, o) in out.enumerated() { expectClose(o.values, expected[i], tolerance: 1e-3, "\(fixture) pass \(i)") }
     }
 
+    /// Streaming inline, layers after the first are decoded from the staging buffer the read-ahead filled
+    /// (`MappedFile.readDirect`); a flipped byte there is caught by the chunk checksum as through the map.
+    @Test func stagedReadAheadIsCheckedAsTheMap() throws {
+        let fixture = "safetensors-sharded-f16"
+        let good = try ModelCache.shared.path(fixture)
+        let reader = try HRZReader(path: good)
+        let chunk = try reader.tensor("layers.1.fc1.weight").chunks[0]
+        let bad = ModelCache.shared.directory + "/staged-flip.hrz"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+        bytes[chunk.offset + chunk.storedLength / 2] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: bad))
+        let sequences = try RuntimeReference.load(fixture).sequences
+        let model = try OPTModel(path: bad, resident: false, schedule: .inline)
+        #expect(model.reader.config.numHiddenLayers == 2)
+        do {
+            _ = try model.forward(allLogits(sequences))
+            Issue.record("a flipped byte in layer 1 went unnoticed")
+        } catch let error as HRZError {
+            guard case .checksumMismatch = error.kind else { Issue.record("\(error)"); return }
+            #expect(error.tensor == "layers.1.fc1.weight")
+            #expect(error.offset == chunk.offset)
+            #expect(error.description.hasPrefix(bad + ":"))
+        }
+        // The same file with the byte restored streams to HF's logits, through the staging buffer.
+        let expected = try RuntimeReference.load(fixture).logits(fixture)
+        let streamed = try OPTModel(path: good, resident: false, schedule: .inline).forward(allLogits(sequences))
+        for (i, o) in streamed.enumerated() { expectClose(o.values, expected[i], tolerance: 1e-3, "staged sequence \(i)") }
+    }
+
     @Test(arguments: layouts)
     func masksMatchHF(_ fixture: String) throws {
         let reference = try RuntimeReference.load(fixture)
