@@ -100,7 +100,7 @@ public final class LayerStream: @unchecked Sendable {
             let capacity = MappedFile.directReadCapacity(r.count)
             if capacity > stagingCapacity {
                 staging?.deallocate()
-                staging = .allocate(byteCount: capacity, alignment: MappedFile.directAlignment)
+                staging = LargeAllocation.allocate(byteCount: capacity, alignment: MappedFile.directAlignment)
                 stagingCapacity = capacity
             }
             let group = DispatchGroup(), file = reader.file

@@ -12,6 +12,8 @@
 /// - `L`: layers
 /// - `R`: rows whose logits were requested
 
+import HRZFormat
+
 /// A growable fp32 buffer, reused across layers and passes. One owner; freed in `deinit`.
 public final class FloatBuffer: @unchecked Sendable {
     public private(set) var pointer: UnsafeMutablePointer<Float>
@@ -19,7 +21,7 @@ public final class FloatBuffer: @unchecked Sendable {
 
     public init(_ capacity: Int = 0) {
         self.capacity = max(1, capacity)
-        pointer = .allocate(capacity: self.capacity)
+        pointer = LargeAllocation.allocate(byteCount: 4 * self.capacity).bindMemory(to: Float.self, capacity: self.capacity)
     }
 
     deinit { pointer.deallocate() }
@@ -30,7 +32,7 @@ public final class FloatBuffer: @unchecked Sendable {
         if count > capacity {
             pointer.deallocate()
             capacity = count
-            pointer = .allocate(capacity: count)
+            pointer = LargeAllocation.allocate(byteCount: 4 * count).bindMemory(to: Float.self, capacity: count)
         }
         return pointer
     }
@@ -45,7 +47,7 @@ public final class RawBuffer: @unchecked Sendable {
 
     public init(_ capacity: Int = 0) {
         self.capacity = max(1, capacity)
-        pointer = .allocate(byteCount: self.capacity, alignment: 64)
+        pointer = LargeAllocation.allocate(byteCount: self.capacity)
     }
 
     deinit { pointer.deallocate() }
@@ -55,7 +57,7 @@ public final class RawBuffer: @unchecked Sendable {
         if bytes > capacity {
             pointer.deallocate()
             capacity = bytes
-            pointer = .allocate(byteCount: bytes, alignment: 64)
+            pointer = LargeAllocation.allocate(byteCount: bytes)
         }
         return pointer
     }
