@@ -1,7 +1,8 @@
 /// One decoder layer, backward for activation gradients (no weight gradients). The caller re-runs the
 /// layer's forward from its saved input (checkpointing at layer granularity) with `saving:`, then the
-/// forward's operations run here in reverse with `d`-prefixed names, as llm.c's `gpt2_backward`. Reference: torch autograd through HF
-/// `OPTDecoderLayer` (checked in the tests). One sequence, no prefix: batch-size-1 semantics.
+/// forward's operations run here in reverse with `d`-prefixed names, as llm.c's `gpt2_backward`.
+/// Reference: torch autograd through HF `OPTDecoderLayer` (checked in the tests). One sequence, no prefix:
+/// batch-size-1 semantics.
 import Foundation
 import HRZFormat
 
@@ -36,7 +37,7 @@ final class BackwardScratch {
     let saved = LayerSaved()
     /// [T, C]: ∂L/∂(the current layer's output), then of its input
     let dx = FloatBuffer()
-    /// [T, C]: a layer's input, recomputed from its checkpoint
+    /// [T, C]: a layer's input, read back from its checkpoint
     let x = FloatBuffer()
     /// [T, C]: the gradient reaching a pre-LN layer norm's output
     let dNormed = FloatBuffer()
