@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Analysis
 @testable import Evaluation
+import TestSupport
 
 /// The examples head importance runs on: train docs, Random(1234) few-shot draws, the leading-space rule.
 struct ImportanceDataTests {
@@ -26,7 +27,7 @@ struct ImportanceDataTests {
     }
 
     @Test func badRequestLinesAreNamed() throws {
-        let path = NSTemporaryDirectory() + "headroom-imp-\(getpid()).jsonl"
+        let path = testScratch() + "headroom-imp-\(getpid()).jsonl"
         try "{\"context\": [2, 5], \"continuation\": [7]}\n{\"context\": [], \"continuation\": [1]}\n".write(toFile: path, atomically: true, encoding: .utf8)
         do {
             _ = try ImportanceData.tokenRequests(path)

@@ -4,6 +4,7 @@ import Testing
 @testable import Checkpoints
 @testable import Evaluation
 @testable import Runtime
+import TestSupport
 
 /// Oracle FFN importance: the cached sweep equals the from-scratch sweep, and each ablation equals the
 /// evaluator run with that FFN masked. (Masked-FFN logits themselves are checked against HF in RuntimeTests.)
@@ -11,7 +12,7 @@ struct OracleTests {
     @Test func cachedSweepEqualsScratchAndMaskedEvaluation() throws {
         Runtime.setThreads(2)
         let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
-        var options = EvalOptions(tasks: [.copa], shots: [1], dataDirectory: ImportanceDataTests.tasks, outputDirectory: NSTemporaryDirectory())
+        var options = EvalOptions(tasks: [.copa], shots: [1], dataDirectory: ImportanceDataTests.tasks, outputDirectory: testScratch())
         options.limit = 12
         let evaluator = try Evaluator(modelPath: model, options: options)
         let cached = try OracleImportance.ffns(evaluator: evaluator, task: .copa, shots: 1, cached: true)
@@ -53,7 +54,7 @@ struct OracleReferenceTests {
         let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
         for cell in reference.cells {
             let task = Task(rawValue: cell.task)!
-            var options = EvalOptions(tasks: [task], shots: [cell.shots], dataDirectory: ImportanceDataTests.tasks, outputDirectory: NSTemporaryDirectory())
+            var options = EvalOptions(tasks: [task], shots: [cell.shots], dataDirectory: ImportanceDataTests.tasks, outputDirectory: testScratch())
             options.limit = cell.docs
             options.memoryBudget = 1  // every recorded layer input goes to the spill file
             let evaluator = try Evaluator(modelPath: model, options: options)

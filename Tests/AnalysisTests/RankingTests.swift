@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Analysis
+import TestSupport
 
 /// Spearman and average ranks against scipy (Tools/make_rank_reference.py).
 struct RankingTests {
@@ -34,7 +35,7 @@ struct RankReportTests {
     }
 
     @Test func writesRankingsAggregateAndCorrelations() throws {
-        let dir = NSTemporaryDirectory() + "headroom-rank-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = testScratch() + "headroom-rank-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let inputs = [("a.json", file("copa", 0, [[3, 1], [2, 4]])), ("b.json", file("copa", 1, [[1, 1], [4, 2]])),
                       ("c.json", file("cb", 1, [[4, 3], [2, 1]]))]
         let written = try RankReport.write(inputs.map { ($0.0, $0.1) }, aggregate: true, to: dir).map { ($0 as NSString).lastPathComponent }
@@ -53,7 +54,7 @@ struct RankReportTests {
     @Test func mismatchedShapesAreNamed() {
         #expect(throws: (any Error).self) {
             try RankReport.write([("a.json", file("copa", 0, [[1, 2]])), ("b.json", file("copa", 1, [[1, 2, 3]]))], aggregate: false,
-                                 to: NSTemporaryDirectory() + "headroom-rank-bad-\(getpid())")
+                                 to: testScratch() + "headroom-rank-bad-\(getpid())")
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HRZFormat
+import TestSupport
 
 /// Golden tests of the `headroom` executable: help text, error text, exit codes.
 struct CLI {
@@ -26,7 +27,7 @@ struct CLI {
     }
 
     static func temporary(_ name: String) -> String {
-        let dir = NSTemporaryDirectory() + "headroom-cli-\(getpid())"
+        let dir = testScratch() + "headroom-cli-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir + "/" + name
     }

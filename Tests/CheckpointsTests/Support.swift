@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Checkpoints
 @testable import HRZFormat
+import TestSupport
 
 /// The committed fixtures written by Tools/make_reference.py.
 let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
@@ -26,7 +27,7 @@ struct Reference: Decodable {
 
 /// A fresh scratch directory per test.
 func scratchDirectory(_ label: String) -> String {
-    let dir = NSTemporaryDirectory() + "headroom-ckpt-\(getpid())-\(label)-\(UInt32.random(in: 0...UInt32.max))"
+    let dir = testScratch() + "headroom-ckpt-\(getpid())-\(label)-\(UInt32.random(in: 0...UInt32.max))"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }

@@ -4,11 +4,12 @@ import Testing
 @testable import Evaluation
 @testable import HRZFormat
 @testable import Runtime
+import TestSupport
 
 /// `headroom eval`'s engine end to end on the tiny real-vocabulary fixture with the real task data.
 struct EvaluatorTests {
     static func model() throws -> String {
-        let out = NSTemporaryDirectory() + "headroom-evaluator-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        let out = testScratch() + "headroom-evaluator-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
         var options = ConvertOptions()
         options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
         _ = try Converter.convert(ScorerTests.fixture, to: out, options: options)
@@ -23,7 +24,7 @@ struct EvaluatorTests {
 
     @Test func contextsMatchTheHarnessAndARunResumes() throws {
         let model = try Self.model()
-        let out = NSTemporaryDirectory() + "headroom-eval-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let out = testScratch() + "headroom-eval-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var options = EvalOptions(tasks: [.copa, .wsc], shots: [0, 1], dataDirectory: HarnessDrawTests.shared.appendingPathComponent("tasks").path,
                                   outputDirectory: out)
         options.limit = 3
@@ -58,7 +59,7 @@ struct EvaluatorTests {
 
     @Test func missingFewshotSplitIsNamedAndZeroShotRuns() throws {
         let model = try Self.model()
-        let out = NSTemporaryDirectory() + "headroom-eval-piqa-\(getpid())"
+        let out = testScratch() + "headroom-eval-piqa-\(getpid())"
         var options = EvalOptions(tasks: [.piqa], shots: [0], dataDirectory: HarnessDrawTests.shared.appendingPathComponent("tasks").path,
                                   outputDirectory: out)
         options.limit = 2
@@ -124,7 +125,7 @@ struct MaskFileTests {
     let config = OPTConfig(hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4, ffnDim: 32)
 
     func write(_ text: String) throws -> String {
-        let path = NSTemporaryDirectory() + "headroom-mask-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        let path = testScratch() + "headroom-mask-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -166,12 +167,12 @@ struct GenericTaskTests {
     }
 
     @Test func genericCopaEqualsTheHarnessCopa() throws {
-        let data = NSTemporaryDirectory() + "headroom-generic-\(getpid())"
+        let data = testScratch() + "headroom-generic-\(getpid())"
         try Self.writeGenericCopa(data)
         #expect(Task.named("generic_copa", dataDirectory: data) == .generic("generic_copa"))
         #expect(Task.named("generic_copa", dataDirectory: "/nonexistent") == nil && Task.named("copa", dataDirectory: nil) == .copa)
         let model = try EvaluatorTests.model()
-        let out = NSTemporaryDirectory() + "headroom-generic-out-\(getpid())"
+        let out = testScratch() + "headroom-generic-out-\(getpid())"
         var options = EvalOptions(tasks: [.generic("generic_copa")], shots: [0, 1, 5], dataDirectory: data, outputDirectory: out)
         options.limit = 3
         let results = try Evaluator(modelPath: model, options: options).run()
@@ -190,7 +191,7 @@ struct GenericTaskTests {
     }
 
     @Test func badRowsNameTheFileAndLine() throws {
-        let data = NSTemporaryDirectory() + "headroom-generic-bad-\(getpid())"
+        let data = testScratch() + "headroom-generic-bad-\(getpid())"
         try FileManager.default.createDirectory(atPath: data + "/mine", withIntermediateDirectories: true)
         try "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\"], \"gold\": 3}\n"
             .write(toFile: data + "/mine/validation.jsonl", atomically: true, encoding: .utf8)

@@ -5,6 +5,7 @@ import Testing
 @testable import HRZFormat
 @testable import Runtime
 @testable import Tokenizer
+import TestSupport
 
 /// The scoring engine against HF (Tools/make_eval_reference.py): token ids, log-likelihoods, is_greedy.
 struct ScorerTests {
@@ -19,7 +20,7 @@ struct ScorerTests {
     static let fixture = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/tiny-real-vocab").path
 
     static func scorer() throws -> Scorer {
-        let out = NSTemporaryDirectory() + "headroom-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        let out = testScratch() + "headroom-eval-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
         var options = ConvertOptions()
         options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
         _ = try Converter.convert(fixture, to: out, options: options)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HRZFormat
+import TestSupport
 
 /// A small model-shaped file: f16, bf16 and f32 tensors, several chunks each, one empty tensor.
 func writeSample(_ path: String, chunkElements: Int = 100, split: Bool = true) throws -> [String: [UInt8]] {
@@ -27,7 +28,7 @@ func writeSample(_ path: String, chunkElements: Int = 100, split: Bool = true) t
 }
 
 func temporaryPath(_ name: String) -> String {
-    let dir = NSTemporaryDirectory() + "headroom-tests-\(getpid())"
+    let dir = testScratch() + "headroom-tests-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir + "/" + name
 }

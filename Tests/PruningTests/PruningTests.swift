@@ -4,9 +4,10 @@ import Testing
 @testable import HRZFormat
 @testable import Pruning
 @testable import Runtime
+import TestSupport
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let scratch = NSTemporaryDirectory() + "headroom-pruning-\(getpid())"
+let scratch = testScratch() + "headroom-pruning-\(getpid())"
 
 /// Converts a checkpoint fixture to a fresh `.hrz`; small chunks make the pruner cross chunk boundaries.
 func convert(_ fixture: String, chunkElements: Int = 1 << 20) throws -> String {

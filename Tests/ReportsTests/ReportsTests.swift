@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Reports
+import TestSupport
 
 /// The SVG primitives, checked structurally: what a reader sees must carry the data.
 struct SVGTests {
@@ -78,7 +79,7 @@ struct SVGTests {
 
 struct HTMLReportTests {
     @Test func reportIsSelfContainedAndWritesItsCSV() throws {
-        let dir = NSTemporaryDirectory() + "headroom-report-\(getpid())"
+        let dir = testScratch() + "headroom-report-\(getpid())"
         let figure = Figure(id: "f1", svg: "<svg></svg>", caption: "A caption.", command: "headroom x --y", csv: "a,b\n1,2\n")
         let report = HTMLReport(title: "T <1>", summary: "S", sections: [ReportSection(title: "One", figures: [figure], files: ["extra.csv": "x\n"]),
                                                                          ReportSection(title: "Two", html: "<p>done</p>")])

@@ -8,6 +8,7 @@ import Tokenizer
 @testable import Analysis
 @testable import Pruning
 @testable import Study
+import TestSupport
 
 /// `headroom study` end to end on the tiny real-vocabulary fixture with real COPA rows: every step's output,
 /// the report, and resuming after a kill loses nothing and recomputes nothing that was finished.
@@ -15,7 +16,7 @@ import Tokenizer
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static func options() throws -> StudyOptions {
-        let model = NSTemporaryDirectory() + "headroom-study-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
+        let model = testScratch() + "headroom-study-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
         var convert = ConvertOptions()
         convert.tokenizerDirectory = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
         _ = try Converter.convert(root.appendingPathComponent("Tests/EvaluationTests/Fixtures/tiny-real-vocab").path, to: model, options: convert)
@@ -33,7 +34,7 @@ import Tokenizer
 
     @Test func runsEveryStepAndResumesAfterAKill() throws {
         let o = try Self.options()
-        let dir = NSTemporaryDirectory() + "headroom-study-out-\(getpid())"
+        let dir = testScratch() + "headroom-study-out-\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
         let report = try Study(options: o, directory: dir).run()
         let html = try String(contentsOfFile: report, encoding: .utf8)
@@ -74,7 +75,7 @@ import Tokenizer
 
     @Test func refusesAnotherModelsDirectory() throws {
         let o = try Self.options()
-        let dir = NSTemporaryDirectory() + "headroom-study-other-\(getpid())"
+        let dir = testScratch() + "headroom-study-other-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
             .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
@@ -88,7 +89,7 @@ struct DemoModelTests {
         let model = try #require(Demo.model), data = try #require(Demo.data)
         #expect(Demo.tasks == ["demo_copy", "demo_map_a", "demo_map_b"])
         var options = EvalOptions(tasks: [.generic("demo_map_a"), .generic("demo_map_b")], shots: [0, 5], dataDirectory: data,
-                                  outputDirectory: NSTemporaryDirectory() + "headroom-demo-\(getpid())")
+                                  outputDirectory: testScratch() + "headroom-demo-\(getpid())")
         options.limit = 60
         let results = try Evaluator(modelPath: model, options: options).run()
         for task in ["demo_map_a", "demo_map_b"] {

@@ -3,6 +3,7 @@ import Testing
 @testable import Checkpoints
 @testable import HRZFormat
 @testable import Runtime
+import TestSupport
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let checkpointFixtures = repositoryRoot.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
@@ -39,7 +40,7 @@ final class ModelCache: @unchecked Sendable {
     static let shared = ModelCache()
     private let lock = NSLock()
     private var paths: [String: String] = [:]
-    let directory = NSTemporaryDirectory() + "headroom-runtime-\(getpid())"
+    let directory = testScratch() + "headroom-runtime-\(getpid())"
 
     func path(_ fixture: String) throws -> String {
         lock.lock()
