@@ -56,8 +56,7 @@ public final class LayerStream: @unchecked Sendable {
     /// `inline` streaming: the next layer's compressed bytes, read ahead (see `Schedule.inline`).
     private var staging: UnsafeMutableRawPointer?
     private var stagingCapacity = 0
-    private var staged: (layer: Int, fileOffset: Int, count: Int)?
-    private var stagingRead: DispatchGroup?
+    private var stagedRead: StagedRead?
 
     public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
         self.reader = reader
@@ -71,7 +70,7 @@ public final class LayerStream: @unchecked Sendable {
     }
 
     deinit {
-        drain()
+        stagedRead?.done.wait()  // the device may still be writing into the buffer
         staging?.deallocate()
     }
 
@@ -95,24 +94,19 @@ public final class LayerStream: @unchecked Sendable {
                 queue.async { file.willNeed(offset: r.lowerBound, length: r.count) }
                 return
             }
-            stagingRead?.wait()  // the buffer is free once the previous read is done and decoded
-            if staged?.layer == l { return }
+            stagedRead?.done.wait()  // the buffer is free once the previous read is done and decoded
+            if stagedRead?.layer == l { return }
             let capacity = MappedFile.directReadCapacity(r.count)
             if capacity > stagingCapacity {
                 staging?.deallocate()
                 staging = LargeAllocation.allocate(byteCount: capacity, alignment: MappedFile.directAlignment)
                 stagingCapacity = capacity
             }
-            let group = DispatchGroup(), file = reader.file
-            nonisolated(unsafe) let buffer = staging!  // written only by the read, read only after it
-            staged = nil
-            stagingRead = group
-            queue.async(group: group) { [self] in
-                let start = file.readDirect(offset: r.lowerBound, length: r.count, into: buffer)
-                lock.lock()
-                staged = start.map { (l, $0, r.upperBound - $0) }
-                lock.unlock()
-            }
+            let read = StagedRead(layer: l, end: r.upperBound), file = reader.file
+            nonisolated(unsafe) let buffer = staging!  // written only by the read, read only after `done`
+            stagedRead = read
+            // The closure does not own the stream, so the stream's deinit never runs on this queue.
+            queue.async(group: read.done) { read.fileOffset = file.readDirect(offset: r.lowerBound, length: r.count, into: buffer) }
             return
         }
         lock.lock()
@@ -180,13 +174,11 @@ public final class LayerStream: @unchecked Sendable {
         }
         // Inline streaming: read from the staging buffer if it holds this layer (waiting for its read).
         var source: (base: UnsafeRawPointer, fileOffset: Int, count: Int)?
-        if schedule == .inline, !resident, let read = stagingRead {
-            read.wait()
-            lock.lock()
-            if let staged, staged.layer == l, let staging { source = (UnsafeRawPointer(staging), staged.fileOffset, staged.count) }
-            lock.unlock()
+        if let read = stagedRead, read.layer == l {
+            read.done.wait()
+            if let offset = read.fileOffset, let staging { source = (UnsafeRawPointer(staging), offset, read.end - offset) }
         }
-        defer { if source != nil { lock.lock(); staged = nil; lock.unlock() } }
+        defer { if source != nil { stagedRead = nil } }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
         while scratches.count < workers { scratches.append(ChunkScratch()) }
         let scratches = self.scratches
@@ -212,6 +204,21 @@ public final class LayerStream: @unchecked Sendable {
         if let error = failures.first { throw error }
         layer.tensors = kept
         layer.index = l
+    }
+}
+
+/// One read-ahead of a layer's compressed bytes into the staging buffer.
+private final class StagedRead: @unchecked Sendable {
+    let layer: Int
+    /// End of the layer's byte range in the file.
+    let end: Int
+    let done = DispatchGroup()
+    /// File offset of the staging buffer's first byte, or nil if the read failed. Read it after `done.wait()`.
+    var fileOffset: Int?
+
+    init(layer: Int, end: Int) {
+        self.layer = layer
+        self.end = end
     }
 }
 
