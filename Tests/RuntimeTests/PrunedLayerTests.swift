@@ -79,4 +79,15 @@ struct FastExpTests {
         #expect(fastExp(0) == 1)
         #expect(fastExp(-Float.infinity) == 0)
     }
+
+    /// Non-finite scores (a model with NaN or infinite weights) give NaN probabilities, as torch's softmax
+    /// does, instead of trapping in the float-to-integer conversion.
+    @Test func nonFiniteScoresGiveNaNNotATrap() {
+        #expect(fastExp(.nan).isNaN)
+        #expect(fastExp(1000) > 1e38)
+        var rows: [Float] = [0.5, .nan, 1, 2,  .infinity, 1, 0, 0,  -.infinity, -.infinity, -.infinity, -.infinity]
+        causalSoftmax(&rows, rows: 3, prefix: 3, ld: 4, parallel: false)
+        let nan = rows.map { $0.isNaN }
+        #expect(nan == [Bool](repeating: true, count: 12))  // a NaN score poisons its row, +∞ − +∞ is NaN, and an all −∞ row is NaN in torch too
+    }
 }

@@ -100,9 +100,11 @@ public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: I
 /// e^x for x ≤ 0 (softmax after subtracting the row maximum), branch-free so loops over it vectorize.
 /// Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, then a degree-6 Taylor polynomial for e^r (relative
 /// error < 3e-7, about 2 ulp, over the range; tested against `exp`). Inputs below −87 give 0, as e^x underflows there.
+/// NaN (a row holding NaN or only −∞, as from a model with non-finite weights) gives NaN, as `exp` does;
+/// the clamp keeps it away from the integer conversion, which would trap.
 @inline(__always)
 public func fastExp(_ x: Float) -> Float {
-    let clamped = max(x, -87)
+    let clamped = x > -87 ? min(x, 88) : -87
     let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
     let r = (clamped - n * 0.693359375) + n * 2.12194440e-4
     var p: Float = 1.0 / 720
@@ -113,5 +115,5 @@ public func fastExp(_ x: Float) -> Float {
     p = p * r + 1
     p = p * r + 1
     let scale = Float(bitPattern: UInt32(bitPattern: Int32(n) + 127) << 23)
-    return x < -87 ? 0 : p * scale
+    return x < -87 ? 0 : (x == x ? p * scale : x)
 }
