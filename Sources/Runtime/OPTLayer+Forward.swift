@@ -113,21 +113,19 @@ extension OPTModel {
     /// A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection, q/k/v fused.
     func linear(_ w: DecodedLayer, _ names: [String], out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                 M: Int, K: Int) throws {
-        var biases: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)?] = []
-        var N = 0
+        var parts: [(rows: Int, bias: (info: TensorInfo, pointer: UnsafeMutableRawPointer)?)] = []
         for name in names {
             guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            biases.append(w.tensor(name + ".bias"))
-            N += weight.info.shape[0]
+            parts.append((weight.info.shape[0], w.tensor(name + ".bias")))
         }
+        let N = parts.reduce(0) { $0 + $1.rows }
         let bias = scratch.layer.bias.reserve(N)
         var row = 0
-        for (name, b) in zip(names, biases) {
-            let rows = w.tensor(name + ".weight")!.info.shape[0]
+        for (rows, b) in parts {
             if let b { b.info.dtype.convert(b.pointer, to: .f32, bias + row, count: rows) } else { (bias + row).update(repeating: 0, count: rows) }
             row += rows
         }
-        let hasBias = biases.contains { $0 != nil }
+        let hasBias = parts.contains { $0.bias != nil }
         try weightBlocks(w, names, K: K) { start, rows, weight in
             BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil, M: M, N: rows, K: K, ldOut: N)
         }
