@@ -54,8 +54,7 @@ public final class LayerStream: @unchecked Sendable {
     /// Seconds the consumer waited for a layer that was not yet decoded, summed.
     public private(set) var waitSeconds = 0.0
     /// `inline` streaming: the next layer's compressed bytes, read ahead (see `Schedule.inline`).
-    private var staging: UnsafeMutableRawPointer?
-    private var stagingCapacity = 0
+    private let staging = RawBuffer(alignment: MappedFile.directAlignment)
     private var stagedRead: StagedRead?
 
     public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
@@ -69,10 +68,7 @@ public final class LayerStream: @unchecked Sendable {
         slots = (0..<(resident ? L : schedule == .inline ? 1 : 2)).map { _ in DecodedLayer() }
     }
 
-    deinit {
-        stagedRead?.done.wait()  // the device may still be writing into the buffer
-        staging?.deallocate()
-    }
+    deinit { stagedRead?.done.wait() }  // the device may still be writing into the staging buffer
 
     private func slot(_ l: Int) -> DecodedLayer { slots[l % slots.count] }
 
@@ -96,14 +92,9 @@ public final class LayerStream: @unchecked Sendable {
             }
             stagedRead?.done.wait()  // the buffer is free once the previous read is done and decoded
             if stagedRead?.layer == l { return }
-            let capacity = MappedFile.directReadCapacity(r.count)
-            if capacity > stagingCapacity {
-                staging?.deallocate()
-                staging = LargeAllocation.allocate(byteCount: capacity, alignment: MappedFile.directAlignment)
-                stagingCapacity = capacity
-            }
             let read = StagedRead(layer: l, end: r.upperBound), file = reader.file
-            nonisolated(unsafe) let buffer = staging!  // written only by the read, read only after `done`
+            // Written only by the read, read only after `done`.
+            nonisolated(unsafe) let buffer = staging.reserve(MappedFile.directReadCapacity(r.count))
             stagedRead = read
             // The closure does not own the stream, so the stream's deinit never runs on this queue.
             queue.async(group: read.done) { read.fileOffset = file.readDirect(offset: r.lowerBound, length: r.count, into: buffer) }
@@ -176,7 +167,7 @@ public final class LayerStream: @unchecked Sendable {
         var source: (base: UnsafeRawPointer, fileOffset: Int, count: Int)?
         if let read = stagedRead, read.layer == l {
             read.done.wait()
-            if let offset = read.fileOffset, let staging { source = (UnsafeRawPointer(staging), offset, read.end - offset) }
+            if let offset = read.fileOffset { source = (UnsafeRawPointer(staging.pointer), offset, read.end - offset) }
         }
         defer { if source != nil { stagedRead = nil } }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1

@@ -40,14 +40,16 @@ public final class FloatBuffer: @unchecked Sendable {
     public func zero(_ count: Int) { reserve(count).initialize(repeating: 0, count: count) }
 }
 
-/// A growable raw buffer for decoded 16- or 32-bit weights.
+/// A growable raw buffer for decoded 16- or 32-bit weights (and staged file bytes, 4096-aligned for `O_DIRECT`).
 public final class RawBuffer: @unchecked Sendable {
     public private(set) var pointer: UnsafeMutableRawPointer
     public private(set) var capacity: Int
+    public let alignment: Int
 
-    public init(_ capacity: Int = 0) {
+    public init(_ capacity: Int = 0, alignment: Int = 64) {
         self.capacity = max(1, capacity)
-        pointer = LargeAllocation.allocate(byteCount: self.capacity)
+        self.alignment = alignment
+        pointer = LargeAllocation.allocate(byteCount: self.capacity, alignment: alignment)
     }
 
     deinit { pointer.deallocate() }
@@ -57,7 +59,7 @@ public final class RawBuffer: @unchecked Sendable {
         if bytes > capacity {
             pointer.deallocate()
             capacity = bytes
-            pointer = LargeAllocation.allocate(byteCount: bytes)
+            pointer = LargeAllocation.allocate(byteCount: bytes, alignment: alignment)
         }
         return pointer
     }
