@@ -115,23 +115,38 @@ public enum ChunkCodec {
         }
         let n = chunk.elements
         scratch.reservePlanes(2 * n)
-        // A raw plane is read in place from the mapping; a compressed one is decoded into scratch.
-        var planePointers: [UnsafePointer<UInt8>] = []
+        let planes = try decodePlanes(stored, chunk: chunk, into: (scratch.planes, scratch.planes + n), scratch: scratch)
+        interleave(high: planes.high, low: planes.low, into: destination, count: n)
+    }
+
+    /// The two byte planes of a 16-bit chunk, not interleaved: a raw plane is returned in place (a pointer
+    /// into `stored`), a compressed one is decoded to its target (`elements` bytes each). The caller has
+    /// already checked bounds and the checksum; `stored` must outlive the returned pointers.
+    public static func decodePlanes(_ stored: UnsafeRawPointer, chunk: ChunkInfo,
+                                    into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
+                                    scratch: ChunkScratch) throws(HRZError.Kind) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
+        let n = chunk.elements
+        guard chunk.planes.count == 2 else { throw .malformed("\(chunk.planes.count) planes where 2 byte planes were expected") }
+        var pointers: [UnsafePointer<UInt8>] = []
         var position = stored
         for (p, plane) in chunk.planes.enumerated() {
             if plane.codec == .raw {
                 guard plane.length == n else { throw .malformed("raw plane \(p) is \(plane.length) bytes, expected \(n)") }
-                planePointers.append(position.assumingMemoryBound(to: UInt8.self))
+                pointers.append(position.assumingMemoryBound(to: UInt8.self))
             } else {
-                let target = scratch.planes + p * n
+                let target = p == 0 ? targets.high : targets.low
                 try decodePlane(position, plane, into: target, size: n, scratch: scratch)
-                planePointers.append(UnsafePointer(target.assumingMemoryBound(to: UInt8.self)))
+                pointers.append(UnsafePointer(target.assumingMemoryBound(to: UInt8.self)))
             }
             position += plane.length
         }
-        let hi = planePointers[0], lo = planePointers[1]
+        return (pointers[0], pointers[1])
+    }
+
+    /// Element i = `high[i] << 8 | low[i]`, little-endian (§6).
+    public static func interleave(high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>, into destination: UnsafeMutableRawPointer, count: Int) {
         let out = destination.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<n { out[i] = (UInt16(hi[i]) << 8 | UInt16(lo[i])).littleEndian }
+        for i in 0..<count { out[i] = (UInt16(high[i]) << 8 | UInt16(low[i])).littleEndian }
     }
 
     static func decodePlane(_ source: UnsafeRawPointer, _ plane: PlaneInfo, into destination: UnsafeMutableRawPointer,

@@ -100,6 +100,22 @@ extension DType {
     }
 }
 
+extension DType {
+    /// Widens `count` 16-bit elements held as byte planes (element i = `high[i] << 8 | low[i]`, HRZ §6) to
+    /// fp32, without first interleaving them: the streaming runtime widens straight from a chunk's planes.
+    public func widenPlanes(high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>, into destination: UnsafeMutablePointer<Float>,
+                            count: Int) {
+        switch self {
+        case .f16:
+            Half.f16Table.withUnsafeBufferPointer { t in for i in 0..<count { destination[i] = t[Int(high[i]) << 8 | Int(low[i])] } }
+        case .bf16:
+            for i in 0..<count { destination[i] = Float(bitPattern: UInt32(high[i]) << 24 | UInt32(low[i]) << 16) }
+        case .f32:
+            preconditionFailure("f32 has no byte planes")
+        }
+    }
+}
+
 extension Half {
     /// Every f16 value widened, indexed by its bits (256 KiB, stays in L2). A lookup is ~0.75 ns per element
     /// on baseline x86-64, 7× faster than `Float(Float16(bitPattern:))`, which is a library call there.

@@ -129,25 +129,18 @@ public final class HRZReader: @unchecked Sendable {
         return index.tensors[i]
     }
 
+    /// A copy of the file from byte `fileOffset` on, `count` bytes long (`MappedFile.readDirect`).
+    public typealias Staged = (base: UnsafeRawPointer, fileOffset: Int, count: Int)
+
     /// Decodes `info` in its stored dtype into `destination` (`info.byteCount` bytes), checking each chunk's checksum.
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.
-    /// `staged` holds a copy of the file from byte `fileOffset` on (`MappedFile.readDirect`); chunks inside it
-    /// are read from there instead of the map.
+    /// Chunks inside `staged` are read from there instead of the map.
     public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                     release: Bool = false, staged: (base: UnsafeRawPointer, fileOffset: Int, count: Int)? = nil) throws(HRZError) {
+                     release: Bool = false, staged: Staged? = nil) throws(HRZError) {
         var out = destination
         for (c, chunk) in info.chunks.enumerated() {
-            var stored = file.base + chunk.offset
-            if let staged, chunk.offset >= staged.fileOffset, chunk.offset + chunk.storedLength <= staged.fileOffset + staged.count {
-                stored = staged.base + (chunk.offset - staged.fileOffset)
-            }
-            let expected = UInt64(chunk.xxh64, radix: 16) ?? 0
-            let actual = XXH64.hash(stored, count: chunk.storedLength)
-            guard expected == actual else {
-                throw HRZError(.checksumMismatch(expected: expected, actual: actual), file: path, offset: chunk.offset,
-                               tensor: info.name, chunk: c)
-            }
+            let stored = try verifiedChunk(info, c, staged: staged)
             do {
                 try ChunkCodec.decode(stored, chunk: chunk, dtype: info.dtype, into: out, scratch: scratch)
             } catch {
@@ -156,6 +149,38 @@ public final class HRZReader: @unchecked Sendable {
             if release { file.release(offset: chunk.offset, length: chunk.storedLength) }
             out += chunk.elements * info.dtype.size
         }
+    }
+
+    /// Chunk `c` of a two-plane (16-bit) tensor as its byte planes, not interleaved, checksum checked: raw planes
+    /// point into `staged` (or the map), compressed ones are decoded to `targets` (`ChunkCodec.decodePlanes`).
+    /// The pointers stay valid while that storage does, so the chunk's pages are not released.
+    public func readPlanes(_ info: TensorInfo, chunk c: Int,
+                           into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
+                           scratch: ChunkScratch, staged: Staged? = nil) throws(HRZError) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
+        let chunk = info.chunks[c]
+        let stored = try verifiedChunk(info, c, staged: staged)
+        do {
+            return try ChunkCodec.decodePlanes(stored, chunk: chunk, into: targets, scratch: scratch)
+        } catch {
+            throw HRZError(error, file: path, offset: chunk.offset, tensor: info.name, chunk: c)
+        }
+    }
+
+    /// Where chunk `c` of `info` is stored (inside `staged` when it holds the whole chunk, else the map),
+    /// once its bytes match the chunk's checksum.
+    private func verifiedChunk(_ info: TensorInfo, _ c: Int, staged: Staged?) throws(HRZError) -> UnsafeRawPointer {
+        let chunk = info.chunks[c]
+        var stored = file.base + chunk.offset
+        if let staged, chunk.offset >= staged.fileOffset, chunk.offset + chunk.storedLength <= staged.fileOffset + staged.count {
+            stored = staged.base + (chunk.offset - staged.fileOffset)
+        }
+        let expected = UInt64(chunk.xxh64, radix: 16) ?? 0
+        let actual = XXH64.hash(stored, count: chunk.storedLength)
+        guard expected == actual else {
+            throw HRZError(.checksumMismatch(expected: expected, actual: actual), file: path, offset: chunk.offset,
+                           tensor: info.name, chunk: c)
+        }
+        return stored
     }
 
     /// The tensor's bytes in its stored dtype.

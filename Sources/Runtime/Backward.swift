@@ -71,6 +71,7 @@ extension OPTModel {
         let tokens = r.context + r.continuation
         try validate([SequenceInput(tokens: tokens, logits: .none)], options: ForwardOptions())
         let T = tokens.count, C = config.hiddenSize, L = config.numHiddenLayers
+        stream.prefetch(0)
         var x = [Float](repeating: 0, count: T * C)
         x.withUnsafeMutableBufferPointer { embed(tokens: tokens, positions: Array(0..<T), into: $0.baseAddress!) }
         // The forward keeps each layer's input; the backward re-runs each layer from it, keeping its internals.

@@ -271,6 +271,8 @@ extension OPTModel {
             }
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         }
+        // Streaming, the first layer is read ahead like the others (its planes are then used in place).
+        stream.prefetch(firstLayer)
         let spans = specs.map { spec in
             LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
         }

@@ -46,6 +46,7 @@ extension OPTModel {
     /// Runs `tokens` after the cached ones, appends their keys and values, returns the last position's logits.
     func step(_ tokens: [Int], cache: KVCache) throws -> [Float] {
         let T = tokens.count, C = config.hiddenSize, past = cache.count
+        stream.prefetch(0)
         let x = scratch.x.reserve(T * C)
         embed(tokens: tokens, positions: (0..<T).map { $0 + past }, into: x)
         let L = config.numHiddenLayers

@@ -1,26 +1,13 @@
 /// Streams decoder layers out of a mapped `.hrz`, so resident memory stays near one or two decoded layers plus
 /// activations whatever the depth. Two schedules (see `Schedule`): the next layer decoded on a background
 /// thread while the current one computes (two slots), or each layer decoded just before use on all cores
-/// while its compressed bytes were read ahead by direct I/O (one slot and one staging buffer). Mapped pages
-/// are released as soon as their chunk is decoded (`MADV_DONTNEED`, as llama.cpp's `llama_mmap`).
+/// while its compressed bytes were read ahead by direct I/O (one slot, two staging buffers: the current
+/// layer's matrices are widened straight from the byte planes in one while the next layer is read into the
+/// other). Mapped pages are released as soon as their chunk is decoded (`MADV_DONTNEED`, as llama.cpp's
+/// `llama_mmap`).
 import Dispatch
 import Foundation
 import HRZFormat
-
-/// One layer's tensors, decoded in their stored dtype, keyed by name without the `layers.N.` prefix.
-public final class DecodedLayer: @unchecked Sendable {
-    public internal(set) var index = -1
-    var tensors: [String: (info: TensorInfo, buffer: RawBuffer)] = [:]
-
-    /// The decoded tensor `layers.<index>.<suffix>`, if the layer has it.
-    public func tensor(_ suffix: String) -> (info: TensorInfo, pointer: UnsafeMutableRawPointer)? {
-        guard let t = tensors[suffix] else { return nil }
-        return (t.info, t.buffer.pointer)
-    }
-
-    /// Decoded bytes held.
-    public var byteCount: Int { tensors.values.reduce(0) { $0 + $1.info.byteCount } }
-}
 
 public final class LayerStream: @unchecked Sendable {
     /// How decoding is scheduled against compute.
@@ -53,8 +40,9 @@ public final class LayerStream: @unchecked Sendable {
     private var scratches: [ChunkScratch] = []
     /// Seconds the consumer waited for a layer that was not yet decoded, summed.
     public private(set) var waitSeconds = 0.0
-    /// `inline` streaming: the next layer's compressed bytes, read ahead (see `Schedule.inline`).
-    private let staging = RawBuffer(alignment: MappedFile.directAlignment)
+    /// `inline` streaming: the next layer's compressed bytes are read ahead into one of these while the
+    /// current layer's byte planes may still point into the other (see `Schedule.inline`).
+    private let staging = [RawBuffer(alignment: MappedFile.directAlignment), RawBuffer(alignment: MappedFile.directAlignment)]
     private var stagedRead: StagedRead?
 
     public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
@@ -90,11 +78,13 @@ public final class LayerStream: @unchecked Sendable {
                 queue.async { file.willNeed(offset: r.lowerBound, length: r.count) }
                 return
             }
-            stagedRead?.done.wait()  // the buffer is free once the previous read is done and decoded
+            stagedRead?.done.wait()  // a read's buffer is free once it is done and its layer decoded
             if stagedRead?.layer == l { return }
-            let read = StagedRead(layer: l, end: r.upperBound), file = reader.file
+            // Not the buffer the decoded layer's planes point into.
+            let b = staging[0] === slot(l).planeStorage ? 1 : 0
+            let read = StagedRead(layer: l, end: r.upperBound, buffer: b), file = reader.file
             // Written only by the read, read only after `done`.
-            nonisolated(unsafe) let buffer = staging.reserve(MappedFile.directReadCapacity(r.count))
+            nonisolated(unsafe) let buffer = staging[b].reserve(MappedFile.directReadCapacity(r.count))
             stagedRead = read
             // The closure does not own the stream, so the stream's deinit never runs on this queue.
             queue.async(group: read.done) { read.fileOffset = file.readDirect(offset: r.lowerBound, length: r.count, into: buffer) }
@@ -147,29 +137,39 @@ public final class LayerStream: @unchecked Sendable {
 
     private func decode(_ l: Int, into layer: DecodedLayer, parallel: Bool = false) throws {
         if !parallel, let r = byteRange(l) { reader.file.willNeed(offset: r.lowerBound, length: r.count) }
-        let prefix = "layers.\(l)."
-        var kept: [String: (info: TensorInfo, buffer: RawBuffer)] = [:]
-        // Every chunk of the layer with where it decodes to; chunks are independent.
-        var work: [(info: TensorInfo, chunk: Int, destination: UnsafeMutableRawPointer)] = []
-        for info in layerTensors[l] {
-            let suffix = String(info.name.dropFirst(prefix.count))
-            // Reuse the slot's buffer for the same tensor role: no allocation per layer after the first two.
-            let buffer = layer.tensors[suffix]?.buffer ?? RawBuffer(info.byteCount)
-            buffer.reserve(info.byteCount)
-            kept[suffix] = (info, buffer)
-            var offset = 0
-            for (c, chunk) in info.chunks.enumerated() {
-                work.append((info, c, buffer.pointer + offset))
-                offset += chunk.elements * info.dtype.size
-            }
-        }
         // Inline streaming: read from the staging buffer if it holds this layer (waiting for its read).
-        var source: (base: UnsafeRawPointer, fileOffset: Int, count: Int)?
+        var source: HRZReader.Staged?
+        var sourceBuffer: RawBuffer?
         if let read = stagedRead, read.layer == l {
             read.done.wait()
-            if let offset = read.fileOffset { source = (UnsafeRawPointer(staging.pointer), offset, read.end - offset) }
+            if let offset = read.fileOffset {
+                sourceBuffer = staging[read.buffer]
+                source = (UnsafeRawPointer(staging[read.buffer].pointer), offset, read.end - offset)
+            }
         }
         defer { if source != nil { stagedRead = nil } }
+        let prefix = "layers.\(l)."
+        var kept: [String: DecodedLayer.Entry] = [:]
+        // Every chunk of the layer with where it decodes to; chunks are independent. A 16-bit matrix read ahead
+        // is kept as byte planes (see `DecodedLayer`); everything else is decoded packed.
+        var work: [(info: TensorInfo, suffix: String, chunk: Int, element: Int, planar: Bool, base: UnsafeMutableRawPointer)] = []
+        for info in layerTensors[l] {
+            let suffix = String(info.name.dropFirst(prefix.count))
+            let planar = source != nil && info.dtype.size == 2 && info.shape.count == 2 && info.chunks.allSatisfy { $0.planes.count == 2 }
+            // Reuse the slot's buffers for the same tensor role: no allocation per layer after the first two.
+            let old = layer.tensors[suffix]
+            let buffer = old?.buffer ?? RawBuffer(info.byteCount)
+            buffer.reserve(info.byteCount)
+            kept[suffix] = DecodedLayer.Entry(info: info, buffer: buffer, planes: planar ? [] : nil,
+                                              interleaved: old?.interleaved, interleavedValid: false)
+            var element = 0
+            for (c, chunk) in info.chunks.enumerated() {
+                work.append((info, suffix, c, element, planar, buffer.pointer))
+                element += chunk.elements
+            }
+        }
+        let spans = UnsafeMutableBufferPointer<DecodedLayer.PlaneSpan>.allocate(capacity: work.count)
+        defer { spans.deallocate() }
         let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
         while scratches.count < workers { scratches.append(ChunkScratch()) }
         let scratches = self.scratches
@@ -180,11 +180,20 @@ public final class LayerStream: @unchecked Sendable {
             while true {
                 let i = next.add()
                 guard i < work.count else { return }
-                let item = work[i]
-                let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [item.info.chunks[item.chunk].elements],
-                                        layer: l, chunks: [item.info.chunks[item.chunk]])
+                let item = work[i], chunk = item.info.chunks[item.chunk]
+                let base = item.base
                 do throws(HRZError) {
-                    try self.reader.read(single, into: item.destination, scratch: scratches[worker], release: true, staged: source)
+                    if item.planar {
+                        let planes = try self.reader.readPlanes(item.info, chunk: item.chunk,
+                                                                into: (base + item.element, base + item.info.elementCount + item.element),
+                                                                scratch: scratches[worker], staged: source)
+                        spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: chunk.elements, high: planes.high, low: planes.low)
+                    } else {
+                        let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [chunk.elements],
+                                                layer: l, chunks: [chunk])
+                        try self.reader.read(single, into: base + item.element * item.info.dtype.size, scratch: scratches[worker],
+                                             release: true, staged: source)
+                    }
                 } catch {
                     var e = error
                     e.chunk = item.chunk
@@ -193,7 +202,9 @@ public final class LayerStream: @unchecked Sendable {
             }
         }
         if let error = failures.first { throw error }
+        for (i, item) in work.enumerated() where item.planar { kept[item.suffix]!.planes!.append(spans[i]) }
         layer.tensors = kept
+        layer.planeStorage = kept.values.contains { $0.planes != nil } ? sourceBuffer : nil
         layer.index = l
     }
 }
@@ -203,13 +214,16 @@ private final class StagedRead: @unchecked Sendable {
     let layer: Int
     /// End of the layer's byte range in the file.
     let end: Int
+    /// Which staging buffer it fills.
+    let buffer: Int
     let done = DispatchGroup()
     /// File offset of the staging buffer's first byte, or nil if the read failed. Read it after `done.wait()`.
     var fileOffset: Int?
 
-    init(layer: Int, end: Int) {
+    init(layer: Int, end: Int, buffer: Int) {
         self.layer = layer
         self.end = end
+        self.buffer = buffer
     }
 }
 

@@ -108,8 +108,8 @@ extension OPTModel {
     func linearBackward(_ w: DecodedLayer, _ names: [String], dOut: UnsafePointer<Float>, T: Int, K: Int,
                         into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) throws {
         let N = try names.reduce(0) { n, name in
-            guard let t = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            return n + t.info.shape[0]
+            guard let t = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
+            return n + t.shape[0]
         }
         try weightBlocks(w, names, K: K) { start, rows, weight in
             BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K,

@@ -115,8 +115,8 @@ extension OPTModel {
                 M: Int, K: Int) throws {
         var parts: [(rows: Int, bias: (info: TensorInfo, pointer: UnsafeMutableRawPointer)?)] = []
         for name in names {
-            guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            parts.append((weight.info.shape[0], w.tensor(name + ".bias")))
+            guard let weight = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
+            parts.append((weight.shape[0], w.tensor(name + ".bias")))
         }
         let N = parts.reduce(0) { $0 + $1.rows }
         let bias = scratch.layer.bias.reserve(N)
@@ -139,21 +139,21 @@ extension OPTModel {
     ///   so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once.
     func weightBlocks(_ w: DecodedLayer, _ names: [String], K: Int,
                       _ body: (_ start: Int, _ rows: Int, _ weight: UnsafePointer<Float>) -> Void) throws {
-        var parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)] = []
+        var parts: [(suffix: String, rows: Int)] = []
         for name in names {
-            guard let weight = w.tensor(name + ".weight") else { throw missing(w, name + ".weight") }
-            parts.append(weight)
+            guard let weight = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
+            parts.append((name + ".weight", weight.shape[0]))
         }
-        let N = parts.reduce(0) { $0 + $1.info.shape[0] }
+        let N = parts.reduce(0) { $0 + $1.rows }
         let key = names.joined(separator: "+") + ".weight"
-        let kept = try scratch.widened.keeping ? scratch.widened.memo(w.index, key) { stackedFloats(parts, N: N, K: K) }
+        let kept = try scratch.widened.keeping ? scratch.widened.memo(w.index, key) { stackedFloats(w, parts, N: N, K: K) }
                                                : scratch.widened.cached(w.index, key)
         if let kept, kept.count == N * K {
             kept.withUnsafeBufferPointer { body(0, N, $0.baseAddress!) }
             return
         }
-        if parts.count == 1, parts[0].info.dtype == .f32 {
-            body(0, N, parts[0].pointer.assumingMemoryBound(to: Float.self))
+        if parts.count == 1, w.info(parts[0].suffix)?.dtype == .f32, let f32 = w.tensor(parts[0].suffix) {
+            body(0, N, f32.pointer.assumingMemoryBound(to: Float.self))
             return
         }
         let blockRows = max(1, min(N, widenBlockBytes / max(1, 4 * K)))
@@ -162,30 +162,28 @@ extension OPTModel {
         var start = 0
         while start < N {
             let end = min(N, start + blockRows)
-            Profile.measure("widen") { widenRows(parts, start..<end, K: K, into: weight) }
+            Profile.measure("widen") { widenRows(w, parts, start..<end, K: K, into: weight) }
             body(start, end - start, weight)
             start = end
         }
     }
 
     /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination`.
-    private func widenRows(_ parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)], _ range: Range<Int>, K: Int,
+    private func widenRows(_ w: DecodedLayer, _ parts: [(suffix: String, rows: Int)], _ range: Range<Int>, K: Int,
                            into destination: UnsafeMutablePointer<Float>) {
         var partStart = 0
         for part in parts {
-            let rows = part.info.shape[0]
-            let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + rows)
+            let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + part.rows)
             if lo < hi {
-                widen(part.pointer + (lo - partStart) * K * part.info.dtype.size, dtype: part.info.dtype,
-                      into: destination + (lo - range.lowerBound) * K, count: (hi - lo) * K)
+                w.widen(part.suffix, elements: (lo - partStart) * K..<(hi - partStart) * K, into: destination + (lo - range.lowerBound) * K)
             }
-            partStart += rows
+            partStart += part.rows
         }
     }
 
-    private func stackedFloats(_ parts: [(info: TensorInfo, pointer: UnsafeMutableRawPointer)], N: Int, K: Int) -> [Float] {
+    private func stackedFloats(_ w: DecodedLayer, _ parts: [(suffix: String, rows: Int)], N: Int, K: Int) -> [Float] {
         var out = [Float](repeating: 0, count: N * K)
-        out.withUnsafeMutableBufferPointer { widenRows(parts, 0..<N, K: K, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { widenRows(w, parts, 0..<N, K: K, into: $0.baseAddress!) }
         return out
     }
 

@@ -67,3 +67,11 @@ func expectClose(_ a: [Float], _ b: [Float], tolerance: Float, _ what: String, s
 }
 
 func allLogits(_ sequences: [[Int]]) -> [SequenceInput] { sequences.map { SequenceInput(tokens: $0, logits: .all) } }
+
+/// Bit-for-bit equality (NaN payloads included), reporting the first difference rather than both arrays.
+func expectBitEqual(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let first = a.count == b.count ? a.indices.first { a[$0].bitPattern != b[$0].bitPattern } : 0
+    var detail = "\(what): \(a.count) vs \(b.count) values; first difference at \(first ?? -1)"
+    if let i = first, i < min(a.count, b.count) { detail += " (\(a[i]) vs \(b[i]))" }
+    #expect(first == nil, "\(detail)", sourceLocation: sourceLocation)
+}
