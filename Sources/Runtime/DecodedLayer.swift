@@ -1,4 +1,5 @@
 /// One decoder layer's tensors as `LayerStream` decoded them, and the two ways its weights reach fp32.
+import Foundation
 import HRZFormat
 
 /// One layer's tensors, decoded, keyed by name without the `layers.N.` prefix.
@@ -13,6 +14,7 @@ public final class DecodedLayer: @unchecked Sendable {
     var tensors: [String: Entry] = [:]
     /// The read-ahead buffer that planar tensors' raw planes point into, kept alive as long as they do.
     var planeStorage: RawBuffer?
+    private let lock = NSLock()
 
     struct Entry {
         var info: TensorInfo
@@ -38,6 +40,8 @@ public final class DecodedLayer: @unchecked Sendable {
 
     /// The decoded tensor `layers.<index>.<suffix>` in its stored dtype, if the layer has it.
     public func tensor(_ suffix: String) -> (info: TensorInfo, pointer: UnsafeMutableRawPointer)? {
+        lock.lock()  // the first call on a planar tensor writes its interleaved copy
+        defer { lock.unlock() }
         guard var t = tensors[suffix] else { return nil }
         guard let planes = t.planes else { return (t.info, t.buffer.pointer) }
         let out = t.interleaved ?? RawBuffer(t.info.byteCount)
