@@ -136,11 +136,12 @@ public final class HRZReader: @unchecked Sendable {
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.
     /// Chunks inside `staged` are read from there instead of the map.
+    /// `verified`: the caller has already checked these chunks with `verify` (same `staged`).
     public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                     release: Bool = false, staged: Staged? = nil) throws(HRZError) {
+                     release: Bool = false, staged: Staged? = nil, verified: Bool = false) throws(HRZError) {
         var out = destination
         for (c, chunk) in info.chunks.enumerated() {
-            let stored = try verifiedChunk(info, c, staged: staged)
+            let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
             do {
                 try ChunkCodec.decode(stored, chunk: chunk, dtype: info.dtype, into: out, scratch: scratch)
             } catch {
@@ -156,9 +157,10 @@ public final class HRZReader: @unchecked Sendable {
     /// The pointers stay valid while that storage does, so the chunk's pages are not released.
     public func readPlanes(_ info: TensorInfo, chunk c: Int,
                            into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
-                           scratch: ChunkScratch, staged: Staged? = nil) throws(HRZError) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
+                           scratch: ChunkScratch, staged: Staged? = nil,
+                           verified: Bool = false) throws(HRZError) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
         let chunk = info.chunks[c]
-        let stored = try verifiedChunk(info, c, staged: staged)
+        let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
         do {
             return try ChunkCodec.decodePlanes(stored, chunk: chunk, into: targets, scratch: scratch)
         } catch {
@@ -166,21 +168,38 @@ public final class HRZReader: @unchecked Sendable {
         }
     }
 
-    /// Where chunk `c` of `info` is stored (inside `staged` when it holds the whole chunk, else the map),
-    /// once its bytes match the chunk's checksum.
+    /// Checks the checksums of two chunks in one pass over memory (`XXH64.hash(_:count:_:count:)`, faster from
+    /// memory than two passes); the error names the first chunk that does not match.
+    public func verify(_ a: (info: TensorInfo, chunk: Int), _ b: (info: TensorInfo, chunk: Int), staged: Staged? = nil) throws(HRZError) {
+        let ca = a.info.chunks[a.chunk], cb = b.info.chunks[b.chunk]
+        let sums = XXH64.hash(storage(of: ca, staged: staged), count: ca.storedLength, storage(of: cb, staged: staged), count: cb.storedLength)
+        try check(a.info, a.chunk, actual: sums.0)
+        try check(b.info, b.chunk, actual: sums.1)
+    }
+
+    /// Where chunk `c` of `info` is stored, once its bytes match the chunk's checksum.
     private func verifiedChunk(_ info: TensorInfo, _ c: Int, staged: Staged?) throws(HRZError) -> UnsafeRawPointer {
         let chunk = info.chunks[c]
-        var stored = file.base + chunk.offset
+        let stored = storage(of: chunk, staged: staged)
+        try check(info, c, actual: XXH64.hash(stored, count: chunk.storedLength))
+        return stored
+    }
+
+    /// The chunk's stored bytes: inside `staged` when it holds the whole chunk, else the map.
+    private func storage(of chunk: ChunkInfo, staged: Staged?) -> UnsafeRawPointer {
         if let staged, chunk.offset >= staged.fileOffset, chunk.offset + chunk.storedLength <= staged.fileOffset + staged.count {
-            stored = staged.base + (chunk.offset - staged.fileOffset)
+            return staged.base + (chunk.offset - staged.fileOffset)
         }
+        return file.base + chunk.offset
+    }
+
+    private func check(_ info: TensorInfo, _ c: Int, actual: UInt64) throws(HRZError) {
+        let chunk = info.chunks[c]
         let expected = UInt64(chunk.xxh64, radix: 16) ?? 0
-        let actual = XXH64.hash(stored, count: chunk.storedLength)
         guard expected == actual else {
             throw HRZError(.checksumMismatch(expected: expected, actual: actual), file: path, offset: chunk.offset,
                            tensor: info.name, chunk: c)
         }
-        return stored
     }
 
     /// The tensor's bytes in its stored dtype.

@@ -175,29 +175,44 @@ public final class LayerStream: @unchecked Sendable {
         let scratches = self.scratches
         let next = LockedCounter()
         let failures = ResultBox()
-        // One iteration runs on the calling thread, so the serial case costs nothing extra.
+        // One iteration runs on the calling thread, so the serial case costs nothing extra. Each worker takes
+        // two chunks at a time and checks both checksums in one pass (two hash streams read memory faster).
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             while true {
-                let i = next.add()
-                guard i < work.count else { return }
-                let item = work[i], chunk = item.info.chunks[item.chunk]
-                let base = item.base
-                do throws(HRZError) {
-                    if item.planar {
-                        let planes = try self.reader.readPlanes(item.info, chunk: item.chunk,
-                                                                into: (base + item.element, base + item.info.elementCount + item.element),
-                                                                scratch: scratches[worker], staged: source)
-                        spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: chunk.elements, high: planes.high, low: planes.low)
-                    } else {
-                        let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [chunk.elements],
-                                                layer: l, chunks: [chunk])
-                        try self.reader.read(single, into: base + item.element * item.info.dtype.size, scratch: scratches[worker],
-                                             release: true, staged: source)
+                let first = 2 * next.add()
+                guard first < work.count else { return }
+                let pair = first + 1 < work.count ? [first, first + 1] : [first]
+                var verified = false
+                if pair.count == 2 {
+                    do throws(HRZError) {
+                        try self.reader.verify((work[first].info, work[first].chunk), (work[first + 1].info, work[first + 1].chunk),
+                                               staged: source)
+                        verified = true
+                    } catch {
+                        failures.record(error)
+                        continue
                     }
-                } catch {
-                    var e = error
-                    e.chunk = item.chunk
-                    failures.record(e)
+                }
+                for i in pair {
+                    let item = work[i], chunk = item.info.chunks[item.chunk]
+                    let base = item.base
+                    do throws(HRZError) {
+                        if item.planar {
+                            let planes = try self.reader.readPlanes(item.info, chunk: item.chunk,
+                                                                    into: (base + item.element, base + item.info.elementCount + item.element),
+                                                                    scratch: scratches[worker], staged: source, verified: verified)
+                            spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: chunk.elements, high: planes.high, low: planes.low)
+                        } else {
+                            let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [chunk.elements],
+                                                    layer: l, chunks: [chunk])
+                            try self.reader.read(single, into: base + item.element * item.info.dtype.size, scratch: scratches[worker],
+                                                 release: true, staged: source, verified: verified)
+                        }
+                    } catch {
+                        var e = error
+                        e.chunk = item.chunk
+                        failures.record(e)
+                    }
                 }
             }
         }

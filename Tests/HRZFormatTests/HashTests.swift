@@ -14,6 +14,28 @@ struct HashTests {
         #expect(XXH64.hash(Array(text.utf8)) == expected)
     }
 
+    /// Two streams hashed in one loop give each stream's own hash, whatever the two lengths (stripes shared,
+    /// one side's extra stripes, tails, inputs under one stripe) and on the published vectors.
+    @Test func xxh64PairEqualsSingle() {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let lengths = [0, 1, 7, 31, 32, 33, 63, 64, 65, 100, 4097]
+        bytes.withUnsafeBytes { b in
+            for m in lengths {
+                for n in lengths {
+                    let pair = XXH64.hash(b.baseAddress!, count: m, b.baseAddress! + 777, count: n, seed: 5)
+                    #expect(pair.0 == XXH64.hash(b.baseAddress!, count: m, seed: 5), "\(m) with \(n)")
+                    #expect(pair.1 == XXH64.hash(b.baseAddress! + 777, count: n, seed: 5), "\(n) with \(m)")
+                }
+            }
+        }
+        let fox = Array("The quick brown fox jumps over the lazy dog".utf8), abc = Array("abc".utf8)
+        fox.withUnsafeBytes { f in abc.withUnsafeBytes { a in
+            let pair = XXH64.hash(f.baseAddress!, count: f.count, a.baseAddress!, count: a.count)
+            #expect(pair.0 == 0x0B24_2D36_1FDA_71BC && pair.1 == 0x44BC_2CF5_AD77_0999)
+        } }
+    }
+
     @Test func xxh64Seeded() {
         #expect(XXH64.hash(Array("abc".utf8), seed: 1) == 0xBEA9_CA81_9932_8908)
     }

@@ -78,6 +78,33 @@ struct LayerStreamTests {
         expectBitEqual(out, try reader.floats(fc1.name), "fc1 from the map")
     }
 
+    /// Chunks are checked two at a time; a flipped byte in either chunk of a pair is reported with that
+    /// chunk's tensor, index and offset, whether the layer comes from the read-ahead or the map.
+    @Test func flippedByteInEitherChunkOfAPairIsNamed() throws {
+        let good = try Self.mixedCodecModel()
+        let fc1 = try HRZReader(path: good).tensor("layers.1.fc1.weight")
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+        for c in [0, 1, 6, 7] {
+            let chunk = fc1.chunks[c]
+            var bytes = original
+            bytes[chunk.offset + chunk.storedLength - 1] ^= 0x01
+            let bad = ModelCache.shared.directory + "/flip-fc1-chunk\(c).hrz"
+            try Data(bytes).write(to: URL(fileURLWithPath: bad))
+            for readAhead in [true, false] {
+                let stream = LayerStream(reader: try HRZReader(path: bad), resident: false, schedule: .inline)
+                if readAhead { _ = try stream.layer(0, next: 1) }
+                do {
+                    _ = try stream.layer(1, next: nil)
+                    Issue.record("chunk \(c): a flipped byte went unnoticed (read ahead: \(readAhead))")
+                } catch let error as HRZError {
+                    guard case .checksumMismatch = error.kind else { Issue.record("\(error)"); continue }
+                    #expect(error.tensor == fc1.name && error.chunk == c && error.offset == chunk.offset,
+                            "chunk \(c), read ahead \(readAhead): \(error)")
+                }
+            }
+        }
+    }
+
     /// Layers streamed in a row alternate staging buffers: the next read never lands under the planes of
     /// the layer in use, including when the walk wraps from the last layer to the first (generation does).
     @Test func readAheadNeverOverwritesTheLayerInUse() throws {
