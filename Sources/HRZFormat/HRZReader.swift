@@ -136,20 +136,27 @@ public final class HRZReader: @unchecked Sendable {
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.
     /// Chunks inside `staged` are read from there instead of the map.
-    /// `verified`: the caller has already checked these chunks with `verify` (same `staged`).
     public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                     release: Bool = false, staged: Staged? = nil, verified: Bool = false) throws(HRZError) {
+                     release: Bool = false, staged: Staged? = nil) throws(HRZError) {
         var out = destination
-        for (c, chunk) in info.chunks.enumerated() {
-            let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
-            do {
-                try ChunkCodec.decode(stored, chunk: chunk, dtype: info.dtype, into: out, scratch: scratch)
-            } catch {
-                throw HRZError(error, file: path, offset: chunk.offset, tensor: info.name, chunk: c)
-            }
-            if release { file.release(offset: chunk.offset, length: chunk.storedLength) }
-            out += chunk.elements * info.dtype.size
+        for c in info.chunks.indices {
+            try readChunk(info, chunk: c, into: out, scratch: scratch, release: release, staged: staged)
+            out += info.chunks[c].elements * info.dtype.size
         }
+    }
+
+    /// Chunk `c` of `info` decoded in its stored dtype into `destination` (`elements · dtype.size` bytes); as
+    /// `read`. `verified`: the caller has already checked this chunk with `verify` (same `staged`).
+    public func readChunk(_ info: TensorInfo, chunk c: Int, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
+                          release: Bool = false, staged: Staged? = nil, verified: Bool = false) throws(HRZError) {
+        let chunk = info.chunks[c]
+        let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
+        do {
+            try ChunkCodec.decode(stored, chunk: chunk, dtype: info.dtype, into: destination, scratch: scratch)
+        } catch {
+            throw HRZError(error, file: path, offset: chunk.offset, tensor: info.name, chunk: c)
+        }
+        if release { file.release(offset: chunk.offset, length: chunk.storedLength) }
     }
 
     /// Chunk `c` of a two-plane (16-bit) tensor as its byte planes, not interleaved, checksum checked: raw planes
@@ -240,13 +247,10 @@ public final class HRZReader: @unchecked Sendable {
                 if let bad = (expectedPad..<chunk.offset).first(where: { file.bytes[$0] != 0 }) {
                     problems.append(HRZError(.malformed("non-zero padding byte"), file: path, offset: bad))
                 }
-                let single = TensorInfo(name: t.name, dtype: t.dtype, shape: [chunk.elements], layer: t.layer, chunks: [chunk])
                 do {
-                    try read(single, into: buffer, scratch: scratch)
+                    try readChunk(t, chunk: c, into: buffer, scratch: scratch)
                 } catch {
-                    var e = error
-                    e.chunk = c
-                    problems.append(e)
+                    problems.append(error)
                 }
                 expectedPad = chunk.offset + chunk.storedLength
                 progress?(chunk.elements * t.dtype.size)

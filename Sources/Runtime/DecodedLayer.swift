@@ -36,7 +36,14 @@ public final class DecodedLayer: @unchecked Sendable {
     }
 
     /// The tensor's description, if the layer has it.
-    public func info(_ suffix: String) -> TensorInfo? { tensors[suffix]?.info }
+    public func info(_ suffix: String) -> TensorInfo? { entry(suffix)?.info }
+
+    /// The entry, read under the lock that `tensor()` writes under.
+    private func entry(_ suffix: String) -> Entry? {
+        lock.lock()
+        defer { lock.unlock() }
+        return tensors[suffix]
+    }
 
     /// The decoded tensor `layers.<index>.<suffix>` in its stored dtype, if the layer has it.
     public func tensor(_ suffix: String) -> (info: TensorInfo, pointer: UnsafeMutableRawPointer)? {
@@ -58,7 +65,7 @@ public final class DecodedLayer: @unchecked Sendable {
     /// Elements `range` of the tensor (flat, row-major) widened to fp32 at `destination`, on all cores.
     /// Nothing is written if the layer lacks the tensor.
     public func widen(_ suffix: String, elements range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
-        guard let t = tensors[suffix], !range.isEmpty else { return }
+        guard let t = entry(suffix), !range.isEmpty else { return }
         let dtype = t.info.dtype
         guard let planes = t.planes else {
             widenPacked(t.buffer.pointer + range.lowerBound * dtype.size, dtype: dtype, into: destination, count: range.count)

@@ -16,10 +16,11 @@ public final class LayerStream: @unchecked Sendable {
         /// decode takes one core of many.
         case overlap
         /// Decode each layer when it is needed, on all cores, while a background thread reads the next
-        /// layer's compressed bytes ahead with `O_DIRECT` (the device writes them into one staging buffer;
+        /// layer's compressed bytes ahead with `O_DIRECT` (the device writes them into a staging buffer;
         /// almost no CPU). Best with few cores: OpenBLAS splits each GEMM statically across its threads, so a
         /// decode thread competing for one of two cores stalls the whole GEMM, not half of it. Streaming
-        /// inline needs one decoded slot, not two.
+        /// inline needs one decoded slot, not two, and two staging buffers: the current layer's raw byte
+        /// planes stay in one while the next layer is read into the other.
         case inline
 
         /// `inline` up to 4 threads, `overlap` above.
@@ -68,7 +69,7 @@ public final class LayerStream: @unchecked Sendable {
     }
 
     /// Starts decoding layer `l` in the background unless it is decoded or under way. With the `inline`
-    /// schedule it only reads the layer's compressed bytes ahead, into the staging buffer.
+    /// schedule it only reads the layer's compressed bytes ahead, into a free staging buffer.
     public func prefetch(_ l: Int) {
         guard l >= 0, l < layerTensors.count else { return }
         if schedule == .inline {
@@ -194,24 +195,20 @@ public final class LayerStream: @unchecked Sendable {
                     }
                 }
                 for i in pair {
-                    let item = work[i], chunk = item.info.chunks[item.chunk]
-                    let base = item.base
+                    let item = work[i], base = item.base
                     do throws(HRZError) {
                         if item.planar {
                             let planes = try self.reader.readPlanes(item.info, chunk: item.chunk,
                                                                     into: (base + item.element, base + item.info.elementCount + item.element),
                                                                     scratch: scratches[worker], staged: source, verified: verified)
-                            spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: chunk.elements, high: planes.high, low: planes.low)
+                            spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: item.info.chunks[item.chunk].elements,
+                                                              high: planes.high, low: planes.low)
                         } else {
-                            let single = TensorInfo(name: item.info.name, dtype: item.info.dtype, shape: [chunk.elements],
-                                                    layer: l, chunks: [chunk])
-                            try self.reader.read(single, into: base + item.element * item.info.dtype.size, scratch: scratches[worker],
-                                                 release: true, staged: source, verified: verified)
+                            try self.reader.readChunk(item.info, chunk: item.chunk, into: base + item.element * item.info.dtype.size,
+                                                      scratch: scratches[worker], release: true, staged: source, verified: verified)
                         }
                     } catch {
-                        var e = error
-                        e.chunk = item.chunk
-                        failures.record(e)
+                        failures.record(error)
                     }
                 }
             }
@@ -224,7 +221,7 @@ public final class LayerStream: @unchecked Sendable {
     }
 }
 
-/// One read-ahead of a layer's compressed bytes into the staging buffer.
+/// One read-ahead of a layer's compressed bytes into a staging buffer.
 private final class StagedRead: @unchecked Sendable {
     let layer: Int
     /// End of the layer's byte range in the file.
