@@ -13,9 +13,11 @@ public struct ScoresFile: Codable, Sendable {
     /// `[layers][heads]` by original head index (pruned heads score 0).
     public var scores: [[Double]]
     public var notes: String?
+    /// Examples whose context was left-truncated to fit the model's positions (gradient importance); nil: none.
+    public var truncated: Int?
 
     public init(kind: String, method: String, task: String?, shots: Int?, model_sha256: String, examples: Int,
-                scores: [[Double]], notes: String? = nil) {
+                scores: [[Double]], notes: String? = nil, truncated: Int? = nil) {
         self.kind = kind
         self.method = method
         self.task = task
@@ -24,6 +26,39 @@ public struct ScoresFile: Codable, Sendable {
         self.examples = examples
         self.scores = scores
         self.notes = notes
+        self.truncated = truncated
+    }
+
+    /// Reads and checks a scores file: a non-empty rectangular matrix of finite numbers, and a task name that
+    /// is a plain name (no `/`, no control characters), since rank and report build file names from it.
+    public static func load(_ path: String) throws -> ScoresFile {
+        guard let data = try FileGuard.contents(atPath: path) else { throw HRZError(.io("cannot read (missing?)"), file: path) }
+        let file: ScoresFile
+        do { file = try JSONDecoder().decode(ScoresFile.self, from: data) } catch {
+            throw HRZError(.malformed("not a scores file (formats/scores.md): \(error)"), file: path)
+        }
+        try file.validate(path)
+        return file
+    }
+
+    /// The checks of `load`, for a value decoded elsewhere.
+    public func validate(_ path: String) throws {
+        let width = scores.first?.count ?? 0
+        guard !scores.isEmpty, width > 0 else { throw HRZError(.malformed("field 'scores' is empty"), file: path) }
+        if let l = scores.firstIndex(where: { $0.count != width }) {
+            throw HRZError(.malformed("field 'scores' is ragged: row \(l) has \(scores[l].count) entries, row 0 has \(width)"), file: path)
+        }
+        if let l = scores.firstIndex(where: { $0.contains { !$0.isFinite } }) {
+            throw HRZError(.malformed("field 'scores' row \(l) holds a value that is not a finite number"), file: path)
+        }
+        if let task {
+            guard !task.isEmpty, task != ".", task != "..", !task.contains("/"),
+                  !task.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw HRZError(.malformed("field 'task' is \"\(escapingControlCharacters(task))\": not a plain task name"), file: path)
+            }
+        }
+        if let shots, shots < 0 { throw HRZError(.malformed("field 'shots' is \(shots)"), file: path) }
+        if examples < 0 { throw HRZError(.malformed("field 'examples' is \(examples)"), file: path) }
     }
 
     public func write(to path: String) throws {

@@ -1,4 +1,7 @@
 /// An error reading an HF checkpoint: what failed, and where (file, tensor, byte offset).
+import Foundation
+import HRZFormat
+
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Equatable, Sendable {
         /// The file ends before a structure it declares.
@@ -63,4 +66,9 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
         case .io(let why): return why
         }
     }
+}
+
+/// A whole input file through `FileGuard` (regular files only); nil when it does not exist.
+func readInput(_ file: String) throws(CheckpointError) -> Data? {
+    do { return try FileGuard.contents(atPath: file) } catch { throw CheckpointError(.io(error.reason), file: file, offset: error.offset) }
 }

@@ -157,8 +157,8 @@ public enum Converter {
             }
             return nil
         }
-        guard let v = fm.contents(atPath: vocab).flatMap({ String(data: $0, encoding: .utf8) }),
-              let m = fm.contents(atPath: merges).flatMap({ String(data: $0, encoding: .utf8) }) else {
+        guard let v = try FileGuard.contents(atPath: vocab).flatMap({ String(data: $0, encoding: .utf8) }),
+              let m = try FileGuard.contents(atPath: merges).flatMap({ String(data: $0, encoding: .utf8) }) else {
             throw CheckpointError(.malformed("tokenizer files are not UTF-8"), file: directory)
         }
         guard (try? JSONSerialization.jsonObject(with: Data(v.utf8))) is [String: Any] else {

@@ -44,7 +44,7 @@ public struct HFCheckpoint {
 
     /// The shard files an index names, in first-appearance order of sorted tensor names (HF's own order).
     static func shards(_ indexPath: String) throws(CheckpointError) -> [String] {
-        guard let data = FileManager.default.contents(atPath: indexPath) else { throw CheckpointError(.missingFile, file: indexPath) }
+        guard let data = try readInput(indexPath) else { throw CheckpointError(.missingFile, file: indexPath) }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let map = json["weight_map"] as? [String: String] else {
             throw CheckpointError(.malformed("not a shard index: needs a \"weight_map\" object of tensor → file"), file: indexPath)
@@ -64,7 +64,7 @@ public struct HFCheckpoint {
 
     /// Reads `config.json` into an `OPTConfig`, naming the key of any problem.
     public static func loadConfig(_ file: String) throws(CheckpointError) -> OPTConfig {
-        guard let data = FileManager.default.contents(atPath: file) else { throw CheckpointError(.missingFile, file: file) }
+        guard let data = try readInput(file) else { throw CheckpointError(.missingFile, file: file) }
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let type = object["model_type"] as? String, type != "opt" {
             throw CheckpointError(.badConfig("model_type: '\(type)' is not an OPT model"), file: file)

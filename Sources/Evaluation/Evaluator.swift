@@ -68,7 +68,7 @@ public final class Evaluator {
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         let sha = scorer.model.contentID
         var results = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription, cells: [:])
-        if let data = FileManager.default.contents(atPath: resultsPath) {
+        if let data = try FileGuard.contents(atPath: resultsPath) {
             let existing: ResultsFile
             do { existing = try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
                 throw TaskError(file: resultsPath, line: nil, "cannot read existing results: \(error)")
@@ -144,11 +144,14 @@ public final class Evaluator {
             var examples: [TaskDoc] = []
             if k > 0 {
                 if let train {
-                    examples = try rnd.sample(population.count, k).map { try task.doc(try train.row(population[$0])) }
+                    examples = try drawFewshot(&rnd, task: task, k: k, population: population.count, file: train.path,
+                                               what: task == .wsc ? "rows with label 1" : "rows")
+                        .map { try task.doc(try train.row(population[$0])) }
                 } else {
                     // No training docs: sample k + 1 eval docs, drop any equal to this doc, keep the first k.
                     let text = try row.string("text")
-                    examples = try rnd.sample(eval.count, k + 1).map { try eval.row($0) }.filter { try $0.string("text") != text }
+                    examples = try drawFewshot(&rnd, task: task, k: k + 1, population: eval.count, file: eval.path,
+                                               what: "rows (LAMBADA draws k + 1 from its own split)").map { try eval.row($0) }.filter { try $0.string("text") != text }
                         .prefix(k).map { try task.doc($0) }
                 }
             }

@@ -32,7 +32,7 @@ public enum MaskFile {
     }
 
     static func load(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TaskError(file: path, line: nil, "cannot read") }
+        guard let data = try FileGuard.contents(atPath: path) else { throw TaskError(file: path, line: nil, "cannot read") }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw TaskError(file: path, line: nil, "not a JSON object") }
         return object
     }

@@ -88,6 +88,12 @@ public struct PythonRandom: Sendable {
         return words.enumerated().reduce(0) { $0 | UInt64($1.element) << (32 * UInt64($1.offset)) }
     }
 
+    /// `random()`: a float in [0, 1) from 53 bits of two words, as CPython's `random_random`.
+    public mutating func random() -> Double {
+        let a = Double(nextUInt32() >> 5), b = Double(nextUInt32() >> 6)
+        return (a * 67_108_864 + b) * (1.0 / 9_007_199_254_740_992)
+    }
+
     /// `_randbelow(n)`: rejection sampling on `n.bit_length()` bits. n ≥ 1.
     public mutating func randbelow(_ n: Int) -> Int {
         precondition(n >= 1, "randbelow needs n ≥ 1")

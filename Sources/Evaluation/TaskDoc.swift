@@ -61,6 +61,27 @@ public struct Row: @unchecked Sendable {
         throw fail("field '\(key)' is missing or not an integer")
     }
 
+    /// An integer field that must index one of `count` choices (a class label): 0..<count.
+    func label(_ key: String, count: Int) throws -> Int {
+        let v = try int(key)
+        guard (0..<count).contains(v) else { throw fail("field '\(key)' is \(v), outside 0...\(count - 1)") }
+        return v
+    }
+
+    /// An integer field that must lie in `range` (span indices and offsets).
+    func int(_ key: String, in range: ClosedRange<Int>) throws -> Int {
+        let v = try int(key)
+        guard range.contains(v) else { throw fail("field '\(key)' is \(v), outside \(range.lowerBound)...\(range.upperBound)") }
+        return v
+    }
+
+    /// A list-of-strings field that must have at least one element.
+    func nonEmptyStrings(_ key: String) throws -> [String] {
+        let v = try strings(key)
+        guard !v.isEmpty else { throw fail("field '\(key)' is an empty list") }
+        return v
+    }
+
     func strings(_ key: String, in parent: String? = nil) throws -> [String] {
         let source = parent.map { fields[$0] as? [String: Any] } ?? fields
         guard let v = source?[key] as? [String] else {
@@ -78,4 +99,13 @@ func perContinuation(_ continuations: [String]) -> (String) -> [Request] {
 /// `fewshot_context`: the examples' text + target joined by blank lines, then the doc's text.
 public func fewshotContext(_ doc: TaskDoc, examples: [TaskDoc]) -> String {
     examples.isEmpty ? doc.text : examples.map { $0.text + $0.target }.joined(separator: "\n\n") + "\n\n" + doc.text
+}
+
+/// `rnd.sample(range(population), k)` for a few-shot draw, with Python's own refusal ("sample larger than
+/// population") turned into an error that names the task, k, the population and its file.
+public func drawFewshot(_ rnd: inout PythonRandom, task: Task, k: Int, population: Int, file: String, what: String = "eligible rows") throws -> [Int] {
+    guard k <= population else {
+        throw TaskError(file: file, line: nil, "task \(task.rawValue): \(k) few-shot examples asked for, but the population has only \(population) \(what)")
+    }
+    return rnd.sample(population, k)
 }

@@ -58,9 +58,9 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
         switch self {
         case .generic:
             // formats/tasks.md: the continuations are the choices exactly as written (leading space included).
-            let choices = try row.strings("choices")
-            let gold = try row.int("gold")
-            guard choices.indices.contains(gold) else { throw row.fail("gold \(gold) is not an index into \(choices.count) choices") }
+            let choices = try row.nonEmptyStrings("choices")
+            if let empty = choices.firstIndex(of: "") { throw row.fail("field 'choices' has an empty choice at index \(empty)") }
+            let gold = try row.label("gold", count: choices.count)
             return TaskDoc(text: try row.string("context"), target: choices[gold], buildRequests: perContinuation(choices), gold: gold)
         case .arcEasy, .arcChallenge:
             // query = "Question: " + question + "\nAnswer:"; numeric answer keys 1-5 map to A-E.
@@ -84,7 +84,8 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
             guard let gold = Int(try row.string("label")), endings.indices.contains(gold) else { throw row.fail("label is not an ending index") }
             return multipleChoice(query, endings, gold)
         case .piqa:
-            return multipleChoice("Question: " + (try row.string("goal")) + "\nAnswer:", [try row.string("sol1"), try row.string("sol2")], try row.int("label"))
+            return multipleChoice("Question: " + (try row.string("goal")) + "\nAnswer:", [try row.string("sol1"), try row.string("sol2")],
+                                  try row.label("label", count: 2))
         case .winogrande:
             // Partial scoring: the context's last block becomes sentence[:idx] + option for each option.
             let sentence = try row.string("sentence")
@@ -98,13 +99,12 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
                 return options.map { Request(context: (blocks + [prefix + $0]).joined(separator: "\n\n"), continuation: target) }
             }, gold: answer)
         case .boolq:
-            let label = try row.int("label")
+            let label = try row.label("label", count: 2)
             return TaskDoc(text: "\(try row.string("passage"))\nQuestion: \(try row.string("question"))?\nAnswer:",
                            target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .cb:
-            let label = try row.int("label")
+            let label = try row.label("label", count: 3)
             let answers = [" True", " False", " Neither"]
-            guard answers.indices.contains(label) else { throw row.fail("label must be 0, 1 or 2") }
             return TaskDoc(text: "\(try row.string("premise"))\nQuestion: \(try row.string("hypothesis")). True, False or Neither?\nAnswer:",
                            target: answers[label], buildRequests: perContinuation(answers), gold: label)
         case .copa:
@@ -113,10 +113,13 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
             guard let connector else { throw row.fail("field 'question' must be cause or effect") }
             let text = (try row.string("premise")).pyStrip().pySlice(nil, -1) + " " + connector
             let choices = try [row.string("choice1"), row.string("choice2")].map { " " + $0.pySlice(0, 1).lowercased() + $0.pySlice(1, nil) }
-            let label = try row.int("label")
+            let label = try row.label("label", count: 2)
             return TaskDoc(text: text, target: choices[label], buildRequests: perContinuation(choices), gold: label)
         case .multirc:
-            let answer = try row.string("answer"), label = try row.int("label")
+            let answer = try row.string("answer"), label = try row.label("label", count: 2)
+            guard let idx = row.fields["idx"] as? [String: Any], idx["paragraph"] is Int, idx["question"] is Int else {
+                throw row.fail("field 'idx' needs integer paragraph and question")
+            }
             let yes = " \(answer)\nIs the answer correct? yes", no = " \(answer)\nIs the answer correct? no"
             return TaskDoc(text: "\(try row.string("paragraph"))\nQuestion: \(try row.string("question"))\nAnswer:",
                            target: label == 1 ? yes : no, buildRequests: perContinuation([yes, no]), gold: 1 - label)
@@ -125,27 +128,30 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
             let parts = (try row.string("passage")).pyStrip().components(separatedBy: "\n@highlight\n")
             let text = parts[0] + "\n\n" + parts.dropFirst().map { "  - \($0).\n" }.joined()
             let query = try row.string("query")
-            let entities = Array(Set(try row.strings("entities"))).sorted()
-            let answers = Array(Set(try row.strings("answers"))).sorted()
+            let entities = Array(Set(try row.nonEmptyStrings("entities"))).sorted()
+            let answers = Array(Set(try row.nonEmptyStrings("answers"))).sorted()
+            guard query.contains("@placeholder") else { throw row.fail("field 'query' has no @placeholder") }
             func format(_ entity: String) -> String { "  - \(query)".replacingOccurrences(of: "@placeholder", with: entity) }
             guard let first = answers.first else { throw row.fail("field 'answers' is empty") }
             return TaskDoc(text: text, target: format(first), buildRequests: perContinuation(entities.map(format)), gold: nil)
         case .rte:
-            let label = try row.int("label")
+            let label = try row.label("label", count: 2)
             return TaskDoc(text: "\(try row.string("sentence1"))\nQuestion: \(try row.string("sentence2")) True or False?\nAnswer:",
                            target: label == 0 ? " True" : " False", buildRequests: perContinuation([" True", " False"]), gold: label)
         case .wic:
             let s1 = try row.string("sentence1")
-            let word = s1.pySlice(try row.int("start1"), try row.int("end1"))
-            let label = try row.int("label")
+            let start = try row.int("start1", in: 0...s1.pyCount)
+            let word = s1.pySlice(start, try row.int("end1", in: start...s1.pyCount))
+            let label = try row.label("label", count: 2)
             return TaskDoc(text: "Sentence 1: \(s1)\nSentence 2: \(try row.string("sentence2"))\nQuestion: Is the word '\(word)' used in the same way in the two sentences above?\nAnswer:",
                            target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .wsc:
             let text = try row.string("text"), span1 = try row.string("span1_text"), span2 = try row.string("span2_text")
-            let pre = text.pySplit().prefix(try row.int("span2_index")).joined(separator: " ")
+            let words = text.pySplit()
+            let pre = words.prefix(try row.int("span2_index", in: 0...max(0, words.count - 1))).joined(separator: " ")
             let post = text.pySlice(pre.pyCount + span2.pyCount + 1, nil)
             let passage = generalDetokenize(pre + " *\(span2)*" + post)
-            let label = try row.int("label")
+            let label = try row.label("label", count: 2)
             return TaskDoc(text: "Passage: \(passage)\nQuestion: In the passage above, does the pronoun \"*\(span2)*\" refer to \"*\(span1)*\"?\nAnswer:",
                            target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .mathqa:

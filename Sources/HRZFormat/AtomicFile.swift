@@ -13,12 +13,20 @@ public final class AtomicFile {
     /// Bytes written so far (the next sequential write offset).
     public private(set) var position = 0
     private var committed = false
+    /// This file's slot in `FileGuard`'s list of partial files that a stopping signal removes.
+    private var partialSlot: Int?
 
+    /// Refuses a destination that is an input of this run or not a regular file, and removes partial files
+    /// that killed earlier runs left for the same destination.
     public init(path: String) throws(HRZError) {
         self.path = path
         temporaryPath = "\(path).partial-\(getpid())"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try FileGuard.checkReplaceable(path)
+        FileGuard.removeStalePartials(of: path)
+        partialSlot = FileGuard.registerPartial(temporaryPath)
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
+            FileGuard.unregisterPartial(partialSlot)
             throw HRZError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
         }
     }
@@ -66,12 +74,18 @@ public final class AtomicFile {
         guard fsync(fd) == 0 else { throw HRZError(.io("fsync failed: \(String(cString: strerror(errno)))"), file: path) }
         close(fd)
         fd = -1
+        do throws(HRZError) { try FileGuard.checkReplaceable(path) } catch {
+            discard()
+            throw error
+        }
         guard rename(temporaryPath, path) == 0 else {
             let why = String(cString: strerror(errno))
             unlink(temporaryPath)
+            FileGuard.unregisterPartial(partialSlot)
             throw HRZError(.io("cannot rename \(temporaryPath) into place: \(why)"), file: path)
         }
         committed = true
+        FileGuard.unregisterPartial(partialSlot)
     }
 
     /// Closes and deletes the temporary file.
@@ -79,6 +93,8 @@ public final class AtomicFile {
         if fd >= 0 { close(fd); fd = -1 }
         unlink(temporaryPath)
         committed = true
+        FileGuard.unregisterPartial(partialSlot)
+        partialSlot = nil
     }
 
     /// Writes `data` to `path` atomically in one call.

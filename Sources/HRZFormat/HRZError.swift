@@ -49,7 +49,7 @@ public struct HRZError: Error, CustomStringConvertible, Sendable {
         return ([file] + (place.isEmpty ? [] : [place.joined(separator: ", ")]) + [reason]).joined(separator: ": ")
     }
 
-    var reason: String {
+    public var reason: String {
         switch kind {
         case .truncated(let needed): return "file is truncated (needed \(needed) more bytes)"
         case .badMagic: return "not an HRZ file (bad magic)"

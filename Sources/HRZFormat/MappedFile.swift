@@ -12,22 +12,15 @@ public final class MappedFile: @unchecked Sendable {
     public let count: Int
     /// Kept open for `willNeed`'s reads.
     private let fd: Int32
+    /// Slot in `FileGuard`'s table of mappings, so a SIGBUS here (the file was truncated under us) is named.
+    private var mappingSlot: Int?
 
+    /// Opens through `FileGuard.openInput`: a FIFO or device is refused before it can block.
     public init(path: String) throws(HRZError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+        let (fd, size) = try FileGuard.openInput(path)
         self.fd = fd
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            close(fd)
-            throw HRZError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: path)
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw HRZError(.io("not a regular file"), file: path)
-        }
-        count = Int(info.st_size)
+        count = size
         if count == 0 {
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1))
             return
@@ -38,9 +31,11 @@ public final class MappedFile: @unchecked Sendable {
             throw HRZError(.io("cannot mmap: \(String(cString: strerror(errno)))"), file: path)
         }
         base = UnsafeRawPointer(mapped)
+        mappingSlot = FileGuard.registerMapping(base: base, count: count, path: path)
     }
 
     deinit {
+        FileGuard.unregisterMapping(mappingSlot)
         close(fd)
         if count == 0 { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
@@ -85,7 +80,7 @@ public final class MappedFile: @unchecked Sendable {
         let end = min(count, offset + length)
         guard end > start else { return nil }
         let a = Self.directAlignment, wanted = (end - start + a - 1) / a * a
-        let direct = openDirect == 0 ? -1 : open(path, O_RDONLY | openDirect)
+        let direct = openDirect == 0 ? -1 : open(path, O_RDONLY | O_NONBLOCK | openDirect)
         defer { if direct >= 0 { close(direct) } }
         let descriptor = direct >= 0 ? direct : fd
         var done = 0

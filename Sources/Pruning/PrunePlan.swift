@@ -86,7 +86,7 @@ public struct PrunePlan: Codable, Sendable, Equatable {
     }
 
     public static func load(_ path: String, config: OPTConfig) throws -> PrunePlan {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
+        guard let data = try FileGuard.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
         let plan: PrunePlan
         do {
             plan = try JSONDecoder().decode(PrunePlan.self, from: data)
@@ -117,11 +117,7 @@ extension PrunePlan {
     /// Loads a scores file of `kind` ("heads" or "ffns") and checks its shape against the original model.
     /// Returns `[layers][heads]`, or `[layers][1]` for FFNs.
     public static func scores(_ path: String, kind: String, config: OPTConfig) throws -> ScoresFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
-        let file: ScoresFile
-        do { file = try JSONDecoder().decode(ScoresFile.self, from: data) } catch let error as DecodingError {
-            throw PruneError(file: path, describe(error))
-        }
+        let file = try ScoresFile.load(path)
         guard file.kind == kind else { throw PruneError(file: path, "kind is '\(file.kind)', expected '\(kind)'") }
         let width = kind == "heads" ? config.numAttentionHeads : 1
         guard file.scores.count == config.numHiddenLayers else {

@@ -152,7 +152,7 @@ public final class Sweep {
         try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         let sha = evaluator.modelID
         var table = SweepTable(model: modelPath, model_sha256: sha, rows: [])
-        if let data = FileManager.default.contents(atPath: jsonPath) {
+        if let data = try FileGuard.contents(atPath: jsonPath) {
             let existing: SweepTable
             do { existing = try JSONDecoder().decode(SweepTable.self, from: data) } catch {
                 throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")

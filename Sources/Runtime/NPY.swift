@@ -24,7 +24,7 @@ public enum NPY {
 
     /// Reads a float32 C-order `.npy`; returns the shape and values. Errors name the file and field.
     public static func read(_ path: String) throws -> (shape: [Int], values: [Float]) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeError("\(path): cannot read") }
+        guard let data = try FileGuard.contents(atPath: path) else { throw RuntimeError("\(path): cannot read") }
         let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
             throw RuntimeError("\(path): not a .npy file (bad magic at byte 0)")

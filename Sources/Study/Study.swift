@@ -109,7 +109,7 @@ public final class Study {
     /// study.json records the options; a rerun must use the same model (other options may change).
     func checkOrWriteManifest(_ sha: String) throws {
         struct Manifest: Codable { var model_sha256: String; var options: StudyOptions }
-        if let data = FileManager.default.contents(atPath: path("study.json")) {
+        if let data = try FileGuard.contents(atPath: path("study.json")) {
             let old = try JSONDecoder().decode(Manifest.self, from: data)
             guard old.model_sha256 == sha else { throw PruneError(file: path("study.json"), "this directory holds a study of another model; use another -o") }
         }
@@ -140,9 +140,9 @@ public final class Study {
             for k in options.shots {
                 let name = Self.scoresName("heads", task, k)
                 if exists(name) { log("  \(task.rawValue) \(k)-shot: kept"); continue }
-                let requests: [ImportanceRequest]
+                let requests: [ImportanceRequest], truncated: Int
                 do {
-                    requests = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples,
+                    (requests, truncated) = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples,
                                                             scorer: scorer)
                 } catch let error as TaskError {
                     skipped.append("head importance \(task.rawValue)/\(k): \(error)")
@@ -153,7 +153,8 @@ public final class Study {
                 }
                 try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
                 try ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: model.contentID,
-                               examples: requests.count, scores: scores).write(to: path(name))
+                               examples: requests.count, scores: scores, truncated: truncated > 0 ? truncated : nil).write(to: path(name))
+                if truncated > 0 { log("  \(task.rawValue) \(k)-shot: \(truncated) of \(requests.count) contexts left-truncated to fit the model's positions") }
             }
         }
     }
@@ -188,7 +189,7 @@ public final class Study {
         try tasks.flatMap { task in options.shots.map { (task, $0) } }.compactMap { task, k in
             let name = Self.scoresName(kind, task, k)
             guard exists(name) else { return nil }
-            return (path(name), try JSONDecoder().decode(ScoresFile.self, from: Data(contentsOf: URL(fileURLWithPath: path(name)))))
+            return (path(name), try ScoresFile.load(path(name)))
         }
     }
 
@@ -285,7 +286,7 @@ public final class Study {
 
 extension ResultsFile {
     public static func load(_ path: String) throws -> ResultsFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
+        guard let data = try FileGuard.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
         return try JSONDecoder().decode(ResultsFile.self, from: data)
     }
 }

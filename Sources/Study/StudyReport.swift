@@ -25,10 +25,13 @@ public enum StudyReport {
         var copying: ScoresFile?
         var comparison: Comparison?
 
-        func load<T: Decodable>(_ relative: String, as: T.Type) -> T? {
+        /// A study file, nil while its step has not run; a file that exists but does not decode is an error.
+        func load<T: Decodable>(_ relative: String, as: T.Type) throws -> T? {
             let path = (directory as NSString).appendingPathComponent(relative)
-            guard let data = FileManager.default.contents(atPath: path) else { return nil }
-            return try? JSONDecoder().decode(T.self, from: data)
+            guard let data = try FileGuard.contents(atPath: path) else { return nil }
+            do { return try JSONDecoder().decode(T.self, from: data) } catch {
+                throw PruneError(file: path, "cannot read: \(error)")
+            }
         }
 
         var model: String { options.label ?? (options.model as NSString).lastPathComponent }
@@ -36,23 +39,24 @@ public enum StudyReport {
 
     public static func render(directory: String) throws -> String {
         let manifestPath = (directory as NSString).appendingPathComponent("study.json")
-        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw PruneError(file: manifestPath, "no study here (study.json is missing)") }
+        guard let data = try FileGuard.contents(atPath: manifestPath) else { throw PruneError(file: manifestPath, "no study here (study.json is missing)") }
         let manifest = try JSONDecoder().decode(Manifest.self, from: data)
         var inputs = Inputs(directory: directory, options: manifest.options, sha: manifest.model_sha256)
         let o = manifest.options
-        inputs.baseline = inputs.load("baseline/results.json", as: ResultsFile.self)
+        inputs.baseline = try inputs.load("baseline/results.json", as: ResultsFile.self)
         for task in o.tasks {
             for k in o.shots {
-                if let s = inputs.load("importance/heads-\(task)-\(k)shot.json", as: ScoresFile.self) { inputs.heads.append(s) }
-                if let s = inputs.load("importance/ffns-\(task)-\(k)shot.json", as: ScoresFile.self) { inputs.ffns.append(s) }
+                if let s = try inputs.load("importance/heads-\(task)-\(k)shot.json", as: ScoresFile.self) { inputs.heads.append(s) }
+                if let s = try inputs.load("importance/ffns-\(task)-\(k)shot.json", as: ScoresFile.self) { inputs.ffns.append(s) }
             }
         }
-        inputs.headsSweep = inputs.load("sweeps/heads/sweep.json", as: SweepTable.self)
-        inputs.ffnsSweep = inputs.load("sweeps/ffns/sweep.json", as: SweepTable.self)
-        inputs.combined = inputs.load("sweeps/combined/sweep.json", as: SweepTable.self)
-        inputs.prefix = inputs.load("induction/prefix-matching.json", as: ScoresFile.self)
-        inputs.copying = inputs.load("induction/copying.json", as: ScoresFile.self)
-        inputs.comparison = inputs.load("pruned/comparison.json", as: Comparison.self)
+        inputs.headsSweep = try inputs.load("sweeps/heads/sweep.json", as: SweepTable.self)
+        inputs.ffnsSweep = try inputs.load("sweeps/ffns/sweep.json", as: SweepTable.self)
+        inputs.combined = try inputs.load("sweeps/combined/sweep.json", as: SweepTable.self)
+        inputs.prefix = try inputs.load("induction/prefix-matching.json", as: ScoresFile.self)
+        inputs.copying = try inputs.load("induction/copying.json", as: ScoresFile.self)
+        inputs.comparison = try inputs.load("pruned/comparison.json", as: Comparison.self)
+        try checkShapes(inputs)
 
         let report = HTMLReport(title: "Headroom study: \(inputs.model)", summary: summary(inputs), sections: [
             baselineSection(inputs), importanceSection(inputs), ffnSection(inputs), curvesSection(inputs, dimension: "heads"),
@@ -60,6 +64,31 @@ public enum StudyReport {
             correlationSection(inputs), inductionSection(inputs), prunedSection(inputs),
         ])
         return try report.write(to: directory)
+    }
+
+    /// Every heads-shaped matrix of one study has one [layers, heads] shape and every FFN one one [layers, 1]
+    /// shape; files from different models in one directory would otherwise meet in a mean and trap.
+    static func checkShapes(_ i: Inputs) throws {
+        func name(_ s: ScoresFile, _ dir: String) -> String {
+            switch s.kind {
+            case "heads", "ffns": return "\(dir)/importance/\(s.kind)-\(s.task ?? "?")-\(s.shots ?? 0)shot.json"
+            default: return "\(dir)/induction/\(s.kind).json"
+            }
+        }
+        for group in [i.heads + [i.prefix, i.copying].compactMap { $0 }, i.ffns] {
+            var first: (name: String, shape: [Int])?
+            for file in group {
+                let here = name(file, i.directory)
+                let rows = file.scores.count, columns = file.scores.first?.count ?? 0
+                guard rows > 0, columns > 0, file.scores.allSatisfy({ $0.count == columns }) else {
+                    throw PruneError(file: here, "scores are not a non-empty rectangular [layers][\(file.kind == "ffns" ? "1" : "heads")] matrix")
+                }
+                if let first, first.shape != [rows, columns] {
+                    throw PruneError(file: here, "scores are [\(rows), \(columns)] but \(first.name) has \(first.shape); one study holds one model's scores")
+                }
+                if first == nil { first = (here, [rows, columns]) }
+            }
+        }
     }
 
     static func summary(_ i: Inputs) -> String {

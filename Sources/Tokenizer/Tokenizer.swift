@@ -4,6 +4,7 @@
 /// every input (checked on a corpus of task text and edge cases). Special-token text such as `</s>` is
 /// plain text, as it is for a GPT2Tokenizer built from these two files; no BOS is added unless asked for.
 import Foundation
+import HRZFormat
 
 public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     public var file: String
@@ -126,10 +127,10 @@ public final class Tokenizer: @unchecked Sendable {
     public convenience init(directory: String) throws {
         let vocabPath = (directory as NSString).appendingPathComponent("vocab.json")
         let mergesPath = (directory as NSString).appendingPathComponent("merges.txt")
-        guard let vocab = FileManager.default.contents(atPath: vocabPath).flatMap({ String(data: $0, encoding: .utf8) }) else {
+        guard let vocab = try FileGuard.contents(atPath: vocabPath).flatMap({ String(data: $0, encoding: .utf8) }) else {
             throw TokenizerError(file: vocabPath, line: nil, reason: "cannot read (missing or not UTF-8)")
         }
-        guard let merges = FileManager.default.contents(atPath: mergesPath).flatMap({ String(data: $0, encoding: .utf8) }) else {
+        guard let merges = try FileGuard.contents(atPath: mergesPath).flatMap({ String(data: $0, encoding: .utf8) }) else {
             throw TokenizerError(file: mergesPath, line: nil, reason: "cannot read (missing or not UTF-8)")
         }
         try self.init(vocab: vocab, merges: merges, vocabName: vocabPath, mergesName: mergesPath)

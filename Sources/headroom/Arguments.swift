@@ -1,6 +1,6 @@
 /// A small argv scanner: options are taken out as they are asked for; `finish()` rejects leftovers.
 
-/// A usage mistake: printed as `Error: …` followed by the command's usage, exit 64 (EX_USAGE).
+/// A usage mistake: printed as `Error: …` followed by the command's usage, exit 2 (as getopt-style tools and swift-argument-parser do).
 struct UsageError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

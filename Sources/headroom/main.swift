@@ -1,5 +1,6 @@
 /// `headroom`: argv → one command → one library call. See `headroom help`.
 import Foundation
+import HRZFormat
 import Runtime
 
 let commands: [Command.Type] = [
@@ -33,7 +34,7 @@ func main() -> Int32 {
     argv.removeFirst()
     guard let type = commands.first(where: { $0.name == name }) else {
         printError("Error: unknown command '\(name)'\n\n" + topLevelHelp())
-        return 64
+        return 2
     }
     if argv.contains("--help") || argv.contains("-h") {
         print(type.usage)
@@ -46,9 +47,10 @@ func main() -> Int32 {
         try args.finish()
     } catch {
         printError("Error: \(error)\n\n" + type.usage)
-        return 64
+        return 2
     }
     do {
+        try FileGuard.preflight(outputs: command.outputs, inputs: command.inputs)
         return try command.run()
     } catch let exit as ExitCode {
         return exit.code
@@ -67,4 +69,5 @@ if !preferred.isEmpty {
     // execv returns only on failure; carry on as loaded.
 }
 
+FileGuard.installSignalHandlers()
 exit(main())

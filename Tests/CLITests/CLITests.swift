@@ -48,16 +48,16 @@ struct CLI {
         #expect(try CLI.run(["help", command]).stdout == r.stdout)
     }
 
-    @Test func usageErrorsExit64WithUsage() throws {
+    @Test func usageErrorsExit2WithUsage() throws {
         let r = try CLI.run(["convert", "somewhere"])
-        #expect(r.status == 64)
+        #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("Error: missing -o MODEL.hrz\n\nUsage: headroom convert"))
         let bad = try CLI.run(["convert", "x", "-o", "y", "--dtype", "f64"])
         #expect(bad.stderr.hasPrefix("Error: --dtype takes one of keep, f16, bf16, f32, got 'f64'"))
         #expect(try CLI.run(["inspect", "a.hrz", "--frobnicate"]).stderr.hasPrefix("Error: unknown option '--frobnicate'"))
-        #expect(try CLI.run(["nonsense"]).status == 64)
+        #expect(try CLI.run(["nonsense"]).status == 2)
         let study = try CLI.run(["study", "--tasks", "copa"])
-        #expect(study.status == 64 && study.stderr.hasPrefix("Error: the demo has no data for task 'copa' (its tasks: demo_copy, demo_map_a, demo_map_b)"))
+        #expect(study.status == 2 && study.stderr.hasPrefix("Error: the demo has no data for task 'copa' (its tasks: demo_copy, demo_map_a, demo_map_b)"))
         #expect(try CLI.run(["study", "model.hrz", "--tasks", "copa"]).stderr.hasPrefix("Error: missing --data DIR (needed with MODEL)"))
     }
 

@@ -1,5 +1,6 @@
 import Evaluation
 import Foundation
+import HRZFormat
 
 struct CompareCommand: Command {
     static let name = "compare"
@@ -22,7 +23,7 @@ struct CompareCommand: Command {
     func run() throws -> Int32 {
         var loaded: [(String, ResultsFile)] = []
         for f in files {
-            guard let data = FileManager.default.contents(atPath: f) else { throw TaskError(file: f, line: nil, "cannot read") }
+            guard let data = try FileGuard.contents(atPath: f) else { throw TaskError(file: f, line: nil, "cannot read") }
             do { loaded.append((f, try JSONDecoder().decode(ResultsFile.self, from: data))) } catch {
                 throw TaskError(file: f, line: nil, "not a headroom results.json: \(error)")
             }

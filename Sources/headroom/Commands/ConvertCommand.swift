@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import HRZFormat
 
 struct ConvertCommand: Command {
     static let name = "convert"
@@ -34,6 +35,9 @@ struct ConvertCommand: Command {
         options.tokenizerDirectory = try args.option("--tokenizer")
         input = try args.positional("HF_DIR")
     }
+
+    var inputs: [String] { [input] + [options.tokenizerDirectory].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
         let bar = ProgressBar("convert")

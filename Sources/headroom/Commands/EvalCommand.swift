@@ -53,6 +53,9 @@ struct EvalCommand: Command {
         model = try args.positional("MODEL.hrz")
     }
 
+    var inputs: [String] { [model, options.dataDirectory] + [maskHeads, maskFFNs].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { [.directory(options.outputDirectory)] }
+
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
         var options = self.options

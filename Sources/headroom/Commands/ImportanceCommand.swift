@@ -1,6 +1,7 @@
 import Analysis
 import Evaluation
 import Foundation
+import HRZFormat
 import Runtime
 import Tokenizer
 
@@ -75,16 +76,20 @@ struct ImportanceCommand: Command {
         model = try args.positional("MODEL.hrz")
     }
 
+    var inputs: [String] { [model] + [requestsFile, data].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { [.file(output)] }
+
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
         if kind == "ffns" { return try runFFNs() }
         let opt = try OPTModel(path: model)
-        var requests: [ImportanceRequest]
+        var requests: [ImportanceRequest], truncated: Int
         if let requestsFile {
-            requests = try ImportanceData.tokenRequests(requestsFile)
+            (requests, truncated) = try ImportanceData.fit(try ImportanceData.tokenRequests(requestsFile, vocabSize: opt.config.vocabSize),
+                                                           positions: opt.config.maxPositionEmbeddings)
         } else {
             let scorer = Scorer(model: opt, tokenizer: try Tokenizer.load(model))
-            requests = try ImportanceData.tokenized(task: task!, shots: shots, dataDirectory: data!, limit: limit, targetSpace: targetSpace,
+            (requests, truncated) = try ImportanceData.tokenized(task: task!, shots: shots, dataDirectory: data!, limit: limit, targetSpace: targetSpace,
                                                     scorer: scorer)
         }
         let bar = ProgressBar("importance")
@@ -92,8 +97,10 @@ struct ImportanceCommand: Command {
         bar.finish()
         try ScoresFile(kind: "heads", method: "gradient", task: task?.rawValue, shots: task == nil ? nil : shots, model_sha256: opt.contentID,
                        examples: requests.count, scores: scores,
-                       notes: task == nil ? nil : (targetSpace ? "gold continuation with its leading space" : nil)).write(to: output)
-        print("wrote \(output): head importance of \(requests.count) examples, [\(scores.count)][\(scores.first?.count ?? 0)]")
+                       notes: task == nil ? nil : (targetSpace ? "gold continuation with its leading space" : nil),
+                       truncated: truncated > 0 ? truncated : nil).write(to: output)
+        print("wrote \(output): head importance of \(requests.count) examples, [\(scores.count)][\(scores.first?.count ?? 0)]"
+              + (truncated > 0 ? "; \(truncated) contexts left-truncated to fit \(opt.config.maxPositionEmbeddings) positions" : ""))
         return 0
     }
 

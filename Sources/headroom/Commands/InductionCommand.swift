@@ -1,5 +1,6 @@
 import Analysis
 import Foundation
+import HRZFormat
 import Runtime
 import Tokenizer
 
@@ -44,10 +45,13 @@ struct InductionCommand: Command {
         model = try args.positional("MODEL.hrz")
     }
 
+    var inputs: [String] { [model] + [sequencesFile].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { [.file(output)] }
+
     func run() throws -> Int32 {
         Runtime.setThreads(ProcessInfo.processInfo.activeProcessorCount)
         let opt = try OPTModel(path: model)
-        let sequences = try sequencesFile.map(InductionSequences.read)
+        let sequences = try sequencesFile.map { try InductionSequences.read($0, kind: kind, vocabSize: opt.config.vocabSize, positions: opt.config.maxPositionEmbeddings) }
             ?? InductionSequences.random(count: count, seed: UInt64(seed), tokenizer: try Tokenizer.load(model))
         let bar = ProgressBar("induction")
         let report = { (done: Int, total: Int) in bar.update(phase: self.kind, done: done, total: total, unit: .count) }

@@ -1,4 +1,5 @@
 import Foundation
+import HRZFormat
 import Runtime
 import Tokenizer
 
@@ -42,6 +43,9 @@ struct LogitsCommand: Command {
         budget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         model = try args.positional("MODEL.hrz")
     }
+
+    var inputs: [String] { [model] }
+    var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
         Runtime.setThreads(threads)

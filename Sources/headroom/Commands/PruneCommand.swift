@@ -93,6 +93,9 @@ struct PruneCommand: Command {
         }
     }
 
+    var inputs: [String] { [model] + [plan, heads?.0, ffns?.0].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { (dryRun ? [] : [output].compactMap { $0 }.map { .file($0) }) + [planOut].compactMap { $0 }.map { .file($0) } }
+
     func run() throws -> Int32 {
         let reader = try HRZReader(path: model)
         let config = reader.config

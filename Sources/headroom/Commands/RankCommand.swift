@@ -1,5 +1,6 @@
 import Analysis
 import Foundation
+import HRZFormat
 
 struct RankCommand: Command {
     static let name = "rank"
@@ -29,21 +30,13 @@ struct RankCommand: Command {
         guard !files.isEmpty else { throw UsageError("give at least one scores file") }
     }
 
+    var inputs: [String] { files }
+    var outputs: [FileGuard.Output] { [.directory(output)] }
+
     func run() throws -> Int32 {
-        let inputs = try files.map { path -> (path: String, scores: ScoresFile) in
-            guard let data = FileManager.default.contents(atPath: path) else { throw RankError(path: path, reason: "cannot read") }
-            do { return (path, try JSONDecoder().decode(ScoresFile.self, from: data)) } catch {
-                throw RankError(path: path, reason: "not a scores file (formats/scores.md): \(error)")
-            }
-        }
+        let inputs = try files.map { path -> (path: String, scores: ScoresFile) in (path, try ScoresFile.load(path)) }
         let written = try RankReport.write(inputs, aggregate: aggregate, to: output)
         print("wrote \(written.count) files to \(output)")
         return 0
     }
-}
-
-struct RankError: Error, CustomStringConvertible {
-    var path: String
-    var reason: String
-    var description: String { "\(path): \(reason)" }
 }

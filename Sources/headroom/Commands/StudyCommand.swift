@@ -1,4 +1,5 @@
 import Foundation
+import HRZFormat
 import Runtime
 import Study
 
@@ -89,6 +90,9 @@ struct StudyCommand: Command {
         }
         options.memoryBudget = memoryBudget
     }
+
+    var inputs: [String] { [options.model, options.data] }
+    var outputs: [FileGuard.Output] { [.directory(output)] }
 
     func run() throws -> Int32 {
         Runtime.setThreads(threads)

@@ -63,6 +63,9 @@ struct SweepCommand: Command {
         model = try args.positional("MODEL.hrz")
     }
 
+    var inputs: [String] { [model, options.dataDirectory] + headFiles + ffnFiles }
+    var outputs: [FileGuard.Output] { [.directory(options.outputDirectory)] }
+
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
         var options = self.options

@@ -48,12 +48,15 @@ struct SynthCommand: Command {
         tokenizerDirectory = try args.option("--tokenizer")
     }
 
+    var inputs: [String] { [tokenizerDirectory].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { [.file(output)] }
+
     func run() throws -> Int32 {
         var options = self.options
         if let dir = tokenizerDirectory {
             let read = { (name: String) throws -> String in
                 let path = (dir as NSString).appendingPathComponent(name)
-                guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) else {
+                guard let text = try FileGuard.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) else {
                     throw HRZError(.io("cannot read"), file: path)
                 }
                 return text

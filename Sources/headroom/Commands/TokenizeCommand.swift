@@ -1,4 +1,5 @@
 import Foundation
+import HRZFormat
 import Tokenizer
 
 struct TokenizeCommand: Command {
@@ -39,7 +40,9 @@ struct TokenizeCommand: Command {
                 guard let ids = try? JSONDecoder().decode([Int].self, from: Data(line.utf8)) else {
                     throw TokenizerError(file: place, line: nil, reason: "expected a JSON array of ids")
                 }
-                return String(decoding: try JSONEncoder().encode(try tokenizer.decode(ids)), as: UTF8.self)
+                do { return String(decoding: try JSONEncoder().encode(try tokenizer.decode(ids)), as: UTF8.self) } catch let e as TokenizerError {
+                    throw TokenizerError(file: place, line: nil, reason: e.reason)
+                }
             }
             return "[" + tokenizer.encode(line, bos: bos).map(String.init).joined(separator: ",") + "]"
         }
@@ -47,8 +50,12 @@ struct TokenizeCommand: Command {
             print(try handle(text, where: "TEXT"))
             return 0
         }
-        guard let input, let data = FileManager.default.contents(atPath: input) else {
+        guard let input, let data = try FileGuard.contents(atPath: input) else {
             throw TokenizerError(file: input ?? "-", line: nil, reason: "cannot read")
+        }
+        if let bad = firstInvalidUTF8(data) {
+            let line = data.prefix(bad).reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            throw TokenizerError(file: input, line: line, reason: "invalid UTF-8 at byte \(bad)")
         }
         var lineNumber = 0
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
