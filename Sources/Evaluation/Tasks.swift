@@ -60,7 +60,8 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
             // formats/tasks.md: the continuations are the choices exactly as written (leading space included).
             let choices = try row.nonEmptyStrings("choices")
             if let empty = choices.firstIndex(of: "") { throw row.fail("field 'choices' has an empty choice at index \(empty)") }
-            let gold = try row.label("gold", count: choices.count)
+            let gold = try row.int("gold")
+            guard choices.indices.contains(gold) else { throw row.fail("gold \(gold) is not an index into \(choices.count) choices") }
             return TaskDoc(text: try row.string("context"), target: choices[gold], buildRequests: perContinuation(choices), gold: gold)
         case .arcEasy, .arcChallenge:
             // query = "Question: " + question + "\nAnswer:"; numeric answer keys 1-5 map to A-E.

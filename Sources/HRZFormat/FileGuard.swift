@@ -36,7 +36,7 @@ public enum FileGuard {
 
     /// Opens `path` (symlinks followed) for reading, refusing anything but a regular file before it can block,
     /// and records it as an input. Returns the descriptor (blocking mode) and its size.
-    public static func openInput(_ path: String) throws(HRZError) -> (fd: Int32, size: Int) {
+    public static func openInput(_ path: String, register: Bool = true) throws(HRZError) -> (fd: Int32, size: Int) {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
         var info = stat()
@@ -50,18 +50,20 @@ public enum FileGuard {
             throw HRZError(.io("is \(kindName(info.st_mode)), not a regular file"), file: path)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        lock.lock(); inputs[identity(info)] = path; lock.unlock()
+        if register { lock.lock(); inputs[identity(info)] = path; lock.unlock() }
         return (fd, Int(info.st_size))
     }
 
-    /// A whole input file's bytes; nil when it does not exist or cannot be opened (callers say "missing" in
-    /// their own words). Throws for a path that exists but is not a regular file, or a read error.
+    /// A whole file's bytes; nil when it does not exist or cannot be opened (callers say "missing" in their own
+    /// words). Throws for a path that exists but is not a regular file, or a read error. Not recorded as an
+    /// input: a run reads its own earlier results this way before replacing them (commands declare their
+    /// inputs to `preflight`; mapped models and checkpoints are recorded by `MappedFile`).
     public static func contents(atPath path: String) throws(HRZError) -> Data? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw HRZError(.io("is \(kindName(info.st_mode)), not a regular file"), file: path) }
         guard access(path, R_OK) == 0 else { return nil }
-        let (fd, size) = try openInput(path)
+        let (fd, size) = try openInput(path, register: false)
         defer { close(fd) }
         var data = Data(count: size)
         var done = 0
@@ -249,6 +251,11 @@ public enum FileGuard {
             action.sa_flags = 0
             sigaction(sig, &action, nil)
         }
+        // A parent may start us with these blocked (test runners do); blocked, they would never remove partials.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGBUS] { sigaddset(&unblock, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         var bus = sigaction()
         bus.__sigaction_handler.sa_sigaction = { _, info, _ in
             let address = UInt(bitPattern: info?.pointee._sifields._sigfault.si_addr)

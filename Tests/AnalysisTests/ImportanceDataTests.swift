@@ -9,19 +9,19 @@ struct ImportanceDataTests {
     static let tasks = ImportanceTests.root.appendingPathComponent("../shared/data/tasks").standardized.path
 
     @Test func multipleChoiceGoldHasNoLeadingSpaceUnlessAsked() throws {
-        let plain = try ImportanceData.requests(task: .arcEasy, shots: 0, dataDirectory: Self.tasks, limit: 3)
-        let spaced = try ImportanceData.requests(task: .arcEasy, shots: 0, dataDirectory: Self.tasks, limit: 3, targetSpace: true)
+        let plain = try ImportanceData.requests(task: .arcEasy, shots: 0, dataDirectory: Self.tasks, limit: 3, layers: 0)
+        let spaced = try ImportanceData.requests(task: .arcEasy, shots: 0, dataDirectory: Self.tasks, limit: 3, targetSpace: true, layers: 0)
         #expect(plain.count == 3 && plain.allSatisfy { !$0.continuation.hasPrefix(" ") })
         #expect(zip(plain, spaced).allSatisfy { " " + $0.continuation == $1.continuation && $0.context == $1.context })
         #expect(plain[0].context.hasPrefix("Question: ") && plain[0].context.hasSuffix("\nAnswer:"))
         // Non-multiple-choice tasks keep doc_to_target as is.
-        let copa = try ImportanceData.requests(task: .copa, shots: 0, dataDirectory: Self.tasks, limit: 2)
+        let copa = try ImportanceData.requests(task: .copa, shots: 0, dataDirectory: Self.tasks, limit: 2, layers: 0)
         #expect(copa.allSatisfy { $0.continuation.hasPrefix(" ") })
     }
 
     @Test func fewShotContextsAreDeterministic() throws {
-        let a = try ImportanceData.requests(task: .copa, shots: 5, dataDirectory: Self.tasks, limit: 4)
-        let b = try ImportanceData.requests(task: .copa, shots: 5, dataDirectory: Self.tasks, limit: 4)
+        let a = try ImportanceData.requests(task: .copa, shots: 5, dataDirectory: Self.tasks, limit: 4, layers: 0)
+        let b = try ImportanceData.requests(task: .copa, shots: 5, dataDirectory: Self.tasks, limit: 4, layers: 0)
         #expect(a == b)
         #expect(a.allSatisfy { $0.context.components(separatedBy: "\n\n").count == 6 })
     }
