@@ -53,6 +53,7 @@ public enum Converter {
         let config = checkpoint.config
         let plan = try claim(checkpoint)
         let tokenizer = try loadTokenizer(options.tokenizerDirectory ?? directory, required: options.tokenizerDirectory != nil)
+        try checkIndexFits(tokenizer, plan: plan, chunkElements: options.chunkElements, directory: options.tokenizerDirectory ?? directory)
         let sources = try hashSources(checkpoint.files + [path(directory, "config.json")], threads: options.threads, progress: progress)
 
         let writer = try HRZWriter(path: output, level: options.level, threads: options.threads, chunkElements: options.chunkElements)
@@ -147,6 +148,20 @@ public enum Converter {
         head.release()
     }
 
+    /// The reader refuses an index over `HRZLayout.maxIndexLength`; the tokenizer travels in the index, so a
+    /// huge vocab.json is refused here, before any work, instead of producing a file no reader opens.
+    static func checkIndexFits(_ tokenizer: EmbeddedTokenizer?, plan: [PlannedTensor], chunkElements: Int, directory: String) throws {
+        guard let tokenizer else { return }
+        let tokenizerBytes = try JSONEncoder().encode(tokenizer).count
+        // Each chunk's index entry takes under 200 bytes; a tensor's own fields under 300.
+        let chunks = plan.reduce(0) { $0 + max(1, ($1.source.elementCount + chunkElements - 1) / chunkElements) }
+        let room = HRZLayout.maxIndexLength - 200 * chunks - 300 * plan.count - (1 << 20)
+        guard tokenizerBytes <= room else {
+            throw CheckpointError(.malformed("vocab.json and merges.txt take \(tokenizerBytes) bytes in the index; an .hrz index holds at most \(HRZLayout.maxIndexLength) bytes, \(max(0, room)) of them left for the tokenizer"),
+                                  file: path(directory, "vocab.json"))
+        }
+    }
+
     static func loadTokenizer(_ directory: String, required: Bool) throws -> EmbeddedTokenizer? {
         let vocab = path(directory, "vocab.json"), merges = path(directory, "merges.txt")
         let fm = FileManager.default
@@ -169,7 +184,7 @@ public enum Converter {
 
     /// SHA-256 of each source file, read with plain reads (not the mapping) so no pages stay resident.
     static func hashSources(_ files: [String], threads: Int, progress: ((ConvertProgress) -> Void)?) throws -> [SourceFile] {
-        let sizes = files.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
+        let sizes = files.map { FileGuard.size($0) ?? 0 }  // symlinks followed: HF cache snapshots link into blobs/
         let total = sizes.reduce(0, +)
         let counter = LockedCounter()
         let results = ResultSlots<String>(count: files.count)

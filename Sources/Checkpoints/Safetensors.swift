@@ -32,6 +32,10 @@ public struct SafetensorsFile: CheckpointSource {
         guard let header = json as? [String: Any] else {
             throw CheckpointError(.malformed("header is not a JSON object"), file: path, offset: 8)
         }
+        // JSONSerialization keeps the last of duplicate keys: a tensor would silently get another's weights.
+        if let (key, offset) = firstDuplicateKey(UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart])) {
+            throw CheckpointError(.malformed("header names tensor '\(key)' twice"), file: path, offset: 8 + offset, tensor: key)
+        }
         var tensors: [SourceTensor] = []
         var metadata: [String: String] = [:]
         for (name, value) in header.sorted(by: { $0.key < $1.key }) {
@@ -60,7 +64,55 @@ public struct SafetensorsFile: CheckpointSource {
             tensors.append(SourceTensor(name: name, dtype: dtype, shape: shape, strides: strides, mapping: mapping,
                                         storageByteOffset: dataStart + offsets[0], storageOffset: 0, file: path))
         }
+        // As the reference reader: sorted by offset, the tensors tile the data exactly, with no overlap, gap or
+        // trailing bytes.
+        var end = 0
+        for t in tensors.sorted(by: { $0.storageByteOffset < $1.storageByteOffset }) {
+            let start = t.storageByteOffset - dataStart
+            guard start == end else {
+                throw CheckpointError(.malformed(start < end ? "data overlaps the previous tensor's (starts at \(start), previous ends at \(end))"
+                                                             : "\(start - end) bytes of data before it belong to no tensor"),
+                                      file: path, offset: dataStart + min(start, end), tensor: t.name)
+            }
+            end = start + t.elementCount * t.dtype.size
+        }
+        guard dataStart + end == bytes.count else {
+            throw CheckpointError(.malformed("\(bytes.count - dataStart - end) trailing bytes after the last tensor's data"), file: path,
+                                  offset: dataStart + end)
+        }
         self.tensors = tensors
         self.metadata = metadata
     }
+}
+
+/// The first key that a JSON object's top level repeats, with its byte offset in `json`; nil if none.
+/// A small scanner: strings (with escapes) and nesting are tracked; keys are decoded by JSONSerialization.
+func firstDuplicateKey(_ json: UnsafeRawBufferPointer) -> (String, Int)? {
+    var seen: Set<String> = []
+    var depth = 0, i = 0
+    var expectKey = false
+    while i < json.count {
+        let c = json[i]
+        switch c {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            depth += 1
+            expectKey = c == UInt8(ascii: "{") && depth == 1
+        case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+        case UInt8(ascii: ","): expectKey = depth == 1
+        case UInt8(ascii: "\""):
+            let start = i
+            i += 1
+            while i < json.count && json[i] != UInt8(ascii: "\"") { i += json[i] == UInt8(ascii: "\\") ? 2 : 1 }
+            if expectKey {
+                let token = Data(UnsafeRawBufferPointer(rebasing: json[start..<min(i + 1, json.count)]))
+                if let key = (try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed)) as? String {
+                    if !seen.insert(key).inserted { return (key, start) }
+                }
+                expectKey = false
+            }
+        default: break
+        }
+        i += 1
+    }
+    return nil
 }

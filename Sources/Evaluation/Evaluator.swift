@@ -13,6 +13,9 @@ public struct CellResult: Codable, Sendable, Equatable {
     public var docs: Int
     public var requests: Int
     public var seconds: Double
+    /// What the cell was computed from (model, data files, limit, mask contents, precision, tool version);
+    /// a rerun recomputes the cell when this differs. nil in files written before it was recorded.
+    public var inputs: InputRecord?
 }
 
 public struct ResultsFile: Codable, Sendable {
@@ -62,26 +65,47 @@ public final class Evaluator {
     /// Cells that could not run because a split is missing, with the reason; the other cells still run.
     public private(set) var skipped: [(cell: String, error: TaskError)] = []
 
-    /// Runs every cell not already in OUTDIR/results.json. `progress(cell, done, total)` counts tokens.
-    /// A cell whose data is missing is skipped (see `skipped`); any other error stops the run.
+    /// What a cell depends on: the model's content, the split files' identities, the doc limit, the mask's
+    /// contents (not its path), the precision and the tool's version.
+    public func cellInputs(_ task: Task, shots k: Int) -> InputRecord {
+        var record = InputRecord.base(modelID: scorer.model.contentID)
+        record["limit"] = options.limit.map(String.init) ?? "all"
+        let eval = "\(options.dataDirectory)/\(task.rawValue)/\(task.evalSplit).jsonl"
+        record["data \(task.evalSplit)"] = InputRecord.fileIdentity(eval) ?? "missing"
+        if k > 0, let split = task.fewshotSplit {
+            record["data \(split)"] = InputRecord.fileIdentity("\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl") ?? "missing"
+        }
+        if options.mask != ModelMask() { record["mask"] = InputRecord.digest(options.mask) }
+        return record
+    }
+
+    func loadResults() throws -> ResultsFile? {
+        guard let data = try FileGuard.contents(atPath: resultsPath) else { return nil }
+        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
+            throw TaskError(file: resultsPath, line: nil, "cannot read existing results: \(error)")
+        }
+    }
+
+    /// Runs every cell that OUTDIR/results.json does not already hold with the same recorded inputs.
+    /// `progress(cell, done, total)` counts tokens. A cell whose data is missing is skipped (see `skipped`);
+    /// any other error stops the run. Each finished cell is merged into results.json under the directory's
+    /// lock, so concurrent runs into one directory keep each other's cells.
     public func run(progress: ((String, Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> ResultsFile {
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         let sha = scorer.model.contentID
-        var results = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription, cells: [:])
-        if let data = try FileGuard.contents(atPath: resultsPath) {
-            let existing: ResultsFile
-            do { existing = try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
-                throw TaskError(file: resultsPath, line: nil, "cannot read existing results: \(error)")
-            }
-            guard existing.model_sha256 == sha, existing.mask == options.maskDescription else {
-                throw TaskError(file: resultsPath, line: nil, "holds results of another model or mask; use another -o directory")
-            }
-            results.cells = existing.cells
-        }
+        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription, cells: [:])
         for task in options.tasks {
             for k in options.shots {
                 let key = "\(task.rawValue)/\(k)"
-                if results.cells[key] != nil { log("\(key)-shot: already done, kept"); continue }
+                let inputs = cellInputs(task, shots: k)
+                if let old = try loadResults()?.cells[key] {
+                    if let change = inputs.changes(from: old.inputs) {
+                        log("\(key)-shot: inputs changed (\(change)); recomputing")
+                    } else {
+                        log("\(key)-shot: already done, kept")
+                        continue
+                    }
+                }
                 let started = Date()
                 let cell: (metrics: [String: Double], docs: Int, requests: Int)
                 do {
@@ -90,14 +114,31 @@ public final class Evaluator {
                     skipped.append((key, error))
                     continue
                 }
-                results.cells[key] = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
-                                                requests: cell.requests, seconds: Date().timeIntervalSince(started))
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try AtomicFile.write([UInt8](try encoder.encode(results)), to: resultsPath)
+                let result = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
+                                        requests: cell.requests, seconds: Date().timeIntervalSince(started), inputs: inputs)
+                try merge(result, key: key, header: header, log: log)
             }
         }
-        return results
+        return try loadResults() ?? header
+    }
+
+    /// Re-reads results.json under the lock, adds `cell`, drops cells computed from another model (the file
+    /// describes one model), and writes it back atomically.
+    func merge(_ cell: CellResult, key: String, header: ResultsFile, log: (String) -> Void) throws {
+        try DirectoryLock.withLock(options.outputDirectory) {
+            var results = header
+            if let current = try loadResults() {
+                let (same, other) = current.cells.reduce(into: ([String: CellResult](), [String]())) { acc, entry in
+                    if entry.value.inputs?["model"] == header.model_sha256 { acc.0[entry.key] = entry.value } else { acc.1.append(entry.key) }
+                }
+                if !other.isEmpty { log("dropped \(other.sorted().joined(separator: ", ")) from results.json: computed from another model") }
+                results.cells = same
+            }
+            results.cells[key] = cell
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write([UInt8](try encoder.encode(results)), to: resultsPath)
+        }
     }
 
     func file(_ task: Task, _ split: String) throws -> JSONLFile {

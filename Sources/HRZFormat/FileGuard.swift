@@ -81,6 +81,12 @@ public enum FileGuard {
         return data
     }
 
+    /// Size of the file at `path` with symlinks followed (an HF cache snapshot is symlinks into `blobs/`), or nil.
+    public static func size(_ path: String) -> Int? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : nil
+    }
+
     /// Records a path as an input without reading it (e.g. a directory of checkpoint files, or a file the
     /// caller opens itself).
     public static func registerInput(_ path: String) {

@@ -88,13 +88,14 @@ public final class HRZWriter {
             throw HRZError(.malformed("duplicate tensor name"), file: path, tensor: name)
         }
         var chunks: [ChunkInfo] = []
+        // Each chunk is checked before it is copied: its checksum, and that it decodes to its element count (an
+        // index rewritten with matching checksums but undecodable data would otherwise travel into the copy).
+        let scratch = ChunkScratch()
+        let decoded = UnsafeMutableRawPointer.allocate(byteCount: max(1, (info.chunks.map(\.elements).max() ?? 1) * info.dtype.size), alignment: 64)
+        defer { decoded.deallocate() }
         for (c, chunk) in info.chunks.enumerated() {
             let stored = UnsafeRawBufferPointer(start: reader.file.base + chunk.offset, count: chunk.storedLength)
-            let actual = XXH64.hash(stored.baseAddress!, count: stored.count)
-            guard UInt64(chunk.xxh64, radix: 16) == actual else {
-                throw HRZError(.checksumMismatch(expected: UInt64(chunk.xxh64, radix: 16) ?? 0, actual: actual),
-                               file: reader.path, offset: chunk.offset, tensor: info.name, chunk: c)
-            }
+            try reader.readChunk(info, chunk: c, into: decoded, scratch: scratch)
             try output.pad(to: HRZLayout.alignUp(output.position))
             var copy = chunk
             copy.offset = output.position
@@ -126,6 +127,10 @@ public final class HRZWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = [UInt8](try encoder.encode(index))
+        guard json.count <= HRZLayout.maxIndexLength else {
+            throw HRZError(.malformed("the index would be \(json.count) bytes; readers accept at most \(HRZLayout.maxIndexLength) (formats/HRZ.md §3)"),
+                           file: path)
+        }
         let indexOffset = output.position
         try output.write(json)
         let header = HRZHeader(indexOffset: indexOffset, indexLength: json.count,

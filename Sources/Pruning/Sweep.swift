@@ -65,6 +65,8 @@ public struct SweepRow: Codable, Sendable, Equatable {
     public var baseline: Double
     public var delta: Double
     public var docs: Int
+    /// The cell's inputs plus the rankings used (their contents); a rerun recomputes a row whose record differs.
+    public var inputs: InputRecord?
 
     var key: String { "\(task)/\(shots)/\(heads_percent)/\(ffns_percent)/\(ranking)" }
 }
@@ -147,20 +149,23 @@ public final class Sweep {
                          + "give one file per task, or --ranking-from TASK|aggregate")
     }
 
-    /// Runs every point not already in DIR/sweep.json. `progress(done, total)` counts grid points.
+    func loadTable() throws -> SweepTable? {
+        guard let data = try FileGuard.contents(atPath: jsonPath) else { return nil }
+        do { return try JSONDecoder().decode(SweepTable.self, from: data) } catch {
+            throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")
+        }
+    }
+
+    /// Runs every point that DIR/sweep.json does not already hold with the same recorded inputs (model, data
+    /// files, limit, the rankings' contents, precision, tool version). `progress(done, total)` counts grid points.
     public func run(progress: ((Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> SweepTable {
         try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         let sha = evaluator.modelID
         var table = SweepTable(model: modelPath, model_sha256: sha, rows: [])
-        if let data = try FileGuard.contents(atPath: jsonPath) {
-            let existing: SweepTable
-            do { existing = try JSONDecoder().decode(SweepTable.self, from: data) } catch {
-                throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")
-            }
-            guard existing.model_sha256 == sha else { throw PruneError(file: jsonPath, "holds a sweep of another model; use another -o directory") }
-            table.rows = existing.rows
+        // sweep.csv is derived from sweep.json; a run killed between the two writes left it behind: repair it now.
+        try DirectoryLock.withLock(options.outputDirectory) {
+            if let existing = try loadTable() { try AtomicFile.write([UInt8](existing.csv.utf8), to: csvPath) }
         }
-        var done = Set(table.rows.map(\.key))
         let config = try HRZReader(path: modelPath).config
         let points = options.grid.points
         let total = options.tasks.count * options.shots.count * points.count
@@ -171,7 +176,17 @@ public final class Sweep {
                 let ffns = options.ffns.isEmpty ? nil : try Self.ranking(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")
                 let labels = [heads?.label, ffns?.label].compactMap { $0 }
                 let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
+                var inputs = evaluator.cellInputs(task, shots: k)
+                if let heads { inputs["heads ranking"] = InputRecord.digest(heads.scores) }
+                if let ffns { inputs["ffns ranking"] = InputRecord.digest(ffns.scores) }
                 func key(_ h: Double, _ f: Double) -> String { "\(task.rawValue)/\(k)/\(h)/\(f)/\(label)" }
+                let keys = Set(points.map { key($0.heads, $0.ffns) })
+                let existing = (try loadTable()?.rows ?? []).filter { keys.contains($0.key) }
+                let kept = existing.filter { $0.inputs == inputs }
+                if let stale = existing.first(where: { $0.inputs != inputs }), let change = inputs.changes(from: stale.inputs) {
+                    log("\(task.rawValue) \(k)-shot: inputs changed (\(change)); recomputing its points")
+                }
+                let done = Set(kept.map(\.key))
                 let pending = points.filter { !done.contains(key($0.heads, $0.ffns)) }
                 finished += points.count - pending.count
                 if pending.isEmpty { log("\(task.rawValue) \(k)-shot: all \(points.count) points already done, kept"); continue }
@@ -188,30 +203,38 @@ public final class Sweep {
                     return try evaluator.score(work, forward: forward).metrics[metric] ?? .nan
                 }
                 // The unpruned value is every point's baseline (and the 0%/0% point's value); a resumed cell keeps its own.
-                let saved = table.rows.first { $0.task == task.rawValue && $0.shots == k }?.baseline
-                let baseline = try saved ?? score(PrunePlan())
+                let baseline = try kept.first?.baseline ?? score(PrunePlan())
                 for point in pending {
                     let plan = PrunePlan.select(heads: heads.map { ($0.label, ScoresFile(scores: $0.scores), point.heads) },
                                                 ffns: ffns.map { ($0.label, ScoresFile(scores: $0.scores), point.ffns) })
                     let value = point.heads == 0 && point.ffns == 0 ? baseline : try score(plan)
-                    table.rows.append(SweepRow(task: task.rawValue, shots: k, heads_percent: point.heads, ffns_percent: point.ffns,
-                                               heads_removed: plan.heads.count, ffns_removed: plan.ffns.count, ranking: label,
-                                               metric: metric, value: value, baseline: baseline, delta: value - baseline, docs: work.docs))
-                    done.insert(key(point.heads, point.ffns))
-                    try save(table)
+                    let row = SweepRow(task: task.rawValue, shots: k, heads_percent: point.heads, ffns_percent: point.ffns,
+                                       heads_removed: plan.heads.count, ffns_removed: plan.ffns.count, ranking: label,
+                                       metric: metric, value: value, baseline: baseline, delta: value - baseline, docs: work.docs, inputs: inputs)
+                    table = try save(row)
                     finished += 1
                     progress?(finished, total)
                 }
             }
         }
-        return table
+        return try loadTable() ?? table
     }
 
-    func save(_ table: SweepTable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(table)), to: jsonPath)
-        try AtomicFile.write([UInt8](table.csv.utf8), to: csvPath)
+    /// Merges one row into sweep.json under the directory's lock (replacing a row with its key, dropping rows
+    /// of another model), then writes sweep.csv from that same table: the CSV never disagrees with the JSON.
+    func save(_ row: SweepRow) throws -> SweepTable {
+        try DirectoryLock.withLock(options.outputDirectory) {
+            var table = SweepTable(model: modelPath, model_sha256: evaluator.modelID, rows: [])
+            if let current = try loadTable() {
+                table.rows = current.rows.filter { $0.key != row.key && $0.inputs?["model"] == evaluator.modelID }
+            }
+            table.rows.append(row)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write([UInt8](try encoder.encode(table)), to: jsonPath)
+            try AtomicFile.write([UInt8](table.csv.utf8), to: csvPath)
+            return table
+        }
     }
 }
 

@@ -34,7 +34,7 @@ public struct SequenceInput: Sendable {
 
 /// Heads and FFNs switched off without rewriting the model (the paper's masks): `heads[l][h]` for original
 /// head h of layer l, `ffns[l]` for layer l; true keeps.
-public struct ModelMask: Sendable, Equatable {
+public struct ModelMask: Sendable, Equatable, Codable {
     public var heads: [[Bool]]?
     public var ffns: [Bool]?
 

@@ -1,5 +1,6 @@
 /// A progress line on stderr with rate and ETA. Redraws in place on a terminal, prints every few seconds otherwise.
 import Foundation
+import HRZFormat
 
 final class ProgressBar {
     private let label: String
@@ -28,8 +29,10 @@ final class ProgressBar {
         // Too early for a rate (a new phase, one item done): say so rather than print an absurd one.
         let measured = elapsed >= 0.5 && done > 0
         let rate = measured ? Double(done) / elapsed : 0
-        let fraction = total > 0 ? Double(done) / Double(total) : 1
-        let eta = finished ? 0 : measured ? Double(total - done) / rate : .nan
+        // Clamped: a total that was under-estimated (a file grew, a size taken from a symlink) never draws a bar
+        // past its end or a negative ETA.
+        let fraction = total > 0 ? min(1, max(0, Double(done) / Double(total))) : 1
+        let eta = finished ? 0 : measured ? Double(max(0, total - done)) / rate : .nan
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
@@ -71,11 +74,19 @@ func formatBytes(_ n: Int) -> String {
 }
 
 func formatDuration(_ seconds: Double) -> String {
-    guard seconds.isFinite else { return "--:--" }
+    guard seconds.isFinite, seconds >= 0, seconds < 1e9 else { return "--:--" }
     let s = Int(seconds.rounded())
     return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
 }
 
+/// Prints to stderr with control characters escaped: messages quote names, paths and strings from files, and
+/// a terminal escape sequence in a task file must not reach the terminal.
 func printError(_ text: String) {
-    FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+    FileHandle.standardError.write((escapingControlCharacters(text) + "\n").data(using: .utf8)!)
+}
+
+/// Every line this executable prints to stdout goes through here (it shadows Swift's `print` for strings in
+/// this module): names, paths and provenance read from files are shown with control characters escaped.
+func print(_ text: String) {
+    Swift.print(escapingControlCharacters(text))
 }

@@ -281,6 +281,39 @@ enum Hostile {
         #expect(!FileManager.default.fileExists(atPath: dir + "/s.hrz"))
     }
 
+    // MARK: 15. Prune checks what it copies
+
+    @Test func pruneNamesAnUndecodableChunkWithAValidChecksum() throws {
+        let dir = Hostile.folder("prune")
+        let model = dir + "/m.hrz"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Hostile.demo)))
+        // A zstd plane of a layer-3 tensor that prune copies as stored: its frame magic zeroed, the chunk's
+        // checksum recomputed, so only decoding can tell.
+        let offset = (0..<8).reduce(0) { $0 | Int(bytes[16 + $1]) << (8 * $1) }
+        let index = try JSONSerialization.jsonObject(with: Data(bytes[offset...])) as! [String: Any]
+        let tensors = index["tensors"] as! [[String: Any]]
+        let target = tensors.first { ($0["name"] as! String) == "layers.3.fc1.weight" }!
+        let chunk = (target["chunks"] as! [[String: Any]])[0]
+        let planes = chunk["planes"] as! [[String: Any]]
+        let zstd = try #require(planes.firstIndex { ($0["codec"] as! String) == "zstd" })
+        let start = (chunk["offset"] as! Int) + planes[..<zstd].reduce(0) { $0 + ($1["length"] as! Int) }
+        for i in 0..<4 { bytes[start + i] = 0 }
+        let stored = Array(bytes[(chunk["offset"] as! Int)..<((chunk["offset"] as! Int) + planes.reduce(0) { $0 + ($1["length"] as! Int) })])
+        let hex = String(XXH64.hash(stored), radix: 16)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/raw.hrz"))
+        try Hostile.rewriteIndex(dir + "/raw.hrz", to: model) { index in
+            var tensors = index["tensors"] as! [[String: Any]]
+            let t = tensors.firstIndex { ($0["name"] as! String) == "layers.3.fc1.weight" }!
+            var chunks = tensors[t]["chunks"] as! [[String: Any]]
+            chunks[0]["xxh64"] = String(repeating: "0", count: 16 - hex.count) + hex
+            tensors[t]["chunks"] = chunks
+            index["tensors"] = tensors
+        }
+        let r = try Hostile.run(["prune", model, "--remove-heads", "0:1", "-o", dir + "/p.hrz"])
+        Hostile.expectClean(r, naming: [model, "tensor 'layers.3.fc1.weight'", "chunk 0"])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/p.hrz") && Hostile.partials(dir).isEmpty)
+    }
+
     // MARK: 16. Invalid UTF-8 and ragged scores
 
     @Test func invalidUTF8AndRaggedScoresNameTheOffset() throws {

@@ -1,0 +1,89 @@
+/// What resuming rests on. Every finished unit of work (an evaluation cell, a sweep point, a scores file, the
+/// pruned model) records the inputs it was computed from; a rerun keeps a unit only when its record equals
+/// what this run would record, and says in one line what changed otherwise. Writers that share one results
+/// file merge into it under an exclusive lock, so two runs into one directory never lose each other's work.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+public enum Headroom {
+    /// The tool's version, recorded with every result (a new version may compute differently).
+    public static let version = "0.1.0"
+}
+
+/// The inputs of one unit of work, as named strings: compared whole, printed by difference.
+public struct InputRecord: Codable, Equatable, Sendable {
+    public var values: [String: String]
+
+    public init(_ values: [String: String] = [:]) { self.values = values }
+
+    public init(from decoder: Decoder) throws { values = try decoder.singleValueContainer().decode([String: String].self) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(values)
+    }
+
+    public subscript(key: String) -> String? {
+        get { values[key] }
+        set { values[key] = newValue }
+    }
+
+    /// Adds the fields every unit shares: the model's content id, the precision and the tool's version.
+    public static func base(modelID: String, precision: String = "fp32") -> InputRecord {
+        InputRecord(["model": modelID, "precision": precision, "tool": "headroom \(Headroom.version)"])
+    }
+
+    /// nil when `old` equals this record; else one line naming what changed ("limit: 100 → 200").
+    public func changes(from old: InputRecord?) -> String? {
+        guard let old else { return "no record of its inputs (written by an older version)" }
+        guard old != self else { return nil }
+        let keys = Set(values.keys).union(old.values.keys).sorted().filter { values[$0] != old.values[$0] }
+        return keys.map { key in
+            func show(_ v: String?) -> String {
+                guard let v else { return "none" }
+                return v.count > 40 ? String(v.prefix(16)) + "…" : v
+            }
+            return "\(key): \(show(old.values[key])) → \(show(values[key]))"
+        }.joined(separator: "; ")
+    }
+
+    /// A data file's identity without reading it: size and modification time (symlinks followed). An edit, a
+    /// replacement or a different file changes it; nil when the file does not exist.
+    public static func fileIdentity(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        #if canImport(Glibc)
+        let mtime = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+        #else
+        let mtime = Int(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int(info.st_mtimespec.tv_nsec)
+        #endif
+        return "\(info.st_size) bytes, mtime \(mtime) ns"
+    }
+
+    /// SHA-256 of a value's canonical JSON: for contents (masks, scores, plans) rather than their paths.
+    public static func digest<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hex([UInt8]((try? encoder.encode(value)) ?? Data()))
+    }
+}
+
+/// An exclusive `flock` on `DIRECTORY/.headroom.lock`, held while a results file is re-read, merged and
+/// rewritten. A second writer waits (the lock is held for milliseconds), so it merges into what the first
+/// wrote instead of overwriting it.
+public enum DirectoryLock {
+    public static func withLock<T>(_ directory: String, _ body: () throws -> T) throws -> T {
+        let path = (directory as NSString).appendingPathComponent(".headroom.lock")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HRZError(.io("cannot open the lock file: \(String(cString: strerror(errno)))"), file: path) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw HRZError(.io("cannot lock: \(String(cString: strerror(errno)))"), file: path) }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}
