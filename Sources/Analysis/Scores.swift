@@ -15,6 +15,8 @@ public struct ScoresFile: Codable, Sendable {
     public var notes: String?
     /// Examples whose context was left-truncated to fit the model's positions (gradient importance); nil: none.
     public var truncated: Int?
+    /// What the scores were computed from, where a study wrote them (a rerun recomputes them when it differs).
+    public var inputs: InputRecord?
 
     public init(kind: String, method: String, task: String?, shots: Int?, model_sha256: String, examples: Int,
                 scores: [[Double]], notes: String? = nil, truncated: Int? = nil) {

@@ -17,7 +17,10 @@ public enum FileGuard {
     /// Identity of a file: device and inode, so two spellings of one file (links, `./`, symlinks) compare equal.
     struct Identity: Hashable { var device: UInt64, inode: UInt64 }
 
-    nonisolated(unsafe) private static var inputs: [Identity: String] = [:]
+    /// Inputs by identity: the path as given, and how many open mappings hold it (nil: declared by the command
+    /// for the whole run). A mapped file stops being an input when its last mapping closes, so a step may read
+    /// an earlier output (a study's pruned model) and then replace it.
+    nonisolated(unsafe) private static var inputs: [Identity: (path: String, mappings: Int?)] = [:]
     private static let lock = NSLock()
 
     private static func identity(_ info: stat) -> Identity { Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) }
@@ -50,8 +53,23 @@ public enum FileGuard {
             throw HRZError(.io("is \(kindName(info.st_mode)), not a regular file"), file: path)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        if register { lock.lock(); inputs[identity(info)] = path; lock.unlock() }
+        if register {
+            lock.lock()
+            let id = identity(info)
+            if let entry = inputs[id] { inputs[id] = (entry.path, entry.mappings.map { $0 + 1 }) } else { inputs[id] = (path, 1) }
+            lock.unlock()
+        }
         return (fd, Int(info.st_size))
+    }
+
+    /// Ends one mapping's hold on an input opened with `openInput(register: true)`.
+    public static func releaseInput(fd: Int32) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        let id = identity(info)
+        guard let entry = inputs[id], let count = entry.mappings else { return }
+        inputs[id] = count > 1 ? (entry.path, count - 1) : nil
     }
 
     /// A whole file's bytes; nil when it does not exist or cannot be opened (callers say "missing" in their own
@@ -92,7 +110,7 @@ public enum FileGuard {
     public static func registerInput(_ path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return }
-        lock.lock(); inputs[identity(info)] = path; lock.unlock()
+        lock.lock(); inputs[identity(info)] = (path, nil); lock.unlock()
     }
 
     /// The input `path` is, if it is one (by device and inode).
@@ -100,7 +118,7 @@ public enum FileGuard {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         lock.lock(); defer { lock.unlock() }
-        return inputs[identity(info)]
+        return inputs[identity(info)]?.path
     }
 
     // MARK: Outputs

@@ -36,6 +36,7 @@ public final class MappedFile: @unchecked Sendable {
 
     deinit {
         FileGuard.unregisterMapping(mappingSlot)
+        FileGuard.releaseInput(fd: fd)
         close(fd)
         if count == 0 { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }

@@ -177,8 +177,10 @@ public final class Sweep {
                 let labels = [heads?.label, ffns?.label].compactMap { $0 }
                 let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
                 var inputs = evaluator.cellInputs(task, shots: k)
-                if let heads { inputs["heads ranking"] = InputRecord.digest(heads.scores) }
-                if let ffns { inputs["ffns ranking"] = InputRecord.digest(ffns.scores) }
+                // A point depends on its ranking only through the order it removes in (float noise in a
+                // recomputed scores file that keeps the order keeps the points).
+                if let heads { inputs["heads ranking"] = InputRecord.digest(Ranking.ascending(heads.scores).map { [$0.layer, $0.head] }) }
+                if let ffns { inputs["ffns ranking"] = InputRecord.digest(Ranking.ascending(ffns.scores).map { [$0.layer, $0.head] }) }
                 func key(_ h: Double, _ f: Double) -> String { "\(task.rawValue)/\(k)/\(h)/\(f)/\(label)" }
                 let keys = Set(points.map { key($0.heads, $0.ffns) })
                 let existing = (try loadTable()?.rows ?? []).filter { keys.contains($0.key) }

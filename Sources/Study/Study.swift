@@ -56,6 +56,8 @@ public struct Comparison: Codable, Sendable {
     public var original: ModelFacts
     public var pruned: ModelFacts
     public var plan: PrunePlan
+    /// Both models' content ids and the digests of both evaluations it summarises.
+    public var inputs: InputRecord?
 }
 
 public final class Study {
@@ -133,13 +135,37 @@ public final class Study {
 
     static func scoresName(_ kind: String, _ task: Task, _ k: Int) -> String { "importance/\(kind)-\(task.rawValue)-\(k)shot.json" }
 
+    /// Whether the scores file `name` exists with these recorded inputs; logs "kept" or what changed.
+    func upToDate(_ name: String, _ inputs: InputRecord, label: String) throws -> Bool {
+        guard exists(name) else { return false }
+        let old = try ScoresFile.load(path(name)).inputs
+        if let change = inputs.changes(from: old) {
+            log("  \(label): inputs changed (\(change)); recomputing")
+            return false
+        }
+        log("  \(label): kept")
+        return true
+    }
+
+    /// The inputs of gradient importance for one task × shots: the model, the split it draws from, the number of
+    /// examples and the draw rule.
+    func importanceInputs(_ modelID: String, _ task: Task, _ k: Int) -> InputRecord {
+        var r = InputRecord.base(modelID: modelID)
+        let split = task == .lambadaOpenAI ? task.evalSplit : "train"
+        r["data \(split)"] = InputRecord.fileIdentity("\(options.data)/\(task.rawValue)/\(split).jsonl") ?? "missing"
+        r["examples"] = String(options.importanceExamples)
+        r["draws"] = "random.seed(1234), sample per example, num_hidden_layers random() calls after each"
+        return r
+    }
+
     func headImportance() throws {
         let model = try OPTModel(path: options.model)
         let scorer = Scorer(model: model, tokenizer: try Tokenizer.load(options.model))
         for task in tasks {
             for k in options.shots {
                 let name = Self.scoresName("heads", task, k)
-                if exists(name) { log("  \(task.rawValue) \(k)-shot: kept"); continue }
+                let inputs = importanceInputs(model.contentID, task, k)
+                if try upToDate(name, inputs, label: "\(task.rawValue) \(k)-shot") { continue }
                 let requests: [ImportanceRequest], truncated: Int
                 do {
                     (requests, truncated) = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples,
@@ -152,8 +178,10 @@ public final class Study {
                     self.progress("heads \(task.rawValue) \(k)-shot", done, total)
                 }
                 try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
-                try ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: model.contentID,
-                               examples: requests.count, scores: scores, truncated: truncated > 0 ? truncated : nil).write(to: path(name))
+                var file = ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: model.contentID,
+                                      examples: requests.count, scores: scores, truncated: truncated > 0 ? truncated : nil)
+                file.inputs = inputs
+                try file.write(to: path(name))
                 if truncated > 0 { log("  \(task.rawValue) \(k)-shot: \(truncated) of \(requests.count) contexts left-truncated to fit the model's positions") }
             }
         }
@@ -166,7 +194,9 @@ public final class Study {
         for task in tasks {
             for k in options.shots {
                 let name = Self.scoresName("ffns", task, k)
-                if exists(name) { log("  \(task.rawValue) \(k)-shot: kept"); continue }
+                var inputs = evaluator.cellInputs(task, shots: k)
+                inputs["method"] = "oracle (cached layer inputs)"
+                if try upToDate(name, inputs, label: "\(task.rawValue) \(k)-shot") { continue }
                 let result: OracleImportance.Result
                 do {
                     result = try OracleImportance.ffns(evaluator: evaluator, task: task, shots: k) { done, total in
@@ -177,9 +207,11 @@ public final class Study {
                     continue
                 }
                 try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
-                try ScoresFile(kind: "ffns", method: "oracle (cached layer inputs)", task: task.rawValue, shots: k, model_sha256: evaluator.modelID,
-                               examples: result.docs, scores: result.scores.map { [$0] },
-                               notes: String(format: "baseline %.6f", result.baseline)).write(to: path(name))
+                var file = ScoresFile(kind: "ffns", method: "oracle (cached layer inputs)", task: task.rawValue, shots: k, model_sha256: evaluator.modelID,
+                                      examples: result.docs, scores: result.scores.map { [$0] },
+                                      notes: String(format: "baseline %.6f", result.baseline))
+                file.inputs = inputs
+                try file.write(to: path(name))
             }
         }
     }
@@ -230,33 +262,53 @@ public final class Study {
         let sequences = InductionSequences.random(count: options.inductionSequences, seed: UInt64(options.inductionSeed),
                                                   tokenizer: try Tokenizer.load(options.model))
         try FileManager.default.createDirectory(atPath: path("induction"), withIntermediateDirectories: true)
-        for kind in ["prefix-matching", "copying"] where !exists("induction/\(kind).json") {
+        var inputs = InputRecord.base(modelID: model.contentID)
+        inputs["sequences"] = "\(options.inductionSequences) random, seed \(options.inductionSeed)"
+        for kind in ["prefix-matching", "copying"] {
+            if try upToDate("induction/\(kind).json", inputs, label: kind) { continue }
             let tick = { (done: Int, total: Int) in self.progress(kind, done, total) }
             let scores = kind == "copying" ? try model.copyingScores(sequences, progress: tick) : try model.prefixMatching(sequences, progress: tick)
-            try ScoresFile(kind: kind, method: kind == "copying" ? "the paper's copying probe" : "prefix matching, copies 2-4", task: nil, shots: nil,
-                           model_sha256: model.contentID, examples: sequences.count, scores: scores,
-                           notes: "random sequences, seed \(options.inductionSeed)").write(to: path("induction/\(kind).json"))
+            var file = ScoresFile(kind: kind, method: kind == "copying" ? "the paper's copying probe" : "prefix matching, copies 2-4", task: nil, shots: nil,
+                                  model_sha256: model.contentID, examples: sequences.count, scores: scores,
+                                  notes: "random sequences, seed \(options.inductionSeed)")
+            file.inputs = inputs
+            try file.write(to: path("induction/\(kind).json"))
         }
     }
 
     func prunedModel() throws {
         guard exists("ranks/heads/aggregate.json") else { skipped.append("pruned model: no head rankings"); return }
-        if exists("pruned/comparison.json") { log("  kept"); return }
-        let config = try HRZReader(path: options.model).config
+        let original = try HRZReader(path: options.model)
+        let config = original.config
         let heads = try PrunePlan.scores(path("ranks/heads/aggregate.json"), kind: "heads", config: config)
         let ffns = exists("ranks/ffns/aggregate.json") ? try PrunePlan.scores(path("ranks/ffns/aggregate.json"), kind: "ffns", config: config) : nil
         let plan = PrunePlan.select(heads: ("ranks/heads/aggregate.json", heads, options.pruneHeads),
                                     ffns: ffns.map { ("ranks/ffns/aggregate.json", $0, options.pruneFFNs) })
         try FileManager.default.createDirectory(atPath: path("pruned"), withIntermediateDirectories: true)
-        try plan.write(to: path("pruned/plan.json"))
         let prunedPath = path("pruned/model.hrz")
-        if (try? HRZReader(path: prunedPath)) == nil {
+        // The pruned model is reused only if it is this model pruned by this plan (its lineage says so);
+        // a changed --prune or new rankings prune again.
+        let planJSON = String(decoding: try plan.json(), as: UTF8.self)
+        let lineage = (try? HRZReader(path: prunedPath)).map { $0.metadata.provenance.lineage.last }  // closed again here
+        if lineage??.parent != original.contentID || lineage??.plan != planJSON {
+            if lineage != nil { log("  the pruned model was made by another plan or from another model; pruning again") }
             _ = try Pruner.prune(options.model, plan: plan, to: prunedPath) { done, total in self.progress("prune", done, total) }
         }
+        try plan.write(to: path("pruned/plan.json"))
         let evaluator = try Evaluator(modelPath: prunedPath, options: evalOptions("pruned/eval"))
         let results = try evaluator.run(progress: { cell, done, total in self.progress("eval pruned \(cell)", done, total) }, log: log)
-        let original = try ResultsFile.load(path("baseline/results.json"))
-        let comparison = Comparison(original: try facts(options.model, original), pruned: try facts(prunedPath, results), plan: plan)
+        let baseline = try ResultsFile.load(path("baseline/results.json"))
+        var inputs = InputRecord.base(modelID: original.contentID)
+        inputs["pruned"] = evaluator.modelID
+        inputs["original results"] = InputRecord.digest(baseline.cells)
+        inputs["pruned results"] = InputRecord.digest(results.cells)
+        if let data = try FileGuard.contents(atPath: path("pruned/comparison.json")),
+           let old = try? JSONDecoder().decode(Comparison.self, from: data), inputs.changes(from: old.inputs) == nil {
+            log("  comparison kept")
+            return
+        }
+        var comparison = Comparison(original: try facts(options.model, baseline), pruned: try facts(prunedPath, results), plan: plan)
+        comparison.inputs = inputs
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write([UInt8](try encoder.encode(comparison)), to: path("pruned/comparison.json"))

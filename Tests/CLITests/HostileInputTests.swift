@@ -174,6 +174,23 @@ enum Hostile {
         #expect(!FileManager.default.fileExists(atPath: dir + "/o.npy") && Hostile.partials(dir).isEmpty)
     }
 
+    // MARK: 5. Scores files of one study that disagree in shape
+
+    @Test func reportNamesScoresOfDifferentShapes() throws {
+        let dir = Hostile.folder("report")
+        try FileManager.default.createDirectory(atPath: dir + "/importance", withIntermediateDirectories: true)
+        try #"{"model_sha256": "00", "options": {"model": "m.hrz", "tasks": ["copa", "rte"], "shots": [0], "data": "d", "importanceExamples": 1, "headsGrid": [0], "ffnsGrid": [0], "combinedFFNs": [0], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
+            .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
+        func scores(_ task: String, _ matrix: String) -> String {
+            #"{"kind":"heads","method":"gradient","task":"\#(task)","shots":0,"model_sha256":"00","examples":1,"scores":\#(matrix)}"#
+        }
+        try scores("copa", "[[1,2],[3,4]]").write(toFile: dir + "/importance/heads-copa-0shot.json", atomically: true, encoding: .utf8)
+        try scores("rte", "[[1,2,3],[4,5,6],[7,8,9]]").write(toFile: dir + "/importance/heads-rte-0shot.json", atomically: true, encoding: .utf8)
+        let r = try Hostile.run(["report", dir])
+        Hostile.expectClean(r, naming: ["heads-rte-0shot.json", "heads-copa-0shot.json", "[3, 3]"])
+        #expect(!FileManager.default.fileExists(atPath: dir + "/report.html"))
+    }
+
     // MARK: 6. The model truncated while mapped
 
     @Test func modelTruncatedWhileInUseIsNamed() throws {
@@ -252,6 +269,73 @@ enum Hostile {
         Hostile.expectClean(prune, naming: [model, "is the input"])
         #expect(Hostile.sha(model) == before)
         #expect(Hostile.partials(dir).isEmpty)
+    }
+
+    // MARK: 9, 10, 12. Resuming: changed inputs, concurrent writers, derived files
+
+    @Test func changedInputsAreRecomputedAndSaidSo() throws {
+        let dir = Hostile.folder("inputs")
+        let mask = dir + "/mask.json"
+        try #"{"heads": [[0, 1]]}"#.write(toFile: mask, atomically: true, encoding: .utf8)
+        let args = ["eval", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--mask-heads", mask, "-o", dir + "/out"]
+        #expect(try Hostile.run(args + ["--limit", "5"]).status == 0)
+        let kept = try Hostile.run(args + ["--limit", "5"])
+        #expect(kept.status == 0 && kept.stderr.contains("demo_copy/0-shot: already done, kept"))
+        let limit = try Hostile.run(args + ["--limit", "7"])
+        #expect(limit.status == 0 && limit.stderr.contains("demo_copy/0-shot: inputs changed (limit: 5 → 7); recomputing"), "\(limit.stderr)")
+        // Same path, other contents: the mask's contents are what is recorded.
+        try #"{"heads": [[0, 2]]}"#.write(toFile: mask, atomically: true, encoding: .utf8)
+        let edited = try Hostile.run(args + ["--limit", "7"])
+        #expect(edited.status == 0 && edited.stderr.contains("inputs changed (mask:"), "\(edited.stderr)")
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/results.json"))) as! [String: Any]
+        let cell = (results["cells"] as! [String: Any])["demo_copy/0"] as! [String: Any]
+        #expect(cell["docs"] as? Int == 7 && (cell["inputs"] as? [String: String])?["limit"] == "7")
+    }
+
+    @Test func concurrentWritersKeepEachOthersCells() throws {
+        let dir = Hostile.folder("concurrent")
+        func start(_ task: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.arguments = ["eval", Hostile.demo, "--tasks", task, "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "30", "--threads", "1", "-o", dir + "/out"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let a = try start("demo_copy"), b = try start("demo_map_a")
+        a.waitUntilExit(); b.waitUntilExit()
+        #expect(a.terminationStatus == 0 && b.terminationStatus == 0)
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/results.json"))) as! [String: Any]
+        #expect(Set((results["cells"] as! [String: Any]).keys) == ["demo_copy/0", "demo_copy/1", "demo_map_a/0", "demo_map_a/1"])
+    }
+
+    @Test func sweepCSVIsRepairedFromTheJSON() throws {
+        let dir = Hostile.folder("sweepcsv")
+        let scores = #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
+        try scores.write(toFile: dir + "/h.json", atomically: true, encoding: .utf8)
+        let args = ["sweep", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--limit", "4", "--heads", dir + "/h.json",
+                    "--grid", "heads=0:50:25", "-o", dir + "/out"]
+        #expect(try Hostile.run(args).status == 0)
+        let csv = try String(contentsOfFile: dir + "/out/sweep.csv", encoding: .utf8)
+        // A kill between the two writes: the CSV lags the JSON. A rerun (nothing left to compute) repairs it.
+        try (csv.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n").write(toFile: dir + "/out/sweep.csv", atomically: true, encoding: .utf8)
+        let again = try Hostile.run(args)
+        #expect(again.status == 0 && again.stderr.contains("already done"))
+        #expect(try String(contentsOfFile: dir + "/out/sweep.csv", encoding: .utf8) == csv)
+    }
+
+    // MARK: 17. Contexts longer than the model's positions
+
+    @Test func importanceLeftTruncatesLongContexts() throws {
+        let dir = Hostile.folder("truncate")
+        // The demo model has 512 positions; ten RTE examples make contexts longer than that.
+        let r = try Hostile.run(["importance", "heads", Hostile.demo, "--task", "rte", "--shots", "10", "--limit", "2", "--data", Hostile.realTasks,
+                                 "-o", dir + "/s.json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("2 contexts left-truncated to fit 512 positions"), "\(r.stdout)")
+        let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/s.json"))) as! [String: Any]
+        #expect(file["truncated"] as? Int == 2 && file["examples"] as? Int == 2)
     }
 
     // MARK: 11. Partial files of killed runs
@@ -356,6 +440,16 @@ enum Hostile {
         try "{\"context\": [2, 5], \"continuation\": [7]}\n\n{\"context\": [2, -4], \"continuation\": [7]}\n".write(toFile: dir + "/req.jsonl", atomically: true, encoding: .utf8)
         let q = try Hostile.run(["importance", "heads", Hostile.demo, "--requests", dir + "/req.jsonl", "-o", dir + "/q.json"])
         Hostile.expectClean(q, naming: [dir + "/req.jsonl:3", "token id -4"])
+        try "[2, 5]\n[7, 50272]\n".write(toFile: dir + "/ids.jsonl", atomically: true, encoding: .utf8)
+        let t = try Hostile.run(["tokenize", Hostile.demo, "--decode", "--input", dir + "/ids.jsonl"])
+        Hostile.expectClean(t, naming: [dir + "/ids.jsonl:2", "id 50272 is outside the vocabulary"])
+        // A name from the file system with a terminal escape in it is printed escaped.
+        let escape = dir + "/data/bad\u{1B}[31mred"
+        try FileManager.default.createDirectory(atPath: escape, withIntermediateDirectories: true)
+        try "{\"context\": \"a\", \"choices\": [\" b\"], \"gold\": 4}\n".write(toFile: escape + "/validation.jsonl", atomically: true, encoding: .utf8)
+        let e = try Hostile.run(["eval", Hostile.demo, "--tasks", "bad\u{1B}[31mred", "--data", dir + "/data", "-o", dir + "/out"])
+        Hostile.expectClean(e, naming: ["bad\\u{1b}[31mred/validation.jsonl:1"])
+        #expect(!e.stderr.contains("\u{1B}"))
         // Strings from files are printed with control characters escaped.
         let generic = dir + "/data/gen"
         try FileManager.default.createDirectory(atPath: generic, withIntermediateDirectories: true)

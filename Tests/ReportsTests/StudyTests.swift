@@ -71,6 +71,30 @@ import TestSupport
         for (a, b) in zip(recomputed.scores.flatMap { $0 }, saved.scores.flatMap { $0 }) { #expect(abs(a - b) <= 1e-5 * abs(b)) }
         let resumed = try JSONDecoder().decode(SweepTable.self, from: Data(contentsOf: URL(fileURLWithPath: sweep)))
         #expect(resumed.rows == table.rows)
+
+        // A rerun with other inputs recomputes exactly what depends on them, and says so: a smaller --limit
+        // (evaluation cells, oracle scores, sweeps) and another --prune (the pruned model and its evaluation).
+        // Gradient importance and induction depend on neither and are kept.
+        var changed = o
+        changed.limit = 3
+        changed.pruneHeads = 50
+        var lines: [String] = []
+        let study = try Study(options: changed, directory: dir)
+        study.log = { lines.append($0) }
+        _ = try study.run()
+        #expect(lines.contains { $0.contains("copa/0-shot: inputs changed (limit: 4 → 3); recomputing") }, "\(lines)")
+        #expect(lines.contains { $0.contains("pruning again") }, "\(lines)")
+        let baseline = try ResultsFile.load(dir + "/baseline/results.json")
+        #expect(baseline.cells.values.allSatisfy { $0.docs == 3 && $0.inputs?["limit"] == "3" })
+        let again = try JSONDecoder().decode(Comparison.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pruned/comparison.json")))
+        #expect(again.pruned.heads == 4 && again.plan.heads.count == 4)
+        #expect(try HRZReader(path: dir + "/pruned/model.hrz").metadata.layers.reduce(0) { $0 + $1.heads.count } == 4)
+        #expect(try ResultsFile.load(dir + "/pruned/eval/results.json").cells.values.allSatisfy { $0.docs == 3 && $0.inputs?["model"] == again.inputs?["pruned"] })
+        let ffns = try ScoresFile.load(dir + "/importance/ffns-copa-0shot.json")
+        #expect(ffns.inputs?["limit"] == "3" && ffns.examples == 3)
+        #expect(Self.modified(dir + "/importance/heads-copa-0shot.json") == before[1])
+        let sweepRows = try JSONDecoder().decode(SweepTable.self, from: Data(contentsOf: URL(fileURLWithPath: sweep))).rows
+        #expect(sweepRows.count == table.rows.count && sweepRows.allSatisfy { $0.docs == 3 })
     }
 
     @Test func refusesAnotherModelsDirectory() throws {
