@@ -39,6 +39,7 @@ public enum InductionSequences {
             }
             out.append(ids)
         }
+        guard !out.isEmpty else { throw TaskError(file: path, line: nil, "no sequences (one JSON array of ids per line)") }
         return out
     }
 }

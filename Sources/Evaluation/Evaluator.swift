@@ -163,6 +163,7 @@ public final class Evaluator {
     /// Docs in the harness's shuffled order, few-shot draws from the same generator, contexts and requests.
     public func prepareCell(_ task: Task, shots k: Int) throws -> CellWork {
         let eval = try file(task, task.evalSplit)
+        guard eval.count > 0 else { throw TaskError(file: eval.path, line: nil, "task \(task.rawValue): the \(task.evalSplit) split has no rows") }
         var population: [Int] = []
         var train: JSONLFile?
         if k > 0, let split = task.fewshotSplit {

@@ -51,7 +51,7 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
 
     /// Rows of the few-shot split that are eligible (WSC: label == 1 only).
     public func eligibleForFewshot(_ row: Row) throws -> Bool {
-        self == .wsc ? try row.int("label") == 1 : true
+        self == .wsc ? try row.label("label", count: 2) == 1 : true
     }
 
     public func doc(_ row: Row) throws -> TaskDoc {

@@ -153,6 +153,8 @@ public enum FileGuard {
     /// output is a directory or can be created.
     public static func preflight(outputs: [Output], inputs: [String]) throws(HRZError) {
         for input in inputs {
+            var exists = stat()
+            guard stat(input, &exists) == 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: input) }
             registerInput(input)
             // An input directory (HF_DIR): every file directly in it is an input too.
             var info = stat()

@@ -34,6 +34,7 @@ public struct SweepGrid: Sendable, Equatable {
             if parts.count == 1, let v = parts[0] {
                 values[name]!.append(v)
             } else if parts.count == 3, let a = parts[0], let b = parts[1], let s = parts[2], s > 0, a <= b {
+                guard (b - a) / s <= 1000 else { throw PruneError(file: nil, "--grid: '\(spec)' makes more than 1000 points") }
                 var v = a
                 while v <= b + 1e-9 { values[name]!.append(v); v += s }
             } else {

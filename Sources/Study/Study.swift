@@ -112,7 +112,10 @@ public final class Study {
     func checkOrWriteManifest(_ sha: String) throws {
         struct Manifest: Codable { var model_sha256: String; var options: StudyOptions }
         if let data = try FileGuard.contents(atPath: path("study.json")) {
-            let old = try JSONDecoder().decode(Manifest.self, from: data)
+            let old: Manifest
+            do { old = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+                throw PruneError(file: path("study.json"), "not a study manifest: \(error)")
+            }
             guard old.model_sha256 == sha else { throw PruneError(file: path("study.json"), "this directory holds a study of another model; use another -o") }
         }
         let encoder = JSONEncoder()
@@ -339,6 +342,8 @@ public final class Study {
 extension ResultsFile {
     public static func load(_ path: String) throws -> ResultsFile {
         guard let data = try FileGuard.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
-        return try JSONDecoder().decode(ResultsFile.self, from: data)
+        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
+            throw PruneError(file: path, "not a results file: \(error)")
+        }
     }
 }

@@ -40,7 +40,10 @@ public enum StudyReport {
     public static func render(directory: String) throws -> String {
         let manifestPath = (directory as NSString).appendingPathComponent("study.json")
         guard let data = try FileGuard.contents(atPath: manifestPath) else { throw PruneError(file: manifestPath, "no study here (study.json is missing)") }
-        let manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            throw PruneError(file: manifestPath, "not a study manifest: \(error)")
+        }
         var inputs = Inputs(directory: directory, options: manifest.options, sha: manifest.model_sha256)
         let o = manifest.options
         inputs.baseline = try inputs.load("baseline/results.json", as: ResultsFile.self)

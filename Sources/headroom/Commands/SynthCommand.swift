@@ -36,7 +36,10 @@ struct SynthCommand: Command {
         guard let o = try args.option("-o") else { throw UsageError("missing -o MODEL.hrz") }
         output = o
         if let layers = try args.option("--layers") {
-            guard let n = Int(layers), n >= 1 else { throw UsageError("--layers takes a positive whole number, got '\(layers)'") }
+            let most = preset.config.numHiddenLayers
+            guard let n = Int(layers), (1...most).contains(n) else {
+                throw UsageError("--layers keeps 1 to \(most) of \(preset.rawValue)'s layers, got '\(layers)'")
+            }
             options.layers = n
         }
         options.seed = UInt64(try args.option("--seed", default: 0, in: 0...Int.max))
