@@ -24,14 +24,18 @@ public final class OPTModel: @unchecked Sendable {
 
     /// Opens `path`. `resident` keeps all decoded layers in memory after first use; nil decides by size
     /// (resident when the decoded layers take at most `residentLimit` bytes).
+    /// `memoryLimit` (default: this machine's physical memory) bounds what opening may allocate: a small file
+    /// whose zero-filled chunks decode to hundreds of GB is refused by name instead of exhausting memory.
     public init(path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30,
-                schedule: LayerStream.Schedule? = nil) throws {
+                schedule: LayerStream.Schedule? = nil, memoryLimit: Int? = nil) throws {
         reader = try HRZReader(path: path)
         config = reader.config
         plans = reader.metadata.layers
         try Self.checkSchema(reader)
         let layerBytes = reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.byteCount }
-        stream = LayerStream(reader: reader, resident: resident ?? (layerBytes <= residentLimit),
+        let keepsLayers = resident ?? (layerBytes <= residentLimit)
+        try Self.checkMemory(reader, residentLayers: keepsLayers, limit: memoryLimit ?? Self.physicalMemory)
+        stream = LayerStream(reader: reader, resident: keepsLayers,
                              schedule: schedule ?? .automatic(threads: Runtime.threads))
         let scratch = ChunkScratch()
         let embedInfo = try reader.tensor("embed_tokens.weight")
@@ -62,6 +66,29 @@ public final class OPTModel: @unchecked Sendable {
             let names = Set(expected.map(\.name))
             let extra = reader.tensors.first { !names.contains($0.name) }!
             throw HRZError(.malformed("tensor is not part of an OPT model with this config and layer plan"), file: reader.path, tensor: extra.name)
+        }
+    }
+
+    /// This machine's physical memory in bytes.
+    public static var physicalMemory: Int { Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+    /// The bytes the model holds once open (model-level tensors decoded, widened where the runtime widens them,
+    /// and the decoded layers it keeps: all when resident, else two) must fit in `limit`; the error names the
+    /// largest tensor. Sizes come from the tensors in the file, which `checkSchema` has matched to the config.
+    static func checkMemory(_ reader: HRZReader, residentLayers: Bool, limit: Int) throws {
+        var needs: [(name: String, bytes: Int)] = []
+        for t in reader.tensors where t.layer == nil {
+            needs.append((t.name, t.name == "embed_tokens.weight" ? t.byteCount : t.elementCount * 4))
+        }
+        var layers = [Int](repeating: 0, count: reader.config.numHiddenLayers)
+        for t in reader.tensors { if let l = t.layer { layers[l] += t.byteCount } }
+        let layerBytes = residentLayers ? layers.reduce(0, +) : 2 * (layers.max() ?? 0)
+        needs.append((residentLayers ? "all layers" : "two decoded layers", layerBytes))
+        let total = needs.reduce(0) { $0 + $1.bytes }
+        guard total <= limit else {
+            let largest = needs.max { $0.bytes < $1.bytes }!
+            throw HRZError(.malformed("opening needs \(total) bytes of memory (\(largest.name): \(largest.bytes)); this machine has \(limit)"),
+                           file: reader.path, tensor: largest.name.contains(".") ? largest.name : nil)
         }
     }
 

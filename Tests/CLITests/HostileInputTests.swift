@@ -32,7 +32,8 @@ enum Hostile {
         let o = ReadAll(out), e = ReadAll(err)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            process.terminate()
+            // SIGKILL: a test runner may start children with SIGTERM blocked, and a hang must fail, not stall.
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             Issue.record("headroom \(args.joined(separator: " ")) hung for \(seconds) s")
         }
