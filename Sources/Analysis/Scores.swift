@@ -1,6 +1,7 @@
 /// Scores files (formats/scores.md): what the importance and induction commands write and `rank` reads.
 import Foundation
 import HRZFormat
+import Runtime
 
 public struct ScoresFile: Codable, Sendable {
     /// "heads", "ffns", "prefix-matching" or "copying".
@@ -34,11 +35,30 @@ public struct ScoresFile: Codable, Sendable {
     /// Reads and checks a scores file: a non-empty rectangular matrix of finite numbers, and a task name that
     /// is a plain name (no `/`, no control characters), since rank and report build file names from it.
     public static func load(_ path: String) throws -> ScoresFile {
+        if path.hasSuffix(".npy") { return try importNPY(path) }
         guard let data = try FileGuard.contents(atPath: path) else { throw HRZError(.io("cannot read (missing?)"), file: path) }
         let file: ScoresFile
         do { file = try JSONDecoder().decode(ScoresFile.self, from: data) } catch {
             throw HRZError(.malformed("not a scores file (formats/scores.md): \(error)"), file: path)
         }
+        try file.validate(path)
+        return file
+    }
+
+    /// A bare importance tensor saved as `.npy` (e.g. the paper's head importance, `np.save(t.numpy())`):
+    /// `[layers, heads]` → kind heads, `[layers]` or `[layers, 1]` → kind ffns. Row 0 is the bottom layer, as in
+    /// the paper's tensors (its plots number layers from 1).
+    static func importNPY(_ path: String) throws -> ScoresFile {
+        let (shape, values) = try NPY.readNumbers(path)
+        let rows: Int, columns: Int
+        switch shape.count {
+        case 1: (rows, columns) = (shape[0], 1)
+        case 2: (rows, columns) = (shape[0], shape[1])
+        default: throw HRZError(.malformed("an importance tensor must be [layers, heads] or [layers], got shape \(shape)"), file: path)
+        }
+        let scores = (0..<rows).map { r in (0..<columns).map { values[r * columns + $0] } }
+        let file = ScoresFile(kind: columns == 1 ? "ffns" : "heads", method: "imported from .npy", task: nil, shots: nil, model_sha256: "unknown",
+                              examples: 0, scores: scores, notes: "imported from \((path as NSString).lastPathComponent)")
         try file.validate(path)
         return file
     }

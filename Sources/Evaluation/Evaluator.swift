@@ -16,6 +16,8 @@ public struct CellResult: Codable, Sendable, Equatable {
     /// What the cell was computed from (model, data files, limit, mask contents, precision, tool version);
     /// a rerun recomputes the cell when this differs. nil in files written before it was recorded.
     public var inputs: InputRecord?
+    /// `<metric>` → standard error as the harness computes it (`Task.standardErrors`).
+    public var stderr: [String: Double]?
 }
 
 public struct ResultsFile: Codable, Sendable {
@@ -107,7 +109,7 @@ public final class Evaluator {
                     }
                 }
                 let started = Date()
-                let cell: (metrics: [String: Double], docs: Int, requests: Int)
+                let cell: (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int)
                 do {
                     cell = try runCell(task, shots: k) { done, total in progress?("\(task.rawValue) \(k)-shot", done, total) }
                 } catch let error as TaskError where error.missingData {
@@ -115,7 +117,8 @@ public final class Evaluator {
                     continue
                 }
                 let result = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
-                                        requests: cell.requests, seconds: Date().timeIntervalSince(started), inputs: inputs)
+                                        requests: cell.requests, seconds: Date().timeIntervalSince(started), inputs: inputs,
+                                        stderr: cell.stderr.filter { $0.value.isFinite })
                 try merge(result, key: key, header: header, log: log)
             }
         }
@@ -138,6 +141,7 @@ public final class Evaluator {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write([UInt8](try encoder.encode(results)), to: resultsPath)
+            try writeLMEval(results)
         }
     }
 
@@ -229,21 +233,40 @@ public final class Evaluator {
     public var modelID: String { scorer.model.contentID }
 
     /// One cell: prepare, score, write the request file.
-    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void) throws -> (metrics: [String: Double], docs: Int, requests: Int) {
+    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void)
+        throws -> (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int) {
         let work = try prepareCell(task, shots: k)
-        let (metrics, scores, _) = try score(work, progress: progress)
-        var lines: [String] = []
+        let (metrics, scores, outcomes) = try score(work, progress: progress)
+        var lines: [String] = [], samples: [String] = []
         var offset = 0
-        for item in work.items {
-            for (r, s) in zip(item.requests, scores[offset..<(offset + item.requests.count)]) {
-                let object: [String: Any] = ["doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
-                                             "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy]
-                lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+        func json(_ object: [String: Any]) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        }
+        for (item, outcome) in zip(work.items, outcomes) {
+            let mine = Array(scores[offset..<(offset + item.requests.count)])
+            for (r, s) in zip(item.requests, mine) {
+                lines.append(try json(["doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
+                                       "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy]))
             }
+            // --log_samples-style: per doc, its requests and scores, the gold, the prediction and whether it was right.
+            let ll = mine.map(\.loglikelihood)
+            let prediction = ll.indices.max { ll[$0] < ll[$1] || (ll[$0] == ll[$1] && $0 > $1) } ?? 0
+            var sample: [String: Any] = [
+                "doc_id": item.index, "position": item.position, "target": item.doc.target,
+                "requests": zip(item.requests, mine).map { ["context": $0.context, "continuation": $0.continuation,
+                                                             "loglikelihood": $1.loglikelihood, "is_greedy": $1.isGreedy] as [String: Any] },
+                "prediction": task == .lambadaOpenAI ? (mine.last?.isGreedy == true ? 1 : 0) : prediction,
+                "metrics": outcome.values.filter { $0.value.isFinite },
+            ]
+            if let gold = item.doc.gold { sample["gold"] = gold }
+            if let correct = outcome.values["acc"] ?? outcome.values["em"] ?? outcome.prediction.map(Double.init) { sample["correct"] = correct == 1 }
+            samples.append(try json(sample))
             offset += item.requests.count
         }
         let path = "\(options.outputDirectory)/requests/\(task.rawValue)-\(k)shot.jsonl"
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
-        return (metrics, work.docs, scores.count)
+        try FileManager.default.createDirectory(atPath: options.outputDirectory + "/samples", withIntermediateDirectories: true)
+        try AtomicFile.write(Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(task.rawValue)-\(k)shot.jsonl")
+        return (metrics, task.standardErrors(outcomes), work.docs, scores.count)
     }
 }

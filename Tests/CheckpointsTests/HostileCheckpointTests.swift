@@ -106,6 +106,23 @@ struct HostileCheckpointTests {
         #expect(e.file.hasSuffix("vocab.json") && e.description.contains("an .hrz index holds at most"))
     }
 
+    @Test func hubIDsResolveInTheLocalCache() throws {
+        let hub = scratchDirectory("hubid") + "/hub"
+        let repo = hub + "/models--facebook--opt-tiny"
+        for commit in ["aaaa1111", "bbbb2222"] {
+            try FileManager.default.createDirectory(atPath: repo + "/snapshots/" + commit, withIntermediateDirectories: true)
+        }
+        try FileManager.default.createDirectory(atPath: repo + "/refs", withIntermediateDirectories: true)
+        try "bbbb2222".write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
+        let env = ["HF_HUB_CACHE": hub]
+        #expect(try HFCache.resolve("facebook/opt-tiny", environment: env) == repo + "/snapshots/bbbb2222")
+        #expect(try HFCache.resolve("facebook/opt-tiny@aaaa1111", environment: env) == repo + "/snapshots/aaaa1111")
+        #expect(HFCache.hubDirectory(environment: ["HF_HOME": "/x"]) == "/x/hub")
+        #expect(HFCache.looksLikeHubID("facebook/opt-1.3b") && !HFCache.looksLikeHubID("./facebook/opt") && !HFCache.looksLikeHubID("/abs/path"))
+        #expect { _ = try HFCache.resolve("facebook/opt-66b", environment: env) } throws: { "\($0)".contains("huggingface-cli download facebook/opt-66b") }
+        #expect { _ = try HFCache.resolve("facebook/opt-tiny@v9", environment: env) } throws: { "\($0)".contains("no snapshot") }
+    }
+
     @Test func hfCacheSnapshotOfSymlinksConverts() throws {
         // models--facebook--opt-x/{blobs/<sha>, snapshots/<ref>/<name> -> ../../blobs/<sha>}, as huggingface_hub lays it out.
         let root = scratchDirectory("hub") + "/models--facebook--opt-tiny"

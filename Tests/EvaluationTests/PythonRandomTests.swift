@@ -80,3 +80,27 @@ struct PythonRandomTests {
         #expect(docs.map { _ in r.sample(h.train_len, h.k) } == h.draws)
     }
 }
+
+/// Standard errors as lm-evaluation-harness 11fa0bf computes them; expected values from its own
+/// `mean_stderr` and `bootstrap_stderr(perplexity, xs, 100000)` run in CPython (the bootstrap without the
+/// process pool, which keeps chunk order).
+struct HarnessStderrTests {
+    @Test func meanStderrMatchesPython() {
+        #expect(meanStderr([1, 0, 1, 1, 0, 0, 1, 1]) == 0.18298126367784995)
+        #expect(meanStderr([1]).isNaN)
+    }
+
+    @Test func perplexityBootstrapMatchesPython() {
+        let xs = [-1.25, -0.5, -3.0, -2.25, -0.125, -4.5, -0.75]
+        let stderr = bootstrapStderr(xs, iterations: 100_000) { Foundation.exp(-pyMean($0)) }
+        #expect(abs(stderr - 4.3244003244116165) <= 1e-12 * 4.33, "\(stderr)")
+    }
+
+    @Test func multircGroupsByQuestionIdOnly() {
+        // Two paragraphs share question id 0: acc_all keeps them apart, acc_all_stderr (the harness's) merges them.
+        let outcomes = [DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "1/0", prediction: 0),
+                        DocOutcome(values: [:], group: "1/1", prediction: 1), DocOutcome(values: [:], group: "2/2", prediction: 0)]
+        #expect(Task.multirc.standardErrors(outcomes)["acc"] == meanStderr([0, 1, 0]))
+        #expect(Task.cb.standardErrors([DocOutcome(values: ["acc": 1]), DocOutcome(values: ["acc": 0])]).keys.sorted() == ["acc"])
+    }
+}

@@ -6,19 +6,28 @@ struct CompareCommand: Command {
     static let name = "compare"
     static let summary = "side-by-side table of eval results with deltas against the first and a mean row"
     static let usage = """
-    Usage: headroom compare A/results.json B/results.json [...]
+    Usage: headroom compare A/results.json B/results.json [...] [--json]
 
-    One row per task × shots cell and metric present in the first file; one column per file, with the
-    absolute delta of each later file against the first. The last row is the mean over cells of each
-    file's first metric per cell (acc, or em for ReCoRD).
+    One row per task × shots cell and metric that every file has; one column per file, with the absolute
+    delta of each later file against the first. The last row is the mean over those shared cells of each
+    file's headline metric per cell (acc, or em for ReCoRD): a mean over different cell sets would mislead.
+    Warns (on stderr) when the runs differ in model, docs per cell, doc limit or precision, and names the
+    cells only some files have.
+
+    Options:
+      --json    print the comparison as JSON (cells, means, warnings) instead of the table
     """
 
     var files: [String] = []
+    var json: Bool
 
     init(_ args: inout Arguments) throws(UsageError) {
+        json = args.flag("--json")
         while let f = try? args.positional("RESULTS.json") { files.append(f) }
         guard files.count >= 1 else { throw UsageError("give at least one results.json") }
     }
+
+    var inputs: [String] { files }
 
     func run() throws -> Int32 {
         var loaded: [(String, ResultsFile)] = []
@@ -28,13 +37,67 @@ struct CompareCommand: Command {
                 throw TaskError(file: f, line: nil, "not a headroom results.json: \(error)")
             }
         }
-        print(Self.table(loaded))
+        let comparison = Self.compare(loaded)
+        for w in comparison.warnings { printError("warning: " + w) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(comparison), as: UTF8.self))
+        } else {
+            print(Self.table(loaded))
+        }
         return 0
+    }
+
+    /// What `--json` prints: per shared cell and metric, one value per file (null where a file lacks it).
+    struct Comparison: Encodable {
+        var files: [String]
+        var cells: [String: [String: [Double?]]]
+        /// Mean headline metric over the shared cells, per file.
+        var mean: [Double?]
+        var shared_cells: [String]
+        var warnings: [String]
+    }
+
+    static func compare(_ files: [(String, ResultsFile)]) -> Comparison {
+        let shared = sharedCells(files)
+        var warnings: [String] = []
+        let all = Set(files.flatMap { $0.1.cells.keys })
+        let partial = all.subtracting(shared).sorted()
+        if !partial.isEmpty { warnings.append("cells not in every file, left out: \(partial.joined(separator: ", "))") }
+        if Set(files.map(\.1.model_sha256)).count > 1 { warnings.append("the runs are of different models (content ids \(files.map { String($0.1.model_sha256.prefix(12)) }.joined(separator: ", ")))") }
+        for key in shared {
+            let cells = files.map { $0.1.cells[key]! }
+            if Set(cells.map(\.docs)).count > 1 { warnings.append("\(key)-shot: different numbers of docs (\(cells.map { String($0.docs) }.joined(separator: ", ")))") }
+            for field in ["limit", "precision"] {
+                let values = cells.map { $0.inputs?[field] ?? "unrecorded" }
+                if Set(values).count > 1 { warnings.append("\(key)-shot: different \(field) (\(values.joined(separator: ", ")))") }
+            }
+        }
+        var cells: [String: [String: [Double?]]] = [:]
+        for key in shared {
+            let metrics = Set(files.flatMap { $0.1.cells[key]!.metrics.keys })
+            cells[key] = Dictionary(uniqueKeysWithValues: metrics.map { m in (m, files.map { $0.1.cells[key]!.metrics[m].flatMap { $0.isFinite ? $0 : nil } }) })
+        }
+        let mean = files.map { file -> Double? in
+            let values = shared.compactMap { key -> Double? in
+                let m = file.1.cells[key]!.metrics
+                return m["acc"] ?? m["em"]
+            }
+            return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+        }
+        return Comparison(files: files.map(\.0), cells: cells, mean: mean, shared_cells: shared, warnings: warnings)
+    }
+
+    /// Cells every file has, sorted.
+    static func sharedCells(_ files: [(String, ResultsFile)]) -> [String] {
+        guard let first = files.first else { return [] }
+        return first.1.cells.keys.filter { key in files.allSatisfy { $0.1.cells[key] != nil } }.sorted()
     }
 
     static func table(_ files: [(String, ResultsFile)]) -> String {
         guard let first = files.first?.1 else { return "" }
-        let keys = first.cells.keys.sorted()
+        let keys = sharedCells(files)
         var header = "cell".padding(toLength: 22, withPad: " ", startingAt: 0) + "metric   "
         for (i, (name, _)) in files.enumerated() {
             let label = URL(fileURLWithPath: name).deletingLastPathComponent().lastPathComponent

@@ -6,10 +6,13 @@ struct ConvertCommand: Command {
     static let name = "convert"
     static let summary = "convert an HF OPT checkpoint (safetensors or .bin, sharded or not) to .hrz"
     static let usage = """
-    Usage: headroom convert HF_DIR -o MODEL.hrz [--dtype keep|f16|bf16|f32] [--level N] [--threads N] [--tokenizer DIR]
+    Usage: headroom convert HF_DIR|HUB_ID -o MODEL.hrz [--dtype keep|f16|bf16|f32] [--level N] [--threads N] [--tokenizer DIR]
 
     Reads config.json and the weights in HF_DIR (model.safetensors, model.safetensors.index.json,
     pytorch_model.bin or pytorch_model.bin.index.json) and writes one zstd-chunked .hrz file.
+    HUB_ID (facebook/opt-1.3b, or facebook/opt-1.3b@REVISION) is looked up in the local Hugging Face
+    cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), following refs/main; nothing is
+    downloaded. A snapshot directory of that cache also works as HF_DIR.
     Tensors are streamed one chunk at a time: memory stays bounded whatever the model size.
     The output appears only when complete (written to MODEL.hrz.partial-PID, then renamed).
 
@@ -36,13 +39,20 @@ struct ConvertCommand: Command {
         input = try args.positional("HF_DIR")
     }
 
-    var inputs: [String] { [input] + [options.tokenizerDirectory].compactMap { $0 } }
+    /// HF_DIR as given, or the cache snapshot a hub id names.
+    var directory: String { HFCache.looksLikeHubID(input) ? ((try? HFCache.resolve(input)) ?? input) : input }
+    var inputs: [String] { [directory].filter { FileManager.default.fileExists(atPath: $0) } + [options.tokenizerDirectory].compactMap { $0 } }
     var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
         let bar = ProgressBar("convert")
         let started = Date()
-        let report = try Converter.convert(input, to: output, options: options) { p in
+        var source = input
+        if HFCache.looksLikeHubID(input) {
+            source = try HFCache.resolve(input)
+            print("\(input): \(source)")
+        }
+        let report = try Converter.convert(source, to: output, options: options) { p in
             bar.update(phase: p.phase, done: p.done, total: p.total)
         }
         bar.finish()

@@ -9,6 +9,7 @@ struct EvalCommand: Command {
     static let usage = """
     Usage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR
                          [--limit N] [--mask-heads FILE] [--mask-ffns FILE] [--memory-budget B] [--threads N]
+           headroom eval --tasks list --data DIR      (the tasks, their splits, and which are under DIR)
 
     Emulates lm-evaluation-harness 11fa0bf with amazon-science/llm-interpret's tasks: the eval split is
     shuffled with random.Random(42), each doc's few-shot examples are drawn with rnd.sample from the same
@@ -19,8 +20,11 @@ struct EvalCommand: Command {
     DIR/<name>/validation.jsonl exists: rows of {"context", "choices", "gold"}, few-shot examples from
     DIR/<name>/train.jsonl (formats/tasks.md). Tasks: \(Task.allCases.map { $0.rawValue }.joined(separator: ", ")).
 
-    Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask) and
-    OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy).
+    Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask, inputs),
+    OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy),
+    OUTDIR/samples/<task>-<k>shot.jsonl (per doc: requests, gold, prediction, correct; as lm-eval's
+    --log_samples) and OUTDIR/lm-eval/results-<k>shot.json (lm-eval's results layout with _stderr, one
+    file per shots value because lm-eval's config.num_fewshot is one number).
     Finished cells are kept: rerunning after a kill resumes at the first unfinished cell. A cell whose
     split is missing from DIR is skipped with a message naming the file, the others still run, and the
     exit status is 1.
@@ -39,24 +43,34 @@ struct EvalCommand: Command {
     var maskFFNs: String?
     var threads: Int
 
+    /// `--tasks list`: print the tasks and their splits under --data instead of evaluating.
+    var listOnly = false
+
     init(_ args: inout Arguments) throws(UsageError) {
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
-        let list = try parseTasks(try args.option("--tasks"), data: data)
+        let taskText = try args.option("--tasks")
+        listOnly = taskText == "list"
+        let list = listOnly ? [] : try parseTasks(taskText, data: data)
         let shots = try parseShots(try args.option("--shots") ?? "0")
-        guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
+        let o = try args.option("-o")
+        guard let out = o ?? (listOnly ? "" : nil) else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         options.limit = try args.positive("--limit")
         maskHeads = try args.option("--mask-heads")
         maskFFNs = try args.option("--mask-ffns")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
-        model = try args.positional("MODEL.hrz")
+        model = listOnly ? ((try? args.positional("MODEL.hrz")) ?? "") : try args.positional("MODEL.hrz")
     }
 
-    var inputs: [String] { [model, options.dataDirectory] + [maskHeads, maskFFNs].compactMap { $0 } }
-    var outputs: [FileGuard.Output] { [.directory(options.outputDirectory)] }
+    var inputs: [String] { listOnly ? [options.dataDirectory] : [model, options.dataDirectory] + [maskHeads, maskFFNs].compactMap { $0 } }
+    var outputs: [FileGuard.Output] { listOnly ? [] : [.directory(options.outputDirectory)] }
 
     func run() throws -> Int32 {
+        if listOnly {
+            print(taskListing(data: options.dataDirectory))
+            return 0
+        }
         Runtime.setThreads(threads)
         var options = self.options
         let config = try HRZReader(path: model).config

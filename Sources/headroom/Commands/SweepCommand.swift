@@ -120,3 +120,26 @@ func parseShots(_ text: String) throws(UsageError) -> [Int] {
     guard !shots.isEmpty, shots.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 64 }) else { throw UsageError("--shots takes numbers like 0,1,5, got '\(text)'") }
     return shots.map { $0! }
 }
+
+/// `--tasks list`: every task, the splits it reads, and which of them DIR holds (with row counts); then the
+/// generic tasks found in DIR.
+func taskListing(data: String) -> String {
+    func rows(_ path: String) -> String {
+        guard let text = try? FileGuard.contents(atPath: path) else { return "missing" }
+        return "\(text.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }) rows"
+    }
+    var lines = ["splits under \(data):", "task              eval split                        few-shot split"]
+    for task in Task.allCases {
+        let eval = "\(task.evalSplit): " + rows("\(data)/\(task.rawValue)/\(task.evalSplit).jsonl")
+        let shots = task.fewshotSplit.map { "\($0): " + rows("\(data)/\(task.rawValue)/\($0).jsonl") } ?? "(draws from its eval split)"
+        lines.append(task.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + eval.padding(toLength: 34, withPad: " ", startingAt: 0) + shots)
+    }
+    let known = Set(Task.allCases.map(\.rawValue))
+    let generic = ((try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []).sorted()
+        .filter { !known.contains($0) && FileManager.default.fileExists(atPath: "\(data)/\($0)/validation.jsonl") }
+    for name in generic {
+        lines.append(name.padding(toLength: 18, withPad: " ", startingAt: 0) + ("validation: " + rows("\(data)/\(name)/validation.jsonl")).padding(toLength: 34, withPad: " ", startingAt: 0)
+                     + "train: " + rows("\(data)/\(name)/train.jsonl") + "  (generic)")
+    }
+    return lines.joined(separator: "\n")
+}

@@ -15,7 +15,7 @@ struct TokenizeCommand: Command {
 
     Options:
       --bos            prepend OPT's BOS token </s> (id 2)
-      --input FILE     one JSON string per line; prints one JSON array of ids per line
+      --input FILE     one JSON string per line (- reads standard input); prints one JSON array of ids per line
       --decode         the reverse: TEXT (or each line) is a JSON array of ids; prints the text as a JSON string
     """
 
@@ -32,6 +32,8 @@ struct TokenizeCommand: Command {
         source = try args.positional("MODEL.hrz or TOKENIZER_DIR")
         if input == nil { text = try args.positional("TEXT") }
     }
+
+    var inputs: [String] { [source] + [input].compactMap { $0 }.filter { $0 != "-" } }
 
     func run() throws -> Int32 {
         let tokenizer = try Tokenizer.load(source)
@@ -50,9 +52,16 @@ struct TokenizeCommand: Command {
             print(try handle(text, where: "TEXT"))
             return 0
         }
-        guard let input, let data = try FileGuard.contents(atPath: input) else {
-            throw TokenizerError(file: input ?? "-", line: nil, reason: "cannot read")
+        let data: Data
+        if input == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let input, let read = try FileGuard.contents(atPath: input) else {
+                throw TokenizerError(file: input ?? "-", line: nil, reason: "cannot read")
+            }
+            data = read
         }
+        let input = input == "-" ? "<stdin>" : input!
         if let bad = firstInvalidUTF8(data) {
             let line = data.prefix(bad).reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
             throw TokenizerError(file: input, line: line, reason: "invalid UTF-8 at byte \(bad)")
