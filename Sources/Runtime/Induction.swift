@@ -5,6 +5,7 @@
 /// boundary the token after the last token of a copy is the first token of the next copy. (The paper's
 /// code is off by one there.)
 import Foundation
+import HRZFormat
 
 extension OPTModel {
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0).
@@ -84,20 +85,36 @@ extension OPTModel {
                     }
                     for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
                     let logits = unembed(values, rows: T, embedding: embedding)
-                    var sum = 0.0
-                    for t in 1..<T {
-                        let row = t * V
-                        var maximum = -Float.infinity
-                        for v in 0..<V { maximum = max(maximum, logits[row + v]) }
-                        var z = 0.0
-                        for v in 0..<V { z += Foundation.exp(Double(logits[row + v] - maximum)) }
-                        let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
-                        let mean = p.reduce(0, +) / Double(p.count)
-                        let relu = p.map { max(0, $0 - mean) }
-                        let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
-                        let mass = relu.reduce(0, +)
-                        sum += mass > 0 ? relu[top] / mass : 0
+                    // Positions are independent: each thread takes whole rows (the V-wide softmax is the cost),
+                    // and the shares are summed in position order afterwards, so the result does not depend
+                    // on the thread count.
+                    var shares = [Double](repeating: 0, count: T)
+                    let next = LockedCounter()
+                    shares.withUnsafeMutableBufferPointer { out in
+                        let out = out
+                        logits.withUnsafeBufferPointer { logits in
+                            attention.withUnsafeBufferPointer { attention in
+                                DispatchQueue.concurrentPerform(iterations: Runtime.threads) { _ in
+                                    while true {
+                                        let t = next.add() + 1
+                                        guard t < T else { break }
+                                        let row = t * V
+                                        var maximum = -Float.infinity
+                                        for v in 0..<V { maximum = max(maximum, logits[row + v]) }
+                                        var z = 0.0
+                                        for v in 0..<V { z += Foundation.exp(Double(logits[row + v] - maximum)) }
+                                        let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
+                                        let mean = p.reduce(0, +) / Double(p.count)
+                                        let relu = p.map { max(0, $0 - mean) }
+                                        let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
+                                        let mass = relu.reduce(0, +)
+                                        out[t] = mass > 0 ? relu[top] / mass : 0
+                                    }
+                                }
+                            }
+                        }
                     }
+                    let sum = shares[1...].reduce(0, +)
                     total[l][head] += sum / Double(T - 1)
                 }
             }

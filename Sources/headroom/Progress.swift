@@ -90,3 +90,32 @@ func printError(_ text: String) {
 func print(_ text: String) {
     Swift.print(escapingControlCharacters(text))
 }
+
+/// The overall position in a run of many cells: "cell 3/12, about 4:10 left", the ETA taken from the mean
+/// time of the cells finished so far. Prefixed to the current cell's bar.
+final class CellCounter {
+    private let total: Int
+    private var cells: [String] = []
+    private var started = Date()
+    private var finishedSeconds: [Double] = []
+
+    init(total: Int) { self.total = total }
+
+    private var current = ""
+
+    /// The phase label for `cell`; call with each progress report. It changes only when the cell does, so
+    /// the bar keeps its rate within a cell.
+    func label(_ cell: String) -> String {
+        guard cells.last != cell else { return current }
+        if !cells.isEmpty { finishedSeconds.append(Date().timeIntervalSince(started)) }
+        cells.append(cell)
+        started = Date()
+        var text = "[cell \(cells.count)/\(max(total, cells.count))"
+        if !finishedSeconds.isEmpty {
+            let mean = finishedSeconds.reduce(0, +) / Double(finishedSeconds.count)
+            text += ", about \(formatDuration(mean * Double(max(0, total - cells.count + 1)))) left"
+        }
+        current = text + "] " + cell
+        return current
+    }
+}

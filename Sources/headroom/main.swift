@@ -12,7 +12,7 @@ func topLevelHelp() -> String {
     var text = """
     headroom: which attention heads and FFNs does in-context learning need? (OPT, CPU)
 
-    Usage: headroom <command> [options]      headroom help <command>
+    Usage: headroom <command> [options]      headroom help <command>      headroom --version
 
     Commands:
 
@@ -23,6 +23,10 @@ func topLevelHelp() -> String {
 
 func main() -> Int32 {
     var argv = Array(CommandLine.arguments.dropFirst())
+    if argv.first == "--version" || argv.first == "version" {
+        print("headroom \(Headroom.version)")
+        return 0
+    }
     guard let name = argv.first, !["help", "--help", "-h"].contains(name) else {
         if argv.count >= 2, let c = commands.first(where: { $0.name == argv[1] }) {
             print(c.usage)

@@ -81,8 +81,9 @@ struct EvalCommand: Command {
         }
         let bar = ProgressBar("eval")
         let evaluator = try Evaluator(modelPath: model, options: options)
+        let counter = CellCounter(total: options.tasks.count * options.shots.count)
         let results = try evaluator.run(progress: { cell, done, total in
-            bar.update(phase: cell, done: done, total: total, unit: .tokens)
+            bar.update(phase: counter.label(cell), done: done, total: total, unit: .tokens)
         }, log: { printError($0) })
         bar.finish()
         print(CompareCommand.table([(options.outputDirectory + "/results.json", results)]))
