@@ -44,14 +44,17 @@ public struct InputRecord: Codable, Equatable, Sendable {
         return keys.map { key in
             func show(_ v: String?) -> String {
                 guard let v else { return "none" }
+                if v.hasPrefix("sha256 ") { return String(v.prefix(19)) + "…" }
                 return v.count > 40 ? String(v.prefix(16)) + "…" : v
             }
             return "\(key): \(show(old.values[key])) → \(show(values[key]))"
         }.joined(separator: "; ")
     }
 
-    /// A data file's identity without reading it: size and modification time (symlinks followed). An edit, a
-    /// replacement or a different file changes it; nil when the file does not exist.
+    /// A data file's identity: the SHA-256 of its contents and its size (symlinks followed). Contents, not
+    /// path or modification time: a copy of the same data on another node or in another build keeps its
+    /// results, and any edit recomputes them. Digests are cached per process by path, size and mtime, so a
+    /// run hashes each file once. nil when the file does not exist.
     public static func fileIdentity(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
@@ -60,8 +63,23 @@ public struct InputRecord: Codable, Equatable, Sendable {
         #else
         let mtime = Int(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int(info.st_mtimespec.tv_nsec)
         #endif
-        return "\(info.st_size) bytes, mtime \(mtime) ns"
+        let key = "\(path)\u{0}\(info.st_size)\u{0}\(mtime)"
+        digestLock.lock()
+        let cached = digests[key]
+        digestLock.unlock()
+        if let cached { return cached }
+        guard let data = try? FileGuard.contents(atPath: path) else { return nil }
+        var hasher = SHA256()
+        data.withUnsafeBytes { hasher.update($0) }
+        let identity = "sha256 \(hasher.finalizeHex()), \(data.count) bytes"
+        digestLock.lock()
+        digests[key] = identity
+        digestLock.unlock()
+        return identity
     }
+
+    nonisolated(unsafe) private static var digests: [String: String] = [:]
+    private static let digestLock = NSLock()
 
     /// SHA-256 of a value's canonical JSON: for contents (masks, scores, plans) rather than their paths.
     public static func digest<T: Encodable>(_ value: T) -> String {

@@ -150,7 +150,18 @@ public final class Sweep {
                          + "give one file per task, or --ranking-from TASK|aggregate")
     }
 
+    /// The table as this process last wrote it, with the file's identity (inode, size, mtime) right after:
+    /// while the file still has that identity nobody else wrote it, and it need not be decoded again.
+    private var written: (table: SweepTable, identity: String)?
+
+    func fileIdentity() -> String? {
+        var info = stat()
+        guard stat(jsonPath, &info) == 0 else { return nil }
+        return "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec) \(info.st_mtim.tv_nsec)"
+    }
+
     func loadTable() throws -> SweepTable? {
+        if let written, let now = fileIdentity(), now == written.identity { return written.table }
         guard let data = try FileGuard.contents(atPath: jsonPath) else { return nil }
         do { return try JSONDecoder().decode(SweepTable.self, from: data) } catch {
             throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")
@@ -235,6 +246,7 @@ public final class Sweep {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try AtomicFile.write([UInt8](try encoder.encode(table)), to: jsonPath)
+            written = fileIdentity().map { (table, $0) }
             try AtomicFile.write([UInt8](table.csv.utf8), to: csvPath)
             return table
         }

@@ -44,6 +44,8 @@ public struct HTMLReport: Sendable {
     public var title: String
     /// Escaped HTML shown under the title: model, data, date.
     public var summary: String
+    /// Escaped HTML paragraphs after the summary: what the report is about and what to look for.
+    public var introduction = ""
     public var sections: [ReportSection]
 
     public init(title: String, summary: String, sections: [ReportSection]) {
@@ -75,6 +77,7 @@ public struct HTMLReport: Sendable {
         <style>\(Self.style)</style></head><body>
         <h1>\(escapeXML(title))</h1>
         <p class="summary">\(summary)</p>
+        \(introduction.isEmpty ? "" : "<div class=\"intro\">\(introduction)</div>")
         <nav>\(sections.enumerated().map { "<a href=\"#s\($0.offset)\">\(escapeXML($0.element.title))</a>" }.joined())</nav>
 
         """

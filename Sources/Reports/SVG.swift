@@ -212,7 +212,12 @@ public struct LineChart: Sendable {
     public var yLabel: String
     public var yRange: ClosedRange<Double>?
     /// A horizontal reference line, e.g. chance accuracy.
-    public var reference: (y: Double, label: String)?
+    public var reference: (y: Double, label: String)? {
+        get { references.first }
+        set { references = newValue.map { [$0] } ?? [] }
+    }
+    /// Horizontal reference lines (chance levels of several tasks); equal levels are drawn once.
+    public var references: [(y: Double, label: String)] = []
     /// Where to put x ticks (e.g. the shots values); nil chooses "nice" ones.
     public var xTicks: [Double]?
     public var width: Double = 460
@@ -229,7 +234,7 @@ public struct LineChart: Sendable {
         let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }.filter(\.isFinite)
         let x0 = xs.min() ?? 0, x1 = max(xs.max() ?? 1, x0 + 1e-9)
         var y0 = yRange?.lowerBound ?? (ys.min() ?? 0), y1 = yRange?.upperBound ?? (ys.max() ?? 1)
-        if let r = reference, yRange == nil { y0 = min(y0, r.y); y1 = max(y1, r.y) }
+        for r in references where yRange == nil { y0 = min(y0, r.y); y1 = max(y1, r.y) }
         if y1 - y0 < 1e-9 { y0 -= 0.5; y1 += 0.5 }
         let left = 56.0, right = 150.0, top = 32.0, bottom = 46.0
         let plotW = width - left - right, plotH = height - top - bottom
@@ -244,13 +249,25 @@ public struct LineChart: Sendable {
             body += "<line x1=\(q(px(t))) x2=\(q(px(t))) y1=\(q(top + plotH)) y2=\(q(top + plotH + 4)) stroke=\"#555\"/>"
             body += "<text x=\(q(px(t))) y=\(q(top + plotH + 17)) text-anchor=\"middle\" font-size=\"11\">\(formatNumber(t))</text>"
         }
-        if let r = reference {
-            body += "<line class=\"reference\" x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(r.y))) y2=\(q(py(r.y))) stroke=\"#888\" stroke-dasharray=\"2 3\"/>"
-            body += "<text x=\(q(left + plotW - 4)) y=\(q(py(r.y) - 4)) text-anchor=\"end\" font-size=\"10\" fill=\"#666\">\(escapeXML(r.label))</text>"
+        // Reference lines at the same height share one line and one label.
+        var levels: [(y: Double, labels: [String])] = []
+        for r in references {
+            if let i = levels.firstIndex(where: { abs($0.y - r.y) < 1e-9 }) { levels[i].labels.append(r.label) } else { levels.append((r.y, [r.label])) }
+        }
+        for level in levels {
+            body += "<line class=\"reference\" x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(level.y))) y2=\(q(py(level.y))) stroke=\"#888\" stroke-dasharray=\"2 3\"/>"
+            body += "<text x=\(q(left + plotW - 4)) y=\(q(py(level.y) - 4)) text-anchor=\"end\" font-size=\"10\" fill=\"#666\">\(escapeXML(level.labels.joined(separator: ", ")))</text>"
         }
         for (i, s) in series.enumerated() {
             let color = palette[i % palette.count]
             let finite = s.points.filter { $0.y.isFinite }
+            // A series identical to an earlier one would hide under it: draw it dashed and say so in the legend.
+            let twin = series[..<i].first { t in
+                let other = t.points.filter { $0.y.isFinite }
+                return other.count == finite.count && zip(other, finite).allSatisfy { $0.x == $1.x && abs($0.y - $1.y) < 1e-12 }
+            }
+            var s = s
+            if let twin { s.dashed = true; s.name += " (= \(twin.name))" }
             let path = finite.map { String(format: "%.2f,%.2f", px($0.x), py($0.y)) }.joined(separator: " ")
             body += "<g class=\"series\"><polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>"
             for p in finite {
@@ -274,6 +291,10 @@ public struct BarChart: Sendable {
     public var yLabel: String
     public var width: Double = 460
     public var height: Double = 260
+    /// Bar colours: the diverging scale's ends, so red means the same as in the heatmaps beside it (the
+    /// quantity is positive: the component helps) and blue its opposite.
+    public var positiveColor = "#b2182b"
+    public var negativeColor = "#2166ac"
 
     public init(title: String, bars: [(label: String, value: Double)], xLabel: String, yLabel: String) {
         self.title = title
@@ -301,7 +322,7 @@ public struct BarChart: Sendable {
         for (i, bar) in bars.enumerated() where bar.value.isFinite {
             let x = left + Double(i) * slot + slot * 0.15
             let yTop = py(max(0, bar.value)), yBottom = py(min(0, bar.value))
-            body += "<rect class=\"bar\" x=\(q(x)) y=\(q(yTop)) width=\(q(slot * 0.7)) height=\(q(max(0.5, yBottom - yTop))) fill=\"\(bar.value >= 0 ? palette[0] : palette[5])\">"
+            body += "<rect class=\"bar\" x=\(q(x)) y=\(q(yTop)) width=\(q(slot * 0.7)) height=\(q(max(0.5, yBottom - yTop))) fill=\"\(bar.value >= 0 ? positiveColor : negativeColor)\">"
             body += "<title>\(escapeXML("\(xLabel) \(bar.label): \(formatNumber(bar.value))"))</title></rect>"
         }
         body += "<line x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(0))) y2=\(q(py(0))) stroke=\"#333\"/>"

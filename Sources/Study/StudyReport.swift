@@ -66,7 +66,9 @@ public enum StudyReport {
             curvesSection(inputs, dimension: "ffns"), combinedSection(inputs),
             correlationSection(inputs), inductionSection(inputs), prunedSection(inputs),
         ])
-        return try report.write(to: directory)
+        var withIntroduction = report
+        withIntroduction.introduction = introduction(inputs)
+        return try withIntroduction.write(to: directory)
     }
 
     /// Every heads-shaped matrix of one study has one [layers, heads] shape and every FFN one one [layers, 1]
@@ -123,12 +125,13 @@ public enum StudyReport {
                               xLabel: "shots", yLabel: "accuracy")
         var chartWithRange = chart
         chartWithRange.yRange = 0...1
+        chartWithRange.references = chanceLines(o.tasks, o)
         chartWithRange.xTicks = o.shots.map(Double.init)
         let csv = CSV.table(["task", "metric"] + o.shots.map { "\($0)-shot" }, o.tasks.map { t in [t, metricName(t, o)] + o.shots.map { CSV.number(value(t, $0)) } })
         return ReportSection(title: "Baseline accuracy",
                              intro: "<p>The unpruned model on each task and number of shots, with the pinned harness's prompts and metric (acc; ReCoRD: em).</p>",
                              figures: [Figure(id: "baseline", svg: chartWithRange.render(),
-                                              caption: "Accuracy against the number of in-context examples. A line that rises means the model uses the examples: it learns in context.",
+                                              caption: "Accuracy against the number of in-context examples; dotted lines: chance. A line that rises means the model uses the examples: it learns in context (the paper's premise)." + baselineReading(i, value: value),
                                               command: "headroom eval MODEL --tasks … --shots \(o.shots.map(String.init).joined(separator: ",")) --data DIR", csv: csv)],
                              html: table)
     }
@@ -139,13 +142,17 @@ public enum StudyReport {
         var figures = [heatmapFigure("heads-aggregate", "Aggregate head importance", aggregate, cell: 22,
                                      caption: "The paper's gradient importance, averaged over every task and shots value (the plain mean of the raw matrices). Bright heads matter most; a few bright heads among many dark ones is the paper's picture.",
                                      command: "headroom rank importance/heads-*.json --aggregate -o ranks/heads")]
-        for task in i.options.tasks {
+        // The per-task maps are meant to be compared: one colour scale for all of them.
+        let perTask = i.options.tasks.compactMap { task -> (String, [ScoresFile], [[Double]])? in
             let files = i.heads.filter { $0.task == task }
-            guard !files.isEmpty else { continue }
+            return files.isEmpty ? nil : (task, files, Ranking.mean(files.map(\.scores)))
+        }
+        let shared = ColorScale.fitting(perTask.flatMap { $0.2.flatMap { $0 } }, .sequential)
+        for (task, files, values) in perTask {
             figures.append(heatmapFigure("heads-\(task)", "\(task) (mean over \(files.map { "\($0.shots ?? 0)" }.joined(separator: "/"))-shot)",
-                                         Ranking.mean(files.map(\.scores)), cell: 14,
-                                         caption: "Gradient head importance on \(escapeXML(task)), averaged over shots.",
-                                         command: "headroom importance heads MODEL --task \(task) --shots K --data DIR"))
+                                         values, cell: 14,
+                                         caption: "Gradient head importance on \(escapeXML(task)), averaged over shots; one colour scale for every task's map.",
+                                         command: "headroom importance heads MODEL --task \(task) --shots K --data DIR", scale: shared))
         }
         return ReportSection(title: "Head importance",
                              intro: "<p>I[l,h] = Σ<sub>examples</sub> Σ<sub>t</sub> |⟨A<sub>l,h</sub>(t), ∂L/∂A<sub>l,h</sub>(t)⟩|, where A is the head's output before <code>out_proj</code> and L the gold continuation's mean NLL given its few-shot context (the paper's definition, as its code computes it). Hover a cell for its value.</p>",
@@ -153,13 +160,14 @@ public enum StudyReport {
     }
 
     static func heatmapFigure(_ id: String, _ title: String, _ values: [[Double]], cell: Double, caption: String, command: String,
-                              outlined: [(Int, Int)] = [], valueLabel: String = "importance") -> Figure {
+                              outlined: [(Int, Int)] = [], valueLabel: String = "importance", scale: ColorScale? = nil) -> Figure {
         var map = Heatmap(title: title, values: values, rowLabel: "layer", columnLabel: "head", valueLabel: valueLabel)
+        map.scale = scale ?? ColorScale.fitting(values.flatMap { $0 }, .sequential)
         // Small models get bigger cells, so a 4 × 4 matrix is as readable as a 64 × 72 one.
         map.cell = max(cell, min(36, 200 / Double(max(values.count, values.first?.count ?? 1))))
         map.outlined = outlined
         let columns = values.first?.count ?? 0
-        return Figure(id: id, svg: map.render(), caption: caption, command: command,
+        return Figure(id: id, svg: map.render(), caption: caption + scaleNote(map.scale!), command: command,
                       csv: CSV.matrix(values, corner: "layer\\head", rowNames: values.indices.map(String.init), columnNames: (0..<columns).map(String.init)))
     }
 
@@ -178,33 +186,45 @@ public enum StudyReport {
         return ReportSection(title: "FFN importance",
                              intro: "<p>Score[l] = baseline accuracy − accuracy with layer l's FFN removed, on each task's eval docs. Each ablation reuses the baseline's inputs to layer l (exact).</p>",
                              figures: [
-                                Figure(id: "ffns-by-task", svg: map.render(), caption: "Accuracy lost when one FFN is removed, per task and shots. Red: the FFN helps; blue: removing it helps.",
+                                Figure(id: "ffns-by-task", svg: map.render(), caption: "Accuracy lost when one FFN is removed, per task and shots. Red: the FFN helps; blue: removing it helps." + " Colour scale: \(formatNumber(ColorScale.fitting(matrix.flatMap { $0 }, .diverging).low)) (blue) to \(formatNumber(ColorScale.fitting(matrix.flatMap { $0 }, .diverging).high)) (red).",
                                        command: "headroom importance ffns MODEL --task T --shots K --data DIR",
                                        csv: CSV.matrix(matrix, corner: "cell\\layer", rowNames: labels, columnNames: (0..<L).map(String.init))),
-                                Figure(id: "ffns-aggregate", svg: bars.render(), caption: "The mean over tasks and shots: the ranking the FFN sweeps and the pruned model use.",
+                                Figure(id: "ffns-aggregate", svg: bars.render(), caption: "The mean over tasks and shots: the ranking the FFN sweeps and the pruned model use. Red: the FFN helps; blue: removing it helps, as in the map." + (mean.indices.max { mean[$0] < mean[$1] }.map { " <strong>What this shows:</strong> layer \($0)'s FFN matters most (removing it costs \(String(format: "%.3f", mean[$0])) on average); the least important is layer \(mean.indices.min { mean[$0] < mean[$1] }!)'s (\(String(format: "%+.3f", mean.min()!)))." } ?? ""),
                                        command: "headroom rank importance/ffns-*.json --aggregate -o ranks/ffns",
                                        csv: CSV.table(["layer", "mean_drop"], mean.enumerated().map { ["\($0.offset)", CSV.number($0.element)] })),
                              ])
     }
 
     /// One line chart per task (a series per shots value) plus the mean over tasks.
-    static func curves(_ table: SweepTable, dimension: String, _ o: StudyOptions) -> [Figure] {
-        let x: (SweepRow) -> Double = dimension == "heads" ? { $0.heads_percent } : { $0.ffns_percent }
+    /// `total`: how many heads (or FFNs) the model has. Points sit at the share actually removed
+    /// (floor(p · total / 100) of them), and grid points that remove the same count are drawn once: a 4-layer
+    /// model has only 0–4 FFNs to remove, whatever the grid's percentages.
+    static func curves(_ table: SweepTable, dimension: String, _ o: StudyOptions, total: Int?) -> [Figure] {
+        let removed: (SweepRow) -> Int = dimension == "heads" ? { $0.heads_removed } : { $0.ffns_removed }
+        let percent: (SweepRow) -> Double = dimension == "heads" ? { $0.heads_percent } : { $0.ffns_percent }
+        let x: (SweepRow) -> Double = { row in total.map { 100 * Double(removed(row)) / Double(max(1, $0)) } ?? percent(row) }
         let what = dimension == "heads" ? "heads" : "FFNs"
         var figures: [Figure] = []
-        func chart(_ title: String, _ rows: [SweepRow]) -> LineChart {
+        func distinct(_ rows: [SweepRow]) -> [SweepRow] {
+            var seen = Set<Double>()
+            return rows.sorted { x($0) < x($1) }.filter { seen.insert(x($0)).inserted }
+        }
+        func chart(_ title: String, _ rows: [SweepRow], tasks: [String]) -> LineChart {
             let shots = Array(Set(rows.map(\.shots))).sorted()
             var c = LineChart(title: title, series: shots.map { k in
-                Series(name: "\(k)-shot", points: rows.filter { $0.shots == k }.sorted { x($0) < x($1) }.map { (x($0), $0.value) })
+                Series(name: "\(k)-shot", points: distinct(rows.filter { $0.shots == k }).map { (x($0), $0.value) })
             }, xLabel: "% of \(what) removed (lowest importance first)", yLabel: "accuracy")
             c.yRange = 0...1
+            c.references = chanceLines(tasks, o)
+            let xs = Set(rows.map(x)).sorted()
+            if xs.count <= 6 { c.xTicks = xs }  // few distinct counts (FFNs of a small model): tick exactly those
             return c
         }
         let csvHeader = ["task", "shots", "\(dimension)_percent", "metric", "value", "baseline", "delta"]
         for task in o.tasks {
             let rows = table.rows.filter { $0.task == task }
             guard !rows.isEmpty else { continue }
-            figures.append(Figure(id: "sweep-\(dimension)-\(task)", svg: chart(task, rows).render(),
+            figures.append(Figure(id: "sweep-\(dimension)-\(task)", svg: chart(task, rows, tasks: [task]).render(),
                                   caption: "Iterative \(what) pruning on \(escapeXML(task)), each shots value ranked by its own scores.",
                                   command: "headroom sweep MODEL --tasks \(task) --\(dimension) importance/\(dimension)-\(task)-Kshot.json --grid \(dimension)=0:90:10 …",
                                   csv: CSV.table(csvHeader, rows.map { [$0.task, "\($0.shots)", CSV.number(x($0)), $0.metric, CSV.number($0.value), CSV.number($0.baseline), CSV.number($0.delta)] })))
@@ -221,8 +241,10 @@ public enum StudyReport {
             }
         }
         if !meanRows.isEmpty {
-            figures.insert(Figure(id: "sweep-\(dimension)-mean", svg: chart("Mean over tasks", meanRows).render(),
-                                  caption: "Iterative \(what) pruning, accuracy averaged over tasks. A curve that stays flat and then falls means most \(what) can go before in-context learning breaks.",
+            let reading = sweepReading(meanRows.map { ($0.shots, x($0), $0.value) }, what: what, unit: "%")
+            let finding = dimension == "heads" ? "the paper removes about 70% of OPT-66B's heads with little loss" : "the paper removes about 20% of OPT-66B's FFNs with little loss"
+            figures.insert(Figure(id: "sweep-\(dimension)-mean", svg: chart("Mean over tasks", meanRows, tasks: o.tasks).render(),
+                                  caption: "Iterative \(what) pruning, accuracy averaged over tasks; dotted: chance. A curve that stays flat and then falls means most \(what) can go before in-context learning breaks (\(finding))." + reading,
                                   command: "headroom sweep MODEL --tasks … --\(dimension) … --grid \(dimension)=0:90:10",
                                   csv: CSV.table(["shots", "\(dimension)_percent", "mean_value"], meanRows.map { ["\($0.shots)", CSV.number(x($0)), CSV.number($0.value)] })), at: 0)
         }
@@ -235,7 +257,9 @@ public enum StudyReport {
         let what = dimension == "heads" ? "heads, ranked globally across layers" : "FFNs"
         return ReportSection(title: title,
                              intro: "<p>The p% lowest-ranked \(what) are masked and every cell is scored again (count = floor(p · total / 100), as the paper's code).</p>",
-                             figures: curves(t, dimension: dimension, i.options))
+                             figures: curves(t, dimension: dimension, i.options,
+                                             total: dimension == "heads" ? i.heads.first.map { $0.scores.count * ($0.scores.first?.count ?? 0) }
+                                                                         : i.ffns.first?.scores.count))
     }
 
     static func combinedSection(_ i: Inputs) -> ReportSection {
@@ -254,8 +278,15 @@ public enum StudyReport {
             map.scale = ColorScale(.sequential, low: 0, high: 1)
             map.annotate = true
             map.cell = 34
+            var reading = ""
+            if let base = values.first?.first, base.isFinite {
+                let kept = fs.indices.flatMap { r in hs.indices.map { (r, $0) } }.filter { values[$0.0][$0.1] >= base - 0.02 }
+                if let best = kept.max(by: { (fs[$0.0] + hs[$0.1], hs[$0.1]) < (fs[$1.0] + hs[$1.1], hs[$1.1]) }) {
+                    reading = " <strong>What this shows:</strong> the most removed while staying within 2 points of the unpruned \(String(format: "%.2f", base)) is \(formatNumber(hs[best.1]))% of heads with \(formatNumber(fs[best.0]))% of FFNs (\(String(format: "%.2f", values[best.0][best.1])))."
+                }
+            }
             figures.append(Figure(id: "combined-\(k)shot", svg: map.render(),
-                                  caption: "Heads and FFNs removed together by the aggregate rankings, accuracy averaged over tasks, \(k)-shot. Each cell is one masked evaluation of every task.",
+                                  caption: "Heads and FFNs removed together by the aggregate rankings, accuracy averaged over tasks, \(k)-shot. Each cell is one masked evaluation of every task. Colour scale: accuracy 0 (dark) to 1 (bright)." + reading,
                                   command: "headroom sweep MODEL --heads … --ffns … --grid heads=0:90:10,ffns=0:50:10 --ranking-from aggregate",
                                   csv: CSV.matrix(values, corner: "ffns%\\heads%", rowNames: fs.map { CSV.number($0) }, columnNames: hs.map { CSV.number($0) })))
         }
@@ -274,7 +305,7 @@ public enum StudyReport {
             let m = flat.map { a in flat.map { b in Ranking.spearman(a, b) } }
             let map = correlationMap("Across tasks, \(k)-shot", m, rows: names, columns: names, columnLabel: "task", cell: 34)
             figures.append(Figure(id: "spearman-tasks-\(k)shot", svg: map.render(),
-                                  caption: "Spearman rank correlation of head importance between tasks, \(k)-shot. High values mean the same heads matter for every task, as the paper found.",
+                                  caption: "Spearman rank correlation of head importance between tasks, \(k)-shot; colour scale −1 (blue) to 1 (red). High values mean the same heads matter for every task, as the paper found. <strong>What this shows:</strong> the mean correlation between two different tasks is \(String(format: "%.2f", meanOffDiagonal(m)))\(meanOffDiagonal(m) >= 0.5 ? ": largely the same heads" : meanOffDiagonal(m) >= 0.2 ? ": partly the same heads" : ": different heads").",
                                   command: "headroom rank importance/heads-*-\(k)shot.json -o ranks/heads",
                                   csv: CSV.matrix(m, corner: "", rowNames: names, columnNames: names)))
         }
@@ -289,7 +320,7 @@ public enum StudyReport {
             let map = correlationMap("Across shots", values, rows: tasks, columns: pairs.map { "\($0.0) vs \($0.1)" },
                                      columnLabel: "shots compared", cell: 40)
             figures.append(Figure(id: "spearman-shots", svg: map.render(),
-                                  caption: "Spearman rank correlation of each task's head importance between numbers of shots.",
+                                  caption: "Spearman rank correlation of each task's head importance between numbers of shots; colour scale −1 (blue) to 1 (red). The paper found the important heads barely change with the number of shots. <strong>What this shows:</strong> the mean correlation is \(String(format: "%.2f", values.flatMap { $0 }.filter(\.isFinite).reduce(0, +) / Double(max(1, values.flatMap { $0 }.filter(\.isFinite).count))))).",
                                   command: "headroom rank importance/heads-TASK-*.json -o ranks/heads",
                                   csv: CSV.matrix(values, corner: "task", rowNames: tasks, columnNames: map.columnNames!)))
         }
@@ -310,15 +341,18 @@ public enum StudyReport {
 
     static func inductionSection(_ i: Inputs) -> ReportSection {
         guard let prefix = i.prefix else { return missing("Induction heads", "the induction scores") }
+        // Both probes are shares in 0…1: one colour scale, so equal colours mean equal scores in both maps.
+        let probeScale = ColorScale(.sequential, low: 0,
+                                    high: max(1e-9, (prefix.scores + (i.copying?.scores ?? [])).flatMap { $0 }.filter(\.isFinite).max() ?? 1))
         var figures = [heatmapFigure("prefix-matching", "Prefix matching", prefix.scores, cell: 22,
                                      caption: "Attention from a repeated token to the token that followed its earlier occurrences (random token sequences repeated 4 times). Induction heads score high.",
                                      command: "headroom induction prefix-matching MODEL --count \(i.options.inductionSequences) --seed \(i.options.inductionSeed)",
-                                     valueLabel: "prefix matching")]
+                                     valueLabel: "prefix matching", scale: probeScale)]
         if let copying = i.copying {
             figures.append(heatmapFigure("copying", "Copying", copying.scores, cell: 22,
                                          caption: "The paper's copying probe: how much a head's output raises the logit of the token it attends to.",
                                          command: "headroom induction copying MODEL --count \(i.options.inductionSequences) --seed \(i.options.inductionSeed)",
-                                         valueLabel: "copying"))
+                                         valueLabel: "copying", scale: probeScale))
         }
         if !i.heads.isEmpty {
             let importance = Ranking.mean(i.heads.map(\.scores))
@@ -340,7 +374,7 @@ public enum StudyReport {
                                   xLabel: "top k% of heads by each score", yLabel: "share of top-k% in common")
             chart.yRange = 0...1
             figures.append(Figure(id: "overlap", svg: chart.render(),
-                                  caption: "Of the top k% heads by prefix matching, the share that is also in the top k% by gradient importance; the dashed line is what random sets would give.",
+                                  caption: "Of the top k% heads by prefix matching, the share that is also in the top k% by gradient importance; the dashed line is what random sets would give. The paper found induction heads among the most important ones. <strong>What this shows:</strong> at the top 20%, \(String(format: "%.0f", 100 * overlap[1]))% are shared, against \(String(format: "%.0f", 20.0))% by chance\(overlap[1] > 0.3 ? ": induction heads are among the important heads here too" : "").",
                                   command: "headroom rank induction/prefix-matching.json ranks/heads/aggregate.json -o DIR (overlap.csv)",
                                   csv: CSV.table(["top_percent", "overlap", "chance"], percents.indices.map { [CSV.number(percents[$0]), CSV.number(overlap[$0]), CSV.number(percents[$0] / 100)] })))
         }

@@ -48,7 +48,7 @@ struct SVGTests {
         let svg = BarChart(title: "FFN", bars: [("0", 0.04), ("1", -0.01), ("2", 0)], xLabel: "layer", yLabel: "drop").render()
         #expect(Self.count("class=\"bar\"", in: svg) == 3)
         #expect(svg.contains("<title>layer 1: −0.01</title>"))
-        #expect(svg.contains("fill=\"#d55e00\"><title>layer 1"))  // negative bars in the second colour
+        #expect(svg.contains("fill=\"#2166ac\"><title>layer 1"))  // negative bars blue, as the diverging scale: one meaning per colour
     }
 
     @Test func colorScalesAndNumbers() {
