@@ -84,6 +84,13 @@ public final class Scorer {
                 tokens += size
                 end += 1
             }
+            // Within a batch, move the bar layer by layer (a batch is one forward; on a large model it is long).
+            let saved = options
+            if let progress {
+                let before = doneTokens, batch = tokens, total = totalTokens
+                options.layerProgress = { done, layers in progress(before + batch * done / max(1, layers + 1), total) }
+            }
+            defer { options = saved }
             try scoreBatch(Array(groups[start..<end]), tokenized, shareContexts: shareContexts, output: output, into: &scores)
             doneTokens += tokens
             progress?(doneTokens, totalTokens)

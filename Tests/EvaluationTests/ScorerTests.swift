@@ -32,6 +32,21 @@ struct ScorerTests {
         try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: fixture + "/requests.json")))
     }
 
+    /// The bar moves inside a batch, layer by layer, and the scores are the same with the observer attached.
+    @Test func progressMovesWithinABatch() throws {
+        let reference = try Self.reference()
+        let scorer = try Self.scorer()
+        let requests = reference.requests.map { Request(context: $0.context, continuation: $0.continuation) }
+        final class Seen: @unchecked Sendable { var values: [(Int, Int)] = [] }
+        let seen = Seen()
+        let scores = try scorer.score(requests) { done, total in seen.values.append((done, total)) }
+        let total = try #require(seen.values.last?.1)
+        #expect(seen.values.first?.0 == 0 && seen.values.last?.0 == total)
+        #expect(seen.values.contains { $0.0 > 0 && $0.0 < total }, "no report between 0 and \(total): \(seen.values)")
+        #expect(zip(seen.values, seen.values.dropFirst()).allSatisfy { $0.0 <= $1.0 }, "progress never goes back")
+        #expect(try scorer.score(requests) == scores)
+    }
+
     @Test func matchesHF() throws {
         let reference = try Self.reference()
         let scorer = try Self.scorer()

@@ -98,16 +98,17 @@ struct StudyCommand: Command {
         Runtime.setThreads(threads)
         let study = try Study(options: options, directory: output)
         let bar = ProgressBar("study")
-        var phase = ""
+        // The overall position, "[5/8]", before each step's own bar.
+        var step = ""
+        let started = Date()
         study.log = { line in
             bar.finish()
             print(line)
+            if line.hasPrefix("["), let close = line.firstIndex(of: "]") { step = String(line[...close]) }
         }
         study.progress = { what, done, total in
-            if what != phase { phase = what }
-            bar.update(phase: what, done: done, total: total, unit: .count)
+            bar.update(phase: "\(step) \(what)", done: done, total: total, unit: .count)
         }
-        let started = Date()
         let report = try study.run()
         bar.finish()
         for s in study.skipped { printError("skipped: \(s)") }
