@@ -156,12 +156,6 @@ public enum FileGuard {
             var exists = stat()
             guard stat(input, &exists) == 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: input) }
             registerInput(input)
-            // An input directory (HF_DIR): every file directly in it is an input too.
-            var info = stat()
-            if stat(input, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR,
-               let entries = try? FileManager.default.contentsOfDirectory(atPath: input) {
-                for entry in entries { registerInput((input as NSString).appendingPathComponent(entry)) }
-            }
         }
         for output in outputs {
             switch output {

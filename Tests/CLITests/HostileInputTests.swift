@@ -269,6 +269,16 @@ enum Hostile {
         let prune = try Hostile.run(["prune", model, "--remove-ffns", "0", "-o", model])
         Hostile.expectClean(prune, naming: [model, "is the input"])
         #expect(Hostile.sha(model) == before)
+        // Converting into the checkpoint's own folder works, twice; its config and weights are never outputs.
+        let hf = dir + "/hf"
+        try FileManager.default.copyItem(atPath: CLI.fixtures + "/safetensors-f32", toPath: hf)
+        #expect(try Hostile.run(["convert", hf, "-o", hf + "/model.hrz"]).status == 0)
+        #expect(try Hostile.run(["convert", hf, "-o", hf + "/model.hrz"]).status == 0)
+        for input in ["config.json", "model.safetensors"] {
+            let before = Hostile.sha(hf + "/" + input)
+            Hostile.expectClean(try Hostile.run(["convert", hf, "-o", hf + "/" + input]), naming: [hf + "/" + input, "is the input"])
+            #expect(Hostile.sha(hf + "/" + input) == before)
+        }
         #expect(Hostile.partials(dir).isEmpty)
     }
 

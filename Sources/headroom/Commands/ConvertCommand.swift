@@ -41,7 +41,18 @@ struct ConvertCommand: Command {
 
     /// HF_DIR as given, or the cache snapshot a hub id names.
     var directory: String { HFCache.looksLikeHubID(input) ? ((try? HFCache.resolve(input)) ?? input) : input }
-    var inputs: [String] { [directory].filter { FileManager.default.fileExists(atPath: $0) } + [options.tokenizerDirectory].compactMap { $0 } }
+    /// The directory and every checkpoint, config and tokenizer file in it: `-o HF_DIR/config.json` must be
+    /// refused, while `-o HF_DIR/model.hrz` (converting into the checkpoint's folder, and again later) is fine.
+    var inputs: [String] {
+        let dirs = [directory].filter { FileManager.default.fileExists(atPath: $0) } + [options.tokenizerDirectory].compactMap { $0 }
+        let read = Set(["config.json", "vocab.json", "merges.txt"])
+        let files = dirs.flatMap { dir in
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { read.contains($0) || $0.hasSuffix(".safetensors") || $0.hasSuffix(".bin") || $0.hasSuffix(".index.json") }
+                .map { (dir as NSString).appendingPathComponent($0) }
+        }
+        return dirs + files
+    }
     var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
