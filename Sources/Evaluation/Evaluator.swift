@@ -39,6 +39,8 @@ public struct EvalOptions: Sendable {
     /// A description of the mask for results.json (the files given), nil when unmasked.
     public var maskDescription: String?
     public var memoryBudget: Int?
+    /// Tokens per scoring batch (one forward); nil: the scorer's default. Shards of one cell must agree on it.
+    public var batchTokens: Int?
 
     public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
         self.tasks = tasks
@@ -58,6 +60,7 @@ public final class Evaluator {
         let model = try OPTModel(path: modelPath)
         scorer = Scorer(model: model, tokenizer: try Tokenizer.load(modelPath))
         scorer.options = ForwardOptions(memoryBudget: options.memoryBudget, mask: options.mask)
+        if let batch = options.batchTokens { scorer.tokensPerBatch = batch }
         self.options = options
         self.modelPath = modelPath
     }
@@ -65,7 +68,7 @@ public final class Evaluator {
     var resultsPath: String { (options.outputDirectory as NSString).appendingPathComponent("results.json") }
 
     /// Cells that could not run because a split is missing, with the reason; the other cells still run.
-    public private(set) var skipped: [(cell: String, error: TaskError)] = []
+    public internal(set) var skipped: [(cell: String, error: TaskError)] = []
 
     /// What a cell depends on: the model's content, the split files' identities, the doc limit, the mask's
     /// contents (not its path), the precision and the tool's version.
@@ -78,6 +81,7 @@ public final class Evaluator {
             record["data \(split)"] = InputRecord.fileIdentity("\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl") ?? "missing"
         }
         if options.mask != ModelMask() { record["mask"] = InputRecord.digest(options.mask) }
+        if let batch = options.batchTokens { record["batch tokens"] = String(batch) }  // shards must split the same batches
         return record
     }
 
@@ -237,6 +241,12 @@ public final class Evaluator {
         throws -> (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int) {
         let work = try prepareCell(task, shots: k)
         let (metrics, scores, outcomes) = try score(work, progress: progress)
+        try writeCellFiles(work, scores: scores, outcomes: outcomes)
+        return (metrics, task.standardErrors(outcomes), work.docs, scores.count)
+    }
+
+    /// OUTDIR/requests/<task>-<k>shot.jsonl and OUTDIR/samples/<task>-<k>shot.jsonl for a scored cell.
+    func writeCellFiles(_ work: CellWork, scores: [Score], outcomes: [DocOutcome]) throws {
         var lines: [String] = [], samples: [String] = []
         var offset = 0
         func json(_ object: [String: Any]) throws -> String {
@@ -255,7 +265,7 @@ public final class Evaluator {
                 "doc_id": item.index, "position": item.position, "target": item.doc.target,
                 "requests": zip(item.requests, mine).map { ["context": $0.context, "continuation": $0.continuation,
                                                              "loglikelihood": $1.loglikelihood, "is_greedy": $1.isGreedy] as [String: Any] },
-                "prediction": task == .lambadaOpenAI ? (mine.last?.isGreedy == true ? 1 : 0) : prediction,
+                "prediction": work.task == .lambadaOpenAI ? (mine.last?.isGreedy == true ? 1 : 0) : prediction,
                 "metrics": outcome.values.filter { $0.value.isFinite },
             ]
             if let gold = item.doc.gold { sample["gold"] = gold }
@@ -263,10 +273,10 @@ public final class Evaluator {
             samples.append(try json(sample))
             offset += item.requests.count
         }
-        let path = "\(options.outputDirectory)/requests/\(task.rawValue)-\(k)shot.jsonl"
+        let path = "\(options.outputDirectory)/requests/\(work.task.rawValue)-\(work.shots)shot.jsonl"
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/samples", withIntermediateDirectories: true)
-        try AtomicFile.write(Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(task.rawValue)-\(k)shot.jsonl")
-        return (metrics, task.standardErrors(outcomes), work.docs, scores.count)
+        try AtomicFile.write(Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(work.task.rawValue)-\(work.shots)shot.jsonl")
     }
+
 }

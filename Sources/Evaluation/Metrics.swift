@@ -3,7 +3,7 @@
 import Foundation
 
 /// What one doc contributes to a task's metrics.
-public struct DocOutcome: Sendable {
+public struct DocOutcome: Sendable, Codable {
     /// Metric name → per-doc value (acc, acc_norm, em, f1; LAMBADA's ppl takes the log-likelihood).
     public var values: [String: Double]
     /// MultiRC: (question key, correct) for acc_all. CB: (prediction, gold) for macro F1.

@@ -58,6 +58,14 @@ public final class Scorer {
     /// Scores every request; `progress(done, total)` counts tokens run. With `shareContexts` false, each request runs alone as context + continuation
     /// (the harness's layout), which the tests use as the reference for the shared layout.
     public func score(_ requests: [Request], shareContexts: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> [Score] {
+        try score(requests, shareContexts: shareContexts, batches: { _ in true }, progress: progress).map { $0! }
+    }
+
+    /// Scores the requests of the batches `batches` selects (by batch number, in the order `score` forms
+    /// them); the others stay nil. A shard that takes every N-th batch runs exactly the forwards an
+    /// unsharded run does, so its scores are bit-identical to that run's.
+    public func score(_ requests: [Request], shareContexts: Bool = true, batches select: (Int) -> Bool,
+                      progress: ((Int, Int) -> Void)? = nil) throws -> [Score?] {
         let tokenized = try requests.map(tokens)
         // Groups: requests with identical context tokens share one context sequence.
         var groups: [[Int]] = []
@@ -74,7 +82,7 @@ public final class Scorer {
         let totalTokens = groups.reduce(0) { $0 + groupTokens($1) }
         var doneTokens = 0
         progress?(0, totalTokens)
-        var start = 0
+        var start = 0, batch = 0
         let output = LogitsBuffer()
         while start < groups.count {
             var end = start, tokens = 0
@@ -83,6 +91,12 @@ public final class Scorer {
                 if end > start && tokens + size > tokensPerBatch { break }
                 tokens += size
                 end += 1
+            }
+            batch += 1
+            guard select(batch - 1) else {
+                doneTokens += tokens
+                start = end
+                continue
             }
             // Within a batch, move the bar layer by layer (a batch is one forward; on a large model it is long).
             let saved = options
@@ -96,7 +110,7 @@ public final class Scorer {
             progress?(doneTokens, totalTokens)
             start = end
         }
-        return scores.map { $0! }
+        return scores
     }
 
     private func scoreBatch(_ groups: [[Int]], _ tokenized: [(context: [Int], continuation: [Int])], shareContexts: Bool,

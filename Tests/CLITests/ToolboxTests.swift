@@ -88,3 +88,44 @@ import TestSupport
         #expect(csv.hasPrefix("rank,layer,head,score\n1,0,1,0.1\n2,1,2,0.2\n"), "\(csv)")
     }
 }
+
+/// `eval --shard i/N` then `--merge-shards N` equals one unsharded run: metrics identical, per-request
+/// log-likelihoods bit-identical (each shard runs the unsharded run's own batches), same files.
+@Suite(.serialized) struct ShardTests {
+    @Test func shardedEvaluationMergesToTheUnshardedResult() throws {
+        let dir = Hostile.folder("shards")
+        // Small batches, so each cell has many and every shard gets some.
+        let base = ["eval", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,5", "--data", Hostile.demoTasks, "--limit", "25",
+                    "--batch-tokens", "300"]
+        #expect(try Hostile.run(base + ["-o", dir + "/whole"]).status == 0)
+        for i in 0..<3 { #expect(try Hostile.run(base + ["-o", dir + "/split", "--shard", "\(i)/3"]).status == 0) }
+        for i in 0..<3 {
+            let file = try ToolboxTests.json(dir + "/split/shards/demo_map_a-5shot-\(i)of3.json")
+            #expect((file["scores"] as! [[Double]]).count > 0, "shard \(i) scored nothing")
+        }
+        // Merging before every shard exists names the missing one.
+        let early = try Hostile.run(base + ["-o", dir + "/partial", "--merge-shards", "2"])
+        Hostile.expectClean(early, naming: ["shard 0/2 of demo_copy/0-shot is missing"])
+        let merged = try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let whole = try ToolboxTests.json(dir + "/whole/results.json")["cells"] as! [String: [String: Any]]
+        let split = try ToolboxTests.json(dir + "/split/results.json")["cells"] as! [String: [String: Any]]
+        #expect(Set(whole.keys) == Set(split.keys) && whole.count == 4)
+        for (key, cell) in whole {
+            #expect(cell["metrics"] as! [String: Double] == split[key]!["metrics"] as! [String: Double], "\(key)")
+            #expect(cell["docs"] as? Int == split[key]!["docs"] as? Int)
+        }
+        for name in ["demo_copy-0shot", "demo_map_a-5shot"] {
+            func lines(_ d: String) throws -> [[String: Any]] {
+                try String(contentsOfFile: "\(dir)/\(d)/requests/\(name).jsonl", encoding: .utf8).split(separator: "\n")
+                    .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            }
+            let a = try lines("whole"), b = try lines("split")
+            #expect(a.count == b.count)
+            for (x, y) in zip(a, b) {
+                #expect(x["context"] as? String == y["context"] as? String && x["position"] as? Int == y["position"] as? Int)
+                #expect(x["loglikelihood"] as! Double == y["loglikelihood"] as! Double, "shards run the same batches: bit-identical")
+            }
+        }
+    }
+}

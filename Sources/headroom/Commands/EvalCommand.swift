@@ -10,6 +10,7 @@ struct EvalCommand: Command {
     Usage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR
                          [--limit N] [--mask-heads FILE] [--mask-ffns FILE] [--memory-budget B] [--threads N]
            headroom eval --tasks list --data DIR      (the tasks, their splits, and which are under DIR)
+           headroom eval MODEL.hrz ... -o OUTDIR --shard i/N      then      headroom eval MODEL.hrz ... -o OUTDIR --merge-shards N
 
     Emulates lm-evaluation-harness 11fa0bf with amazon-science/llm-interpret's tasks: the eval split is
     shuffled with random.Random(42), each doc's few-shot examples are drawn with rnd.sample from the same
@@ -30,6 +31,10 @@ struct EvalCommand: Command {
     exit status is 1.
 
     Options:
+      --shard i/N         score only docs at positions i, i+N, … of each cell into OUTDIR/shards/ (one job of an array)
+      --merge-shards N    merge the N shards of each cell into results.json, as an unsharded run writes it
+      --batch-tokens N    tokens per scoring batch (default 16384); shards take whole batches, so a shard's
+                          log-likelihoods are bit-identical to an unsharded run with the same N
       --limit N           the first N docs of the shuffled order, as the harness's limit
       --mask-heads FILE   heads to mask, {"heads": [[layer, head], …]} (formats/masks.md)
       --mask-ffns FILE    FFNs to mask, {"ffns": [layer, …]}
@@ -45,6 +50,10 @@ struct EvalCommand: Command {
 
     /// `--tasks list`: print the tasks and their splits under --data instead of evaluating.
     var listOnly = false
+    /// `--shard i/N`: score every N-th doc of each cell (positions i, i+N, …) into OUTDIR/shards/.
+    var shard: Shard?
+    /// `--merge-shards N`: merge the N shard files of every cell into results.json.
+    var mergeShards: Int?
 
     init(_ args: inout Arguments) throws(UsageError) {
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
@@ -56,6 +65,16 @@ struct EvalCommand: Command {
         guard let out = o ?? (listOnly ? "" : nil) else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         options.limit = try args.positive("--limit")
+        if let text = try args.option("--shard") {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
+                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
+            }
+            shard = Shard(index: i, count: n)
+        }
+        mergeShards = try args.positive("--merge-shards")
+        options.batchTokens = try args.positive("--batch-tokens")
+        if shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }
         maskHeads = try args.option("--mask-heads")
         maskFFNs = try args.option("--mask-ffns")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
@@ -82,6 +101,22 @@ struct EvalCommand: Command {
         let bar = ProgressBar("eval")
         let evaluator = try Evaluator(modelPath: model, options: options)
         let counter = CellCounter(total: options.tasks.count * options.shots.count)
+        if let shard {
+            try evaluator.runShard(shard, progress: { cell, done, total in
+                bar.update(phase: counter.label(cell), done: done, total: total, unit: .tokens)
+            }, log: { printError($0) })
+            bar.finish()
+            print("wrote \(options.outputDirectory)/shards/*-\(shard.index)of\(shard.count).json; merge with --merge-shards \(shard.count)")
+            for (cell, error) in evaluator.skipped { printError("skipped \(cell)-shot: \(error)") }
+            return evaluator.skipped.isEmpty ? 0 : 1
+        }
+        if let mergeShards {
+            let results = try evaluator.mergeShards(mergeShards, log: { printError($0) })
+            print(CompareCommand.table([(options.outputDirectory + "/results.json", results)]))
+            print("wrote \(options.outputDirectory)/results.json")
+            for (cell, error) in evaluator.skipped { printError("skipped \(cell)-shot: \(error)") }
+            return evaluator.skipped.isEmpty ? 0 : 1
+        }
         let results = try evaluator.run(progress: { cell, done, total in
             bar.update(phase: counter.label(cell), done: done, total: total, unit: .tokens)
         }, log: { printError($0) })
