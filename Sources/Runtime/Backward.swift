@@ -15,14 +15,51 @@ public struct ImportanceRequest: Sendable, Equatable {
     }
 }
 
+/// Gradient importance before normalisation: fp64 sums over examples and the token counts that divide them.
+/// Shards of one example list merge exactly by adding these in shard order (`merged`), then `normalized`.
+public struct ImportanceSums: Codable, Sendable, Equatable {
+    /// `[L][num_attention_heads]` Σ over examples of Σ_t |⟨A, ∂L/∂A⟩|.
+    public var sums: [[Double]]
+    public var tokensMinusOne: Int
+    public var continuationTokens: Int
+    public var examples: Int
+
+    /// The paper's scores: layers 0…L−2 divided by Σ(tokens − 1), the last by Σ continuation tokens.
+    public func normalized() -> [[Double]] {
+        let L = sums.count
+        return sums.enumerated().map { l, row in
+            let divisor = Double(l == L - 1 ? continuationTokens : tokensMinusOne)
+            return row.map { $0 / max(1, divisor) }
+        }
+    }
+
+    /// Element-wise sum of shards, in the order given.
+    public static func merged(_ shards: [ImportanceSums]) -> ImportanceSums? {
+        guard var total = shards.first else { return nil }
+        for s in shards.dropFirst() {
+            total.sums = zip(total.sums, s.sums).map { zip($0, $1).map(+) }
+            total.tokensMinusOne += s.tokensMinusOne
+            total.continuationTokens += s.continuationTokens
+            total.examples += s.examples
+        }
+        return total
+    }
+}
+
 extension OPTModel {
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0). Saved layer inputs beyond
     /// `memoryBudget` bytes spill to a temporary file in `spillDirectory`.
     public func headImportance(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
                                progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        try headImportanceSums(requests, memoryBudget: memoryBudget, spillDirectory: spillDirectory, progress: progress).normalized()
+    }
+
+    /// The sums over the examples `select` picks (by index; all by default), each computed exactly as alone.
+    public func headImportanceSums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
+                                   spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
         let L = config.numHiddenLayers
         var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-        var tokensMinusOne = 0, continuationTokens = 0
+        var tokensMinusOne = 0, continuationTokens = 0, examples = 0
         let embedding = embeddingFloats()
         // Small models keep their layers widened to fp32 for the whole run (3 passes per example use them).
         scratch.widened.keeping = 4 * layerElements <= scratch.widened.limit
@@ -31,17 +68,15 @@ extension OPTModel {
             guard !r.context.isEmpty, !r.continuation.isEmpty else {
                 throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
             }
+            guard select(i) else { continue }
+            examples += 1
             let perLayer = try exampleImportance(r, embedding: embedding, saved: SpillStore(budget: memoryBudget, directory: spillDirectory))
             for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += perLayer[l][k] } }
             tokensMinusOne += r.context.count + r.continuation.count - 1
             continuationTokens += r.continuation.count
             progress?(i + 1, requests.count)
         }
-        for l in 0..<L {
-            let divisor = Double(l == L - 1 ? continuationTokens : tokensMinusOne)
-            scores[l] = scores[l].map { $0 / max(1, divisor) }
-        }
-        return scores
+        return ImportanceSums(sums: scores, tokensMinusOne: tokensMinusOne, continuationTokens: continuationTokens, examples: examples)
     }
 
     /// logits `[rows, V]` = project_out(hidden `[rows, C]`) · embed_tokensᵀ, the tied LM head without the final

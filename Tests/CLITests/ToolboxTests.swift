@@ -128,4 +128,21 @@ import TestSupport
             }
         }
     }
+
+    @Test func shardedImportanceMergesWithin1e9() throws {
+        let dir = Hostile.folder("impshards")
+        let base = ["importance", "heads", Hostile.demo, "--task", "demo_map_a", "--shots", "1", "--data", Hostile.demoTasks, "--limit", "10"]
+        #expect(try Hostile.run(base + ["-o", dir + "/whole.json"]).status == 0)
+        for i in 0..<3 { #expect(try Hostile.run(base + ["-o", dir + "/split.json", "--shard", "\(i)/3"]).status == 0) }
+        let merged = try Hostile.run(base + ["-o", dir + "/split.json", "--merge-shards", "3"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let a = (try ToolboxTests.json(dir + "/whole.json")["scores"] as! [[Double]]).flatMap { $0 }
+        let b = (try ToolboxTests.json(dir + "/split.json")["scores"] as! [[Double]]).flatMap { $0 }
+        #expect(a.count == b.count && a.count == 16)
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-9 * abs(x), "\(x) vs \(y)") }
+        // Shards of other examples are refused by name.
+        let other = try Hostile.run(["importance", "heads", Hostile.demo, "--task", "demo_map_a", "--shots", "1", "--data", Hostile.demoTasks,
+                                     "--limit", "9", "-o", dir + "/split.json", "--merge-shards", "3"])
+        Hostile.expectClean(other, naming: [dir + "/split.json.shard-0of3.json", "computed from other inputs (examples:"])
+    }
 }

@@ -13,6 +13,7 @@ struct ImportanceCommand: Command {
            headroom importance heads MODEL.hrz --requests FILE.jsonl -o scores.json
            headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--heads] [--no-cache] -o scores.json
            common: [--memory-budget B] [--threads N]
+           heads on several machines: add --shard i/N (writes scores.json.shard-<i>ofN.json), then --merge-shards N
 
     ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
     split with the evaluator's prompts (acc; ReCoRD: em). The baseline pass records every layer's input;
@@ -35,6 +36,11 @@ struct ImportanceCommand: Command {
     With --requests: one {"context": [ids], "continuation": [ids]} per line, used as given.
 
     Writes a scores file (formats/scores.md) with kind "heads", scores [layers][heads] by original index.
+
+    --shard i/N computes the fp64 sums of examples i, i+N, … (each exactly as alone) into
+    OUT.shard-<i>ofN.json; --merge-shards N adds the N shards in order, divides as above and writes OUT,
+    within 1e-9 relative of an unsharded run (only the order of the fp64 additions differs). The merge
+    checks that every shard used the same model and the same tokenized examples.
     """
 
     var model: String
@@ -50,6 +56,8 @@ struct ImportanceCommand: Command {
     var oracleHeads = false
     var memoryBudget: Int?
     var threads = ProcessInfo.processInfo.activeProcessorCount
+    var shard: Shard?
+    var mergeShards: Int?
 
     init(_ args: inout Arguments) throws(UsageError) {
         kind = try args.positional("heads or ffns")
@@ -71,13 +79,33 @@ struct ImportanceCommand: Command {
             limit = try args.option("--limit", default: 2500, in: 1...10_000_000)
             targetSpace = args.flag("--target-space")
         }
+        if let text = try args.option("--shard") {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
+                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
+            }
+            shard = Shard(index: i, count: n)
+        }
+        mergeShards = try args.positive("--merge-shards")
+        if (shard != nil || mergeShards != nil) && kind != "heads" { throw UsageError("--shard and --merge-shards go with importance heads") }
+        if shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }
         guard (task == nil) != (requestsFile == nil) else { throw UsageError("give exactly one of --task and --requests") }
         if kind == "ffns" && task == nil { throw UsageError("importance ffns needs --task, --shots and --data") }
         model = try args.positional("MODEL.hrz")
     }
 
     var inputs: [String] { [model] + [requestsFile, data].compactMap { $0 } }
-    var outputs: [FileGuard.Output] { [.file(output)] }
+    var outputs: [FileGuard.Output] { [.file(shard.map { shardPath($0) } ?? output)] }
+
+    func shardPath(_ s: Shard) -> String { "\(output).shard-\(s.index)of\(s.count).json" }
+
+    /// One shard's sums, with what they were computed from.
+    struct ShardSums: Codable {
+        var shard: [Int]
+        var inputs: InputRecord
+        var sums: ImportanceSums
+        var truncated: Int
+    }
 
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
@@ -92,8 +120,43 @@ struct ImportanceCommand: Command {
             (requests, truncated) = try ImportanceData.tokenized(task: task!, shots: shots, dataDirectory: data!, limit: limit, targetSpace: targetSpace,
                                                     scorer: scorer)
         }
+        // The examples themselves (token ids) stand for task, shots, data, limit and draws.
+        var inputs = InputRecord.base(modelID: opt.contentID)
+        inputs["examples"] = InputRecord.digest(requests.map { [$0.context, $0.continuation] })
         let bar = ProgressBar("importance")
-        let scores = try opt.headImportance(requests, memoryBudget: memoryBudget) { done, total in bar.update(phase: "heads", done: done, total: total, unit: .count) }
+        let tick = { (done: Int, total: Int) in bar.update(phase: "heads", done: done, total: total, unit: .count) }
+        if let shard {
+            let sums = try opt.headImportanceSums(requests, select: { $0 % shard.count == shard.index }, memoryBudget: memoryBudget, progress: tick)
+            bar.finish()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try AtomicFile.write([UInt8](try encoder.encode(ShardSums(shard: [shard.index, shard.count], inputs: inputs, sums: sums,
+                                                                         truncated: truncated))), to: shardPath(shard))
+            print("wrote \(shardPath(shard)): sums of \(sums.examples) of \(requests.count) examples; merge with --merge-shards \(shard.count)")
+            return 0
+        }
+        let scores: [[Double]]
+        if let count = mergeShards {
+            var parts: [ImportanceSums] = []
+            for i in 0..<count {
+                let path = shardPath(Shard(index: i, count: count))
+                guard let data = try FileGuard.contents(atPath: path) else {
+                    throw TaskError(file: path, line: nil, "shard \(i)/\(count) is missing; run importance heads … --shard \(i)/\(count)")
+                }
+                let part: ShardSums
+                do { part = try JSONDecoder().decode(ShardSums.self, from: data) } catch { throw TaskError(file: path, line: nil, "not a shard file: \(error)") }
+                if let change = inputs.changes(from: part.inputs) { throw TaskError(file: path, line: nil, "computed from other inputs (\(change))") }
+                guard part.shard == [i, count] else { throw TaskError(file: path, line: nil, "field 'shard' is \(part.shard), expected [\(i), \(count)]") }
+                parts.append(part.sums)
+            }
+            let merged = ImportanceSums.merged(parts)!
+            guard merged.examples == requests.count else {
+                throw TaskError(file: shardPath(Shard(index: 0, count: count)), line: nil, "the shards hold \(merged.examples) examples, expected \(requests.count)")
+            }
+            scores = merged.normalized()
+        } else {
+            scores = try opt.headImportance(requests, memoryBudget: memoryBudget, progress: tick)
+        }
         bar.finish()
         try ScoresFile(kind: "heads", method: "gradient", task: task?.rawValue, shots: task == nil ? nil : shots, model_sha256: opt.contentID,
                        examples: requests.count, scores: scores,
