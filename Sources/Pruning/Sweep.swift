@@ -103,6 +103,8 @@ public struct SweepOptions: Sendable {
     public var ffns: [(path: String, file: ScoresFile)] = []
     /// Rank every task by this task's scores (the paper's cross-task figures), or `aggregate`: the mean of all files.
     public var rankingFrom: String?
+    /// Compute only the grid points i, i+N, … (over all cells, in run order) into DIR/shards/; `mergeShards` joins them.
+    public var shard: Shard?
 
     public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
         self.tasks = tasks
@@ -129,8 +131,63 @@ public final class Sweep {
         self.modelPath = modelPath
     }
 
-    var jsonPath: String { options.outputDirectory + "/sweep.json" }
-    var csvPath: String { options.outputDirectory + "/sweep.csv" }
+    var jsonPath: String { options.shard.map { shardPath($0) } ?? options.outputDirectory + "/sweep.json" }
+    var csvPath: String { (jsonPath as NSString).deletingPathExtension + ".csv" }
+    func shardPath(_ s: Shard) -> String { "\(options.outputDirectory)/shards/sweep-\(s.index)of\(s.count).json" }
+
+    /// A cell's ranking label, rankings and recorded inputs (the run and the merge compute them the same way).
+    func cellContext(_ task: Task, _ k: Int) throws -> (label: String, heads: (label: String, scores: [[Double]])?,
+                                                          ffns: (label: String, scores: [[Double]])?, inputs: InputRecord) {
+        let heads = options.heads.isEmpty ? nil : try Self.ranking(options.heads, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "heads")
+        let ffns = options.ffns.isEmpty ? nil : try Self.ranking(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")
+        let labels = [heads?.label, ffns?.label].compactMap { $0 }
+        let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
+        var inputs = evaluator.cellInputs(task, shots: k)
+        // A point depends on its ranking only through the order it removes in (float noise in a
+        // recomputed scores file that keeps the order keeps the points).
+        if let heads { inputs["heads ranking"] = InputRecord.digest(Ranking.ascending(heads.scores).map { [$0.layer, $0.head] }) }
+        if let ffns { inputs["ffns ranking"] = InputRecord.digest(Ranking.ascending(ffns.scores).map { [$0.layer, $0.head] }) }
+        return (label, heads, ffns, inputs)
+    }
+
+    /// Joins the N shards into DIR/sweep.json and sweep.csv, rows in run order, as an unsharded sweep writes
+    /// them. Every point of every cell must be in some shard, computed from this sweep's inputs.
+    public func mergeShards(_ count: Int, log: (String) -> Void = { _ in }) throws -> SweepTable {
+        var rows: [String: SweepRow] = [:]
+        for i in 0..<count {
+            let path = shardPath(Shard(index: i, count: count))
+            guard let data = try FileGuard.contents(atPath: path) else {
+                throw PruneError(file: path, "shard \(i)/\(count) is missing; run sweep … --shard \(i)/\(count)")
+            }
+            let table: SweepTable
+            do { table = try JSONDecoder().decode(SweepTable.self, from: data) } catch { throw PruneError(file: path, "not a sweep table: \(error)") }
+            for row in table.rows { rows[row.key] = row }
+        }
+        var merged = SweepTable(model: modelPath, model_sha256: evaluator.modelID, rows: [])
+        for task in options.tasks {
+            for k in options.shots {
+                let cell = try cellContext(task, k)
+                for p in options.grid.points {
+                    let key = "\(task.rawValue)/\(k)/\(p.heads)/\(p.ffns)/\(cell.label)"
+                    guard let row = rows[key] else {
+                        throw PruneError(file: shardPath(Shard(index: 0, count: count)), "no shard holds \(task.rawValue)/\(k)-shot at heads \(p.heads)%, FFNs \(p.ffns)%")
+                    }
+                    if let change = cell.inputs.changes(from: row.inputs) {
+                        throw PruneError(file: options.outputDirectory + "/shards", "\(task.rawValue)/\(k)-shot was computed from other inputs (\(change))")
+                    }
+                    merged.rows.append(row)
+                }
+            }
+        }
+        try DirectoryLock.withLock(options.outputDirectory) {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write([UInt8](try encoder.encode(merged)), to: options.outputDirectory + "/sweep.json")
+            try AtomicFile.write([UInt8](merged.csv.utf8), to: options.outputDirectory + "/sweep.csv")
+        }
+        log("merged \(count) shards: \(merged.rows.count) points")
+        return merged
+    }
 
     /// The scores matrix ranking `task` at `shots`, and a label saying where it came from.
     /// Same task (preferring the same shots); a single file ranks every task; `aggregate` averages all files
@@ -171,7 +228,7 @@ public final class Sweep {
     /// Runs every point that DIR/sweep.json does not already hold with the same recorded inputs (model, data
     /// files, limit, the rankings' contents, precision, tool version). `progress(done, total)` counts grid points.
     public func run(progress: ((Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> SweepTable {
-        try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (jsonPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let sha = evaluator.modelID
         var table = SweepTable(model: modelPath, model_sha256: sha, rows: [])
         // sweep.csv is derived from sweep.json; a run killed between the two writes left it behind: repair it now.
@@ -179,20 +236,21 @@ public final class Sweep {
             if let existing = try loadTable() { try AtomicFile.write([UInt8](existing.csv.utf8), to: csvPath) }
         }
         let config = try HRZReader(path: modelPath).config
-        let points = options.grid.points
-        let total = options.tasks.count * options.shots.count * points.count
-        var finished = 0
+        let allPoints = options.grid.points
+        // A shard takes every N-th point over all cells in run order; each point is computed exactly as alone.
+        func mine(_ cell: Int) -> [(heads: Double, ffns: Double)] {
+            guard let shard = options.shard else { return allPoints }
+            return allPoints.indices.filter { (cell * allPoints.count + $0) % shard.count == shard.index }.map { allPoints[$0] }
+        }
+        let cells = options.tasks.count * options.shots.count
+        let total = (0..<cells).reduce(0) { $0 + mine($1).count }
+        var finished = 0, cell = -1
         for task in options.tasks {
             for k in options.shots {
-                let heads = options.heads.isEmpty ? nil : try Self.ranking(options.heads, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "heads")
-                let ffns = options.ffns.isEmpty ? nil : try Self.ranking(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")
-                let labels = [heads?.label, ffns?.label].compactMap { $0 }
-                let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
-                var inputs = evaluator.cellInputs(task, shots: k)
-                // A point depends on its ranking only through the order it removes in (float noise in a
-                // recomputed scores file that keeps the order keeps the points).
-                if let heads { inputs["heads ranking"] = InputRecord.digest(Ranking.ascending(heads.scores).map { [$0.layer, $0.head] }) }
-                if let ffns { inputs["ffns ranking"] = InputRecord.digest(Ranking.ascending(ffns.scores).map { [$0.layer, $0.head] }) }
+                cell += 1
+                let points = mine(cell)
+                if points.isEmpty { continue }
+                let (label, heads, ffns, inputs) = try cellContext(task, k)
                 func key(_ h: Double, _ f: Double) -> String { "\(task.rawValue)/\(k)/\(h)/\(f)/\(label)" }
                 let keys = Set(points.map { key($0.heads, $0.ffns) })
                 let existing = (try loadTable()?.rows ?? []).filter { keys.contains($0.key) }

@@ -145,4 +145,21 @@ import TestSupport
                                      "--limit", "9", "-o", dir + "/split.json", "--merge-shards", "3"])
         Hostile.expectClean(other, naming: [dir + "/split.json.shard-0of3.json", "computed from other inputs (examples:"])
     }
+
+    @Test func shardedSweepMergesToTheUnshardedTable() throws {
+        let dir = Hostile.folder("sweepshards")
+        let scores = #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
+        try scores.write(toFile: dir + "/h.json", atomically: true, encoding: .utf8)
+        let base = ["sweep", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "6",
+                    "--heads", dir + "/h.json", "--grid", "heads=0:75:25"]
+        #expect(try Hostile.run(base + ["-o", dir + "/whole"]).status == 0)
+        for i in 0..<3 { #expect(try Hostile.run(base + ["-o", dir + "/split", "--shard", "\(i)/3"]).status == 0) }
+        let merged = try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        let whole = try String(contentsOfFile: dir + "/whole/sweep.csv", encoding: .utf8)
+        #expect(try String(contentsOfFile: dir + "/split/sweep.csv", encoding: .utf8) == whole, "the merged table equals the unsharded one")
+        #expect(whole.split(separator: "\n").count == 1 + 4 * 4)
+        try FileManager.default.removeItem(atPath: dir + "/split/shards/sweep-1of3.json")
+        Hostile.expectClean(try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"]), naming: ["sweep-1of3.json", "shard 1/3 is missing"])
+    }
 }

@@ -28,6 +28,8 @@ struct SweepCommand: Command {
     Each point is saved as it finishes; rerunning the same command after a kill resumes at the next one.
 
     Options:
+      --shard i/N         compute grid points i, i+N, … (over all cells) into OUTDIR/shards/ (one job of an array)
+      --merge-shards N    join the N shards into sweep.json and sweep.csv, as an unsharded sweep writes them
       --heads FILES        heads scores files (comma-separated or repeated)
       --ffns FILES         FFN scores files
       --grid SPEC          default heads=0:90:10
@@ -42,6 +44,7 @@ struct SweepCommand: Command {
     var headFiles: [String] = []
     var ffnFiles: [String] = []
     var threads: Int
+    var mergeShards: Int?
 
     init(_ args: inout Arguments) throws(UsageError) {
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
@@ -59,6 +62,15 @@ struct SweepCommand: Command {
         if let r = options.rankingFrom, r != "aggregate", Task.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
         options.limit = try args.positive("--limit")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+        if let text = try args.option("--shard") {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
+                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
+            }
+            options.shard = Shard(index: i, count: n)
+        }
+        mergeShards = try args.positive("--merge-shards")
+        if options.shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         model = try args.positional("MODEL.hrz")
     }
@@ -73,12 +85,22 @@ struct SweepCommand: Command {
         options.heads = try headFiles.map { ($0, try PrunePlan.scores($0, kind: "heads", config: config)) }
         options.ffns = try ffnFiles.map { ($0, try PrunePlan.scores($0, kind: "ffns", config: config)) }
         let sweep = try Sweep(modelPath: model, options: options)
+        if let count = mergeShards {
+            let table = try sweep.mergeShards(count, log: { printError($0) })
+            print(Self.summary(table))
+            print("wrote \(options.outputDirectory)/sweep.json and sweep.csv (\(table.rows.count) points from \(count) shards)")
+            return 0
+        }
         let bar = ProgressBar("sweep")
         let table = try sweep.run(progress: { done, total in bar.update(phase: "points", done: done, total: total, unit: .count) },
                                   log: { printError($0) })
         bar.finish()
         print(Self.summary(table))
-        print("wrote \(options.outputDirectory)/sweep.json and sweep.csv (\(table.rows.count) points)")
+        if let shard = options.shard {
+            print("wrote \(options.outputDirectory)/shards/sweep-\(shard.index)of\(shard.count).json (\(table.rows.count) points); merge with --merge-shards \(shard.count)")
+        } else {
+            print("wrote \(options.outputDirectory)/sweep.json and sweep.csv (\(table.rows.count) points)")
+        }
         for (cell, error) in sweep.skipped { printError("skipped \(cell)-shot: \(error)") }
         return sweep.skipped.isEmpty ? 0 : 1
     }
