@@ -1,4 +1,6 @@
 /// A small argv scanner: options are taken out as they are asked for; `finish()` rejects leftovers.
+import Evaluation
+
 
 /// A usage mistake: printed as `Error: …` followed by the command's usage, exit 2 (as getopt-style tools and swift-argument-parser do).
 struct UsageError: Error, CustomStringConvertible {
@@ -58,6 +60,16 @@ struct Arguments {
             throw UsageError("\(name) takes one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
         }
         return v
+    }
+
+    /// `--shard i/N` (0 ≤ i < N): which of N jobs this one is.
+    mutating func shard() throws(UsageError) -> Shard? {
+        guard let text = try option("--shard") else { return nil }
+        let parts = text.split(separator: "/").map { Int($0) }
+        guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
+            throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
+        }
+        return Shard(index: i, count: n)
     }
 
     /// The next argument that is not an option.

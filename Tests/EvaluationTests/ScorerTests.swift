@@ -44,7 +44,10 @@ struct ScorerTests {
         #expect(seen.values.first?.0 == 0 && seen.values.last?.0 == total)
         #expect(seen.values.contains { $0.0 > 0 && $0.0 < total }, "no report between 0 and \(total): \(seen.values)")
         #expect(zip(seen.values, seen.values.dropFirst()).allSatisfy { $0.0 <= $1.0 }, "progress never goes back")
-        #expect(try scorer.score(requests) == scores)
+        // Without the observer: the same scores (within fp32 noise: other suites may change the process's
+        // BLAS thread count between the two calls, which reorders sums).
+        let plain = try scorer.score(requests)
+        #expect(zip(plain, scores).allSatisfy { abs($0.loglikelihood - $1.loglikelihood) <= 1e-5 && $0.isGreedy == $1.isGreedy })
     }
 
     @Test func matchesHF() throws {

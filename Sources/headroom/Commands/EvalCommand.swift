@@ -65,13 +65,7 @@ struct EvalCommand: Command {
         guard let out = o ?? (listOnly ? "" : nil) else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         options.limit = try args.positive("--limit")
-        if let text = try args.option("--shard") {
-            let parts = text.split(separator: "/").map { Int($0) }
-            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
-                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
-            }
-            shard = Shard(index: i, count: n)
-        }
+        shard = try args.shard()
         mergeShards = try args.positive("--merge-shards")
         options.batchTokens = try args.positive("--batch-tokens")
         if shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }

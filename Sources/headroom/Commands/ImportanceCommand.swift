@@ -79,13 +79,7 @@ struct ImportanceCommand: Command {
             limit = try args.option("--limit", default: 2500, in: 1...10_000_000)
             targetSpace = args.flag("--target-space")
         }
-        if let text = try args.option("--shard") {
-            let parts = text.split(separator: "/").map { Int($0) }
-            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
-                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
-            }
-            shard = Shard(index: i, count: n)
-        }
+        shard = try args.shard()
         mergeShards = try args.positive("--merge-shards")
         if (shard != nil || mergeShards != nil) && kind != "heads" { throw UsageError("--shard and --merge-shards go with importance heads") }
         if shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }

@@ -62,13 +62,7 @@ struct SweepCommand: Command {
         if let r = options.rankingFrom, r != "aggregate", Task.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
         options.limit = try args.positive("--limit")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
-        if let text = try args.option("--shard") {
-            let parts = text.split(separator: "/").map { Int($0) }
-            guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (0..<n).contains(i) else {
-                throw UsageError("--shard takes i/N with 0 ≤ i < N, got '\(text)'")
-            }
-            options.shard = Shard(index: i, count: n)
-        }
+        options.shard = try args.shard()
         mergeShards = try args.positive("--merge-shards")
         if options.shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
