@@ -20,7 +20,7 @@ public final class AtomicFile {
     /// that killed earlier runs left for the same destination.
     public init(path: String) throws(HRZError) {
         self.path = path
-        temporaryPath = "\(path).partial-\(getpid())"
+        temporaryPath = "\(path).partial-\(FileGuard.hostTag)-\(getpid())"
         try FileGuard.checkReplaceable(path)
         FileGuard.removeStalePartials(of: path)
         partialSlot = FileGuard.registerPartial(temporaryPath)

@@ -297,13 +297,26 @@ public enum FileGuard {
         sigaction(SIGBUS, &bus, nil)
     }
 
-    /// Removes `path.partial-PID` files left by processes that no longer run (a killed earlier run).
+    /// This machine's host name as it appears in partial file names (`NAME.partial-HOST-PID`): letters,
+    /// digits, `.` and `-` only. On a shared file system, a process can tell its own host's partial files
+    /// from other machines' and only ever judges its own host's PIDs.
+    public static let hostTag: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        let name = String(cString: buffer).unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) || $0 == "." || $0 == "-" }
+        return name.isEmpty ? "localhost" : String(String.UnicodeScalarView(name))
+    }()
+
+    /// Removes `path.partial-HOST-PID` files that processes of this host left and that no longer run (a killed
+    /// earlier run), and old-style `path.partial-PID` ones. Other hosts' partial files are left alone.
     static func removeStalePartials(of path: String) {
         let directory = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent + ".partial-"
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory) else { return }
         for entry in entries where entry.hasPrefix(name) {
-            guard let pid = Int32(entry.dropFirst(name.count)), pid != getpid() else { continue }
+            var rest = entry.dropFirst(name.count)
+            if rest.hasPrefix(hostTag + "-") { rest = rest.dropFirst(hostTag.count + 1) }
+            guard let pid = Int32(rest), pid != getpid() else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 unlink((directory.isEmpty ? "" : directory + "/") + entry)
             }

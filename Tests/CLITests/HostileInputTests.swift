@@ -354,8 +354,11 @@ enum Hostile {
     @Test func killedRunLeavesNoPartialAndStalePartialsGo() throws {
         let dir = Hostile.folder("partial")
         // A stale partial of a process that no longer exists (pid 2^22 + 1 is above Linux's pid_max default).
-        let stale = dir + "/s.hrz.partial-4194305"
+        let stale = dir + "/s.hrz.partial-\(FileGuard.hostTag)-4194305"
         try Data(count: 1000).write(to: URL(fileURLWithPath: stale))
+        // Another machine's partial on a shared file system: its PID means nothing here, so it stays.
+        let foreign = dir + "/s.hrz.partial-other-node.example-4194305"
+        try Data(count: 10).write(to: URL(fileURLWithPath: foreign))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
         process.arguments = ["synth", "--preset", "opt-125m", "--layers", "12", "--level", "19", "-o", dir + "/s.hrz", "--threads", "1"]
@@ -364,11 +367,13 @@ enum Hostile {
         try process.run()
         var sawPartial = false
         for _ in 0..<3000 where process.isRunning {
-            if Hostile.partials(dir).contains(where: { !$0.hasSuffix("4194305") }) { sawPartial = true; break }
+            if Hostile.partials(dir).contains(where: { !$0.hasSuffix("-4194305") }) { sawPartial = true; break }
             usleep(2000)
         }
         #expect(sawPartial)
         #expect(!FileManager.default.fileExists(atPath: stale), "the stale partial of a dead process is removed when a run starts")
+        #expect(FileManager.default.fileExists(atPath: foreign), "another host's partial is not judged by this host's PIDs")
+        try FileManager.default.removeItem(atPath: foreign)
         kill(process.processIdentifier, SIGINT)  // as Ctrl-C
         process.waitUntilExit()
         #expect(process.terminationReason == .uncaughtSignal)

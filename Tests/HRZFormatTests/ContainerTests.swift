@@ -51,7 +51,7 @@ struct ContainerTests {
         #expect(try reader.tensor("embed_tokens.weight").chunks.count == 4)
         #expect(reader.verify().isEmpty)
         for t in reader.tensors { for c in t.chunks { #expect(c.offset % 4096 == 0) } }
-        #expect(!FileManager.default.fileExists(atPath: path + ".partial-\(getpid())"))
+        #expect(!FileManager.default.fileExists(atPath: path + ".partial-\(FileGuard.hostTag)-\(getpid())"))
     }
 
     @Test func widensToFloat() throws {

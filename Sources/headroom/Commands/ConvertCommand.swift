@@ -14,7 +14,7 @@ struct ConvertCommand: Command {
     cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), following refs/main; nothing is
     downloaded. A snapshot directory of that cache also works as HF_DIR.
     Tensors are streamed one chunk at a time: memory stays bounded whatever the model size.
-    The output appears only when complete (written to MODEL.hrz.partial-PID, then renamed).
+    The output appears only when complete (written to MODEL.hrz.partial-HOST-PID, then renamed).
 
     Options:
       -o, --output FILE   the .hrz to write (required)
