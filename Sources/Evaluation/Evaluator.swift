@@ -29,6 +29,22 @@ public struct ResultsFile: Codable, Sendable {
     public var cells: [String: CellResult]
 }
 
+extension ResultsFile {
+    /// A results.json; nil when it does not exist. A file that does not decode is an error naming it.
+    public static func read(_ path: String) throws -> ResultsFile? {
+        guard let data = try FileGuard.contents(atPath: path) else { return nil }
+        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
+            throw TaskError(file: path, line: nil, "not a headroom results.json: \(error)")
+        }
+    }
+
+    /// A results.json that must exist.
+    public static func load(_ path: String) throws -> ResultsFile {
+        guard let results = try read(path) else { throw TaskError(file: path, line: nil, "cannot read (missing?)") }
+        return results
+    }
+}
+
 public struct EvalOptions: Sendable {
     public var tasks: [Task]
     public var shots: [Int]
@@ -85,12 +101,7 @@ public final class Evaluator {
         return record
     }
 
-    func loadResults() throws -> ResultsFile? {
-        guard let data = try FileGuard.contents(atPath: resultsPath) else { return nil }
-        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
-            throw TaskError(file: resultsPath, line: nil, "cannot read existing results: \(error)")
-        }
-    }
+    func loadResults() throws -> ResultsFile? { try ResultsFile.read(resultsPath) }
 
     /// Runs every cell that OUTDIR/results.json does not already hold with the same recorded inputs.
     /// `progress(cell, done, total)` counts tokens. A cell whose data is missing is skipped (see `skipped`);

@@ -14,7 +14,18 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
         self.count = count
     }
     public var description: String { "\(index)/\(count)" }
-    func owns(_ position: Int) -> Bool { position % count == index }
+}
+
+/// Shard `index` of `count` for a merge (`eval`, `importance heads`, `sweep`): a missing file names the
+/// command that makes it (`command … --shard i/N`), and one that does not decode names itself.
+public func readShard<T: Decodable>(_ type: T.Type, at path: String, index: Int, count: Int, of what: String = "",
+                                    command: String) throws -> T {
+    guard let data = try FileGuard.contents(atPath: path) else {
+        throw TaskError(file: path, line: nil, "shard \(index)/\(count)\(what) is missing; run \(command) … --shard \(index)/\(count)")
+    }
+    do { return try JSONDecoder().decode(T.self, from: data) } catch {
+        throw TaskError(file: path, line: nil, "not a shard file: \(error)")
+    }
 }
 
 /// One cell's requests as one shard scored them: [request index, loglikelihood, is_greedy (0/1)].
@@ -72,25 +83,19 @@ extension Evaluator {
             for k in options.shots {
                 let inputs = cellInputs(task, shots: k)
                 var scores: [Score?] = []
-                for i in 0..<count {
-                    let path = shardPath(task, k, Shard(index: i, count: count))
-                    guard let data = try FileGuard.contents(atPath: path) else {
-                        throw TaskError(file: path, line: nil, "shard \(i)/\(count) of \(task.rawValue)/\(k)-shot is missing; run eval --shard \(i)/\(count)")
-                    }
-                    let file: ShardFile
-                    do { file = try JSONDecoder().decode(ShardFile.self, from: data) } catch {
-                        throw TaskError(file: path, line: nil, "not a shard file: \(error)")
-                    }
+                for shard in 0..<count {
+                    let path = shardPath(task, k, Shard(index: shard, count: count))
+                    let file = try readShard(ShardFile.self, at: path, index: shard, count: count, of: " of \(task.rawValue)/\(k)-shot", command: "eval")
                     if let change = inputs.changes(from: file.inputs) {
                         throw TaskError(file: path, line: nil, "computed from other inputs (\(change)); run that shard again")
                     }
                     if scores.isEmpty { scores = Array(repeating: nil, count: file.requests) }
                     guard file.requests == scores.count else { throw TaskError(file: path, line: nil, "holds \(file.requests) requests, the other shards \(scores.count)") }
                     for entry in file.scores {
-                        guard entry.count == 3, let i = Int(exactly: entry[0]), scores.indices.contains(i) else {
+                        guard entry.count == 3, let request = Int(exactly: entry[0]), scores.indices.contains(request) else {
                             throw TaskError(file: path, line: nil, "a score entry is not [request, loglikelihood, is_greedy] for one of \(scores.count) requests")
                         }
-                        scores[i] = Score(loglikelihood: entry[1], isGreedy: entry[2] == 1)
+                        scores[request] = Score(loglikelihood: entry[1], isGreedy: entry[2] == 1)
                     }
                 }
                 let work: CellWork

@@ -127,11 +127,7 @@ public enum FileGuard {
     /// one) that is not one of this run's inputs.
     public static func checkReplaceable(_ path: String) throws(HRZError) {
         var info = stat()
-        guard stat(path, &info) == 0 else {
-            var link = stat()
-            if lstat(path, &link) == 0 { return }  // a dangling symlink: rename replaces the link itself
-            return
-        }
+        guard stat(path, &info) == 0 else { return }  // absent, or a dangling symlink (rename replaces the link)
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw HRZError(.io("output exists and is \(kindName(info.st_mode)); refusing to replace it"), file: path)
         }

@@ -49,8 +49,10 @@ public final class HRZReader: @unchecked Sendable {
             }
         }
         byName = names
+        var h = SHA256()
+        h.update(indexBytes)
+        contentID = h.finalizeHex()
         try validate()
-        contentID = Self.contentID(file, header)
     }
 
     /// Reader MUST rules on the index. Each failure names the rule's subject.
@@ -263,13 +265,7 @@ public final class HRZReader: @unchecked Sendable {
     /// A stable id of the model's content: SHA-256 of the index bytes, which hold every chunk's checksum.
     /// Costs O(index), computed once when the file is opened, so results files can name a 132 GB model
     /// without rereading it, and every recorded input can name it for free.
-    public private(set) var contentID = ""
-
-    static func contentID(_ file: MappedFile, _ header: HRZHeader) -> String {
-        var h = SHA256()
-        h.update(UnsafeRawBufferPointer(rebasing: file.bytes[header.indexOffset..<header.fileLength]))
-        return h.finalizeHex()
-    }
+    public let contentID: String
 
     /// Elements in decoder-layer tensors: the parameters pruning removes from.
     public var layerParameters: Int { index.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount } }

@@ -155,12 +155,7 @@ public final class Sweep {
     public func mergeShards(_ count: Int, log: (String) -> Void = { _ in }) throws -> SweepTable {
         var rows: [String: SweepRow] = [:]
         for i in 0..<count {
-            let path = shardPath(Shard(index: i, count: count))
-            guard let data = try FileGuard.contents(atPath: path) else {
-                throw PruneError(file: path, "shard \(i)/\(count) is missing; run sweep … --shard \(i)/\(count)")
-            }
-            let table: SweepTable
-            do { table = try JSONDecoder().decode(SweepTable.self, from: data) } catch { throw PruneError(file: path, "not a sweep table: \(error)") }
+            let table = try readShard(SweepTable.self, at: shardPath(Shard(index: i, count: count)), index: i, count: count, command: "sweep")
             for row in table.rows { rows[row.key] = row }
         }
         var merged = SweepTable(model: modelPath, model_sha256: evaluator.modelID, rows: [])
@@ -211,14 +206,14 @@ public final class Sweep {
     /// while the file still has that identity nobody else wrote it, and it need not be decoded again.
     private var written: (table: SweepTable, identity: String)?
 
-    func fileIdentity() -> String? {
+    func tableStamp() -> String? {
         var info = stat()
         guard stat(jsonPath, &info) == 0 else { return nil }
         return "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec) \(info.st_mtim.tv_nsec)"
     }
 
     func loadTable() throws -> SweepTable? {
-        if let written, let now = fileIdentity(), now == written.identity { return written.table }
+        if let written, let now = tableStamp(), now == written.identity { return written.table }
         guard let data = try FileGuard.contents(atPath: jsonPath) else { return nil }
         do { return try JSONDecoder().decode(SweepTable.self, from: data) } catch {
             throw PruneError(file: jsonPath, "cannot read the existing sweep: \(error)")
@@ -304,7 +299,7 @@ public final class Sweep {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try AtomicFile.write([UInt8](try encoder.encode(table)), to: jsonPath)
-            written = fileIdentity().map { (table, $0) }
+            written = tableStamp().map { (table, $0) }
             try AtomicFile.write([UInt8](table.csv.utf8), to: csvPath)
             return table
         }

@@ -339,11 +339,4 @@ public final class Study {
     }
 }
 
-extension ResultsFile {
-    public static func load(_ path: String) throws -> ResultsFile {
-        guard let data = try FileGuard.contents(atPath: path) else { throw PruneError(file: path, "cannot read") }
-        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
-            throw PruneError(file: path, "not a results file: \(error)")
-        }
-    }
-}
+

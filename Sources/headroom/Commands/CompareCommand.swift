@@ -30,13 +30,7 @@ struct CompareCommand: Command {
     var inputs: [String] { files }
 
     func run() throws -> Int32 {
-        var loaded: [(String, ResultsFile)] = []
-        for f in files {
-            guard let data = try FileGuard.contents(atPath: f) else { throw TaskError(file: f, line: nil, "cannot read") }
-            do { loaded.append((f, try JSONDecoder().decode(ResultsFile.self, from: data))) } catch {
-                throw TaskError(file: f, line: nil, "not a headroom results.json: \(error)")
-            }
-        }
+        let loaded = try files.map { ($0, try ResultsFile.load($0)) }
         let comparison = Self.compare(loaded)
         for w in comparison.warnings { printError("warning: " + w) }
         if json {

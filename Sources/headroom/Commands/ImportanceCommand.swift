@@ -134,11 +134,7 @@ struct ImportanceCommand: Command {
             var parts: [ImportanceSums] = []
             for i in 0..<count {
                 let path = shardPath(Shard(index: i, count: count))
-                guard let data = try FileGuard.contents(atPath: path) else {
-                    throw TaskError(file: path, line: nil, "shard \(i)/\(count) is missing; run importance heads … --shard \(i)/\(count)")
-                }
-                let part: ShardSums
-                do { part = try JSONDecoder().decode(ShardSums.self, from: data) } catch { throw TaskError(file: path, line: nil, "not a shard file: \(error)") }
+                let part = try readShard(ShardSums.self, at: path, index: i, count: count, command: "importance heads")
                 if let change = inputs.changes(from: part.inputs) { throw TaskError(file: path, line: nil, "computed from other inputs (\(change))") }
                 guard part.shard == [i, count] else { throw TaskError(file: path, line: nil, "field 'shard' is \(part.shard), expected [\(i), \(count)]") }
                 parts.append(part.sums)
