@@ -82,6 +82,12 @@ extension Evaluator {
         for task in options.tasks {
             for k in options.shots {
                 let inputs = cellInputs(task, shots: k)
+                // A cell whose data is missing has no shard files (each shard skipped it too).
+                let work: CellWork
+                do { work = try prepareCell(task, shots: k) } catch let error as TaskError where error.missingData {
+                    skipped.append(("\(task.rawValue)/\(k)", error))
+                    continue
+                }
                 var scores: [Score?] = []
                 for shard in 0..<count {
                     let path = shardPath(task, k, Shard(index: shard, count: count))
@@ -97,11 +103,6 @@ extension Evaluator {
                         }
                         scores[request] = Score(loglikelihood: entry[1], isGreedy: entry[2] == 1)
                     }
-                }
-                let work: CellWork
-                do { work = try prepareCell(task, shots: k) } catch let error as TaskError where error.missingData {
-                    skipped.append(("\(task.rawValue)/\(k)", error))
-                    continue
                 }
                 guard scores.count == work.requests.count, scores.allSatisfy({ $0 != nil }) else {
                     throw TaskError(file: shardPath(task, k, Shard(index: 0, count: count)), line: nil,

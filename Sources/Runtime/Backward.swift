@@ -24,6 +24,13 @@ public struct ImportanceSums: Codable, Sendable, Equatable {
     public var continuationTokens: Int
     public var examples: Int
 
+    public init(sums: [[Double]], tokensMinusOne: Int, continuationTokens: Int, examples: Int) {
+        self.sums = sums
+        self.tokensMinusOne = tokensMinusOne
+        self.continuationTokens = continuationTokens
+        self.examples = examples
+    }
+
     /// The paper's scores: layers 0…L−2 divided by Σ(tokens − 1), the last by Σ continuation tokens.
     public func normalized() -> [[Double]] {
         let L = sums.count

@@ -1,6 +1,8 @@
-/// `headroom study`: the paper's pipeline end to end, resumable at every step. Each step writes its outputs
-/// atomically under the study directory and is skipped when they exist; evaluations and sweeps also resume
-/// inside a step (per cell, per grid point). The report is rendered from the directory alone.
+/// `headroom study`: the paper's pipeline end to end, as a plan of units (StudyPlan.swift) that one machine
+/// runs in order and a cluster runs as job arrays (Slurm.swift). Each unit writes its outputs atomically
+/// under the study directory and a record of what they were computed from; a unit whose record still holds
+/// is done. Evaluations and sweeps also resume inside a unit (per cell, per grid point). The report is
+/// rendered from the directory alone.
 import Analysis
 import Benchmarks
 import Evaluation
@@ -60,283 +62,181 @@ public struct Comparison: Codable, Sendable {
     public var inputs: InputRecord?
 }
 
+/// What study.json holds: the options, the model they were run on and how finely the plan is split.
+/// `--unit` and `--status` read everything else from it, so a cluster's array tasks carry only DIR and a unit.
+public struct StudyManifest: Codable, Sendable {
+    public var model_sha256: String
+    public var options: StudyOptions
+    public var shards: Int?
+
+    /// The manifest in `directory`; nil when there is none.
+    public static func read(directory: String) throws -> StudyManifest? {
+        let path = (directory as NSString).appendingPathComponent("study.json")
+        guard let data = try FileGuard.contents(atPath: path) else { return nil }
+        do { return try JSONDecoder().decode(StudyManifest.self, from: data) } catch {
+            throw PruneError(file: path, "not a study manifest: \(error)")
+        }
+    }
+}
+
 public final class Study {
     public let options: StudyOptions
     public let directory: String
+    /// How finely cells, importance and sweeps are split into units (1: one unit per cell or sweep).
+    public let shards: Int
     let tasks: [Task]
     /// Messages for the user (steps started, kept, skipped).
     public var log: (String) -> Void = { _ in }
-    /// Progress within the current step: (what, done, total).
+    /// Progress within the current unit: (what, done, total).
     public var progress: (String, Int, Int) -> Void = { _, _, _ in }
     /// Cells or steps that could not run (missing data), with the reason.
-    public private(set) var skipped: [String] = []
+    public internal(set) var skipped: [String] = []
+    /// The model's content id, read once.
+    lazy var modelID: String = (try? HRZReader(path: options.model).contentID) ?? "unreadable"
 
-    public static let steps = ["baseline evaluation", "gradient head importance", "oracle FFN importance", "rankings and correlations",
-                               "pruning sweeps", "induction heads", "pruned model", "report"]
-
-    public init(options: StudyOptions, directory: String) throws {
+    public init(options: StudyOptions, directory: String, shards: Int = 1) throws {
         self.options = options
         self.directory = directory
+        self.shards = max(1, shards)
         tasks = try options.tasks.map { name in
             guard let t = Task.named(name, dataDirectory: options.data) else { throw PruneError(file: nil, "unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
             return t
         }
     }
 
+    /// The study recorded in `directory` (for `--unit`, `--status` and `--slurm` without options).
+    public static func resume(directory: String) throws -> Study {
+        guard let manifest = try StudyManifest.read(directory: directory) else {
+            throw PruneError(file: (directory as NSString).appendingPathComponent("study.json"),
+                             "no study here yet; start it with `headroom study … -o \(directory)` (with --plan, --slurm or to run it)")
+        }
+        return try Study(options: manifest.options, directory: directory, shards: manifest.shards ?? 1)
+    }
+
     func path(_ relative: String) -> String { (directory as NSString).appendingPathComponent(relative) }
     func exists(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: path(relative)) }
 
-    /// Runs every step not yet done and renders the report; returns the report's path.
+    /// Runs every unit of the plan that is not done, in dependency order, and returns the report's path.
     public func run() throws -> String {
+        try writeManifest()
+        let plan = self.plan()
+        for (n, stage) in plan.stages.enumerated() {
+            log("[\(n + 1)/\(plan.stages.count)] \(stage.title)")
+            for unit in stage.units { try runUnit(UnitID(stage: stage.name, id: unit.id), plan: plan, quiet: true) }
+        }
+        return path("report.html")
+    }
+
+    /// study.json records the options; a rerun must use the same model (other options may change, and the
+    /// units they feed are recomputed).
+    public func writeManifest() throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sha = try HRZReader(path: options.model).contentID
-        try checkOrWriteManifest(sha)
-        try step(1) { try baseline() }
-        try step(2) { try headImportance() }
-        try step(3) { try ffnImportance() }
-        try step(4) { try rankings() }
-        try step(5) { try sweeps() }
-        try step(6) { try induction() }
-        try step(7) { try prunedModel() }
-        var path = ""
-        try step(8) { path = try StudyReport.render(directory: directory) }
-        return path
-    }
-
-    func step(_ n: Int, _ body: () throws -> Void) throws {
-        log("[\(n)/\(Self.steps.count)] \(Self.steps[n - 1])")
-        try body()
-    }
-
-    /// study.json records the options; a rerun must use the same model (other options may change).
-    func checkOrWriteManifest(_ sha: String) throws {
-        struct Manifest: Codable { var model_sha256: String; var options: StudyOptions }
-        if let data = try FileGuard.contents(atPath: path("study.json")) {
-            let old: Manifest
-            do { old = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-                throw PruneError(file: path("study.json"), "not a study manifest: \(error)")
-            }
-            guard old.model_sha256 == sha else { throw PruneError(file: path("study.json"), "this directory holds a study of another model; use another -o") }
+        if let old = try StudyManifest.read(directory: directory), old.model_sha256 != sha {
+            throw PruneError(file: path("study.json"), "this directory holds a study of another model; use another -o")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(Manifest(model_sha256: sha, options: options))), to: path("study.json"))
+        try AtomicFile.write([UInt8](try encoder.encode(StudyManifest(model_sha256: sha, options: options, shards: shards))), to: path("study.json"))
     }
 
-    func evalOptions(_ out: String) -> EvalOptions {
-        var o = EvalOptions(tasks: tasks, shots: options.shots, dataDirectory: options.data, outputDirectory: path(out))
-        o.limit = options.limit
-        o.memoryBudget = options.memoryBudget
-        return o
+    // MARK: Units: done or not, and running one
+
+    func recordPath(_ unit: UnitID) -> String { path("units/\(unit.stage)/\(unit.id).json") }
+    func failurePath(_ unit: UnitID) -> String { path("units/\(unit.stage)/\(unit.id).failed.json") }
+
+    func record(_ unit: UnitID) -> UnitRecord? {
+        guard let data = try? FileGuard.contents(atPath: recordPath(unit)) else { return nil }
+        return try? JSONDecoder().decode(UnitRecord.self, from: data)
     }
 
-    func baseline() throws {
-        let evaluator = try Evaluator(modelPath: options.model, options: evalOptions("baseline"))
-        _ = try evaluator.run(progress: { cell, done, total in self.progress("eval \(cell)", done, total) }, log: log)
-        skipped += evaluator.skipped.map { "baseline \($0.cell): \($0.error)" }
+    public func failure(_ unit: UnitID) -> String? {
+        guard let data = try? FileGuard.contents(atPath: failurePath(unit)) else { return nil }
+        return (try? JSONDecoder().decode(UnitFailure.self, from: data))?.error
     }
 
-    static func scoresName(_ kind: String, _ task: Task, _ k: Int) -> String { "importance/\(kind)-\(task.rawValue)-\(k)shot.json" }
-
-    /// Whether the scores file `name` exists with these recorded inputs; logs "kept" or what changed.
-    func upToDate(_ name: String, _ inputs: InputRecord, label: String) throws -> Bool {
-        guard exists(name) else { return false }
-        let old = try ScoresFile.load(path(name)).inputs
-        if let change = inputs.changes(from: old) {
-            log("  \(label): inputs changed (\(change)); recomputing")
-            return false
-        }
-        log("  \(label): kept")
-        return true
-    }
-
-    /// The inputs of gradient importance for one task × shots: the model, the split it draws from, the number of
-    /// examples and the draw rule.
-    func importanceInputs(_ modelID: String, _ task: Task, _ k: Int) -> InputRecord {
-        var r = InputRecord.base(modelID: modelID)
-        let split = task == .lambadaOpenAI ? task.evalSplit : "train"
-        r["data \(split)"] = InputRecord.fileIdentity("\(options.data)/\(task.rawValue)/\(split).jsonl") ?? "missing"
-        r["examples"] = String(options.importanceExamples)
-        r["draws"] = "random.seed(1234), sample per example, num_hidden_layers random() calls after each"
-        return r
-    }
-
-    func headImportance() throws {
-        let model = try OPTModel(path: options.model)
-        let scorer = Scorer(model: model, tokenizer: try Tokenizer.load(options.model))
+    /// What every unit's stamp starts from: the options, the shards, the model, the tool and the task data.
+    lazy var studyDigest: String = {
+        var facts = ["model": modelID, "shards": String(shards), "tool": Headroom.version, "options": InputRecord.digest(options)]
         for task in tasks {
-            for k in options.shots {
-                let name = Self.scoresName("heads", task, k)
-                let inputs = importanceInputs(model.contentID, task, k)
-                if try upToDate(name, inputs, label: "\(task.rawValue) \(k)-shot") { continue }
-                let requests: [ImportanceRequest], truncated: Int
-                do {
-                    (requests, truncated) = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: options.importanceExamples,
-                                                            scorer: scorer)
-                } catch let error as TaskError {
-                    skipped.append("head importance \(task.rawValue)/\(k): \(error)")
-                    continue
-                }
-                let scores = try model.headImportance(requests, memoryBudget: options.memoryBudget) { done, total in
-                    self.progress("heads \(task.rawValue) \(k)-shot", done, total)
-                }
-                try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
-                var file = ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: model.contentID,
-                                      examples: requests.count, scores: scores, truncated: truncated > 0 ? truncated : nil)
-                file.inputs = inputs
-                try file.write(to: path(name))
-                if truncated > 0 { log("  \(task.rawValue) \(k)-shot: \(truncated) of \(requests.count) contexts left-truncated to fit the model's positions") }
+            let dir = "\(options.data)/\(task.rawValue)"
+            for file in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() where file.hasSuffix(".jsonl") {
+                facts["data \(task.rawValue)/\(file)"] = InputRecord.fileIdentity("\(dir)/\(file)") ?? "missing"
             }
         }
-    }
+        return InputRecord.digest(facts)
+    }()
 
-    func ffnImportance() throws {
-        var o = evalOptions("importance")
-        o.outputDirectory = NSTemporaryDirectory()
-        let evaluator = try Evaluator(modelPath: options.model, options: o)
-        for task in tasks {
-            for k in options.shots {
-                let name = Self.scoresName("ffns", task, k)
-                var inputs = evaluator.cellInputs(task, shots: k)
-                inputs["method"] = "oracle (cached layer inputs)"
-                if try upToDate(name, inputs, label: "\(task.rawValue) \(k)-shot") { continue }
-                let result: OracleImportance.Result
-                do {
-                    result = try OracleImportance.ffns(evaluator: evaluator, task: task, shots: k) { done, total in
-                        self.progress("ffns \(task.rawValue) \(k)-shot", done, total)
-                    }
-                } catch let error as TaskError where error.missingData {
-                    skipped.append("FFN importance \(task.rawValue)/\(k): \(error)")
-                    continue
-                }
-                try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
-                var file = ScoresFile(kind: "ffns", method: "oracle (cached layer inputs)", task: task.rawValue, shots: k, model_sha256: evaluator.modelID,
-                                      examples: result.docs, scores: result.scores.map { [$0] },
-                                      notes: String(format: "baseline %.6f", result.baseline))
-                file.inputs = inputs
-                try file.write(to: path(name))
+    /// The stamp `unit` gets when it runs now: the study's digest and the outputs of every unit of the
+    /// stages it comes after, as they are. nil when one of those is not done.
+    func stamp(_ unit: UnitID, plan: StudyPlan) -> String? {
+        var facts = ["study": studyDigest, "unit": unit.description]
+        for name in plan.stage(unit.stage)?.after ?? [] {
+            for u in plan.stage(name)?.units ?? [] {
+                guard let r = record(UnitID(stage: name, id: u.id)) else { return nil }
+                facts["\(name):\(u.id)"] = InputRecord.digest(r.outputs)
             }
         }
+        return InputRecord.digest(facts)
     }
 
-    /// The scores files of one kind that exist, in task × shots order.
-    func scoresFiles(_ kind: String) throws -> [(path: String, scores: ScoresFile)] {
-        try tasks.flatMap { task in options.shots.map { (task, $0) } }.compactMap { task, k in
-            let name = Self.scoresName(kind, task, k)
-            guard exists(name) else { return nil }
-            return (path(name), try ScoresFile.load(path(name)))
-        }
+    /// Done: its record holds this stamp and every file it wrote is as it left it.
+    public func isDone(_ unit: UnitID, plan: StudyPlan) -> Bool {
+        guard let r = record(unit), r.stamp == stamp(unit, plan: plan) else { return false }
+        return r.outputs.allSatisfy { fileStamp(path($0.key)) == $0.value }
     }
 
-    func rankings() throws {
-        for kind in ["heads", "ffns"] {
-            let files = try scoresFiles(kind)
-            guard !files.isEmpty else { skipped.append("rankings of \(kind): no scores"); continue }
-            _ = try RankReport.write(files, aggregate: true, to: path("ranks/\(kind)"))
+    /// The units of `plan` not done, by stage. A unit after a stage with unfinished units is not done either:
+    /// it will run again once they have, and then keeps what it can.
+    public func pending(_ plan: StudyPlan) -> [String: [Int]] {
+        var result: [String: [Int]] = [:]
+        for stage in plan.stages {
+            let blocked = stage.after.contains { !(result[$0] ?? []).isEmpty }
+            let ids = stage.units.map(\.id).filter { blocked || !isDone(UnitID(stage: stage.name, id: $0), plan: plan) }
+            if !ids.isEmpty { result[stage.name] = ids }
         }
+        return result
     }
 
-    func sweeps() throws {
-        let heads = try scoresFiles("heads").map { ($0.path, $0.scores) }
-        let ffns = try scoresFiles("ffns").map { ($0.path, $0.scores) }
-        func run(_ name: String, _ grid: SweepGrid, rankingFrom: String?, shots: [Int]? = nil) throws {
-            var o = SweepOptions(tasks: tasks, shots: shots ?? options.shots, dataDirectory: options.data, outputDirectory: path("sweeps/\(name)"))
-            o.grid = grid
-            o.limit = options.limit
-            o.memoryBudget = options.memoryBudget
-            o.heads = grid.heads == [0] ? [] : heads
-            o.ffns = grid.ffns == [0] ? [] : ffns
-            o.rankingFrom = rankingFrom
-            let sweep = try Sweep(modelPath: options.model, options: o)
-            _ = try sweep.run(progress: { done, total in self.progress("sweep \(name)", done, total) }, log: { self.log("  " + $0) })
-            skipped += sweep.skipped.map { "sweep \(name) \($0.cell): \($0.error)" }
+    /// Runs one unit (unless it is done) and records it; a unit whose upstream stages are not done is refused,
+    /// naming the first unit it waits for. A failure leaves DIR/units/STAGE/ID.failed.json for `--status`.
+    public func runUnit(_ unit: UnitID, plan: StudyPlan? = nil, quiet: Bool = false) throws {
+        let plan = plan ?? self.plan()
+        guard let stage = plan.stage(unit.stage) else {
+            throw PruneError(file: path("study.json"), "no stage '\(unit.stage)' in this study's plan (its stages: \(plan.stages.map(\.name).joined(separator: ", ")))")
         }
-        if !heads.isEmpty { try run("heads", SweepGrid(heads: options.headsGrid), rankingFrom: nil) }
-        if !ffns.isEmpty { try run("ffns", SweepGrid(ffns: options.ffnsGrid), rankingFrom: nil) }
-        if !heads.isEmpty && !ffns.isEmpty {
-            // The grid is the costly part (60 points per cell), so it runs at the largest shots value only.
-            try run("combined", SweepGrid(heads: options.headsGrid, ffns: options.combinedFFNs), rankingFrom: "aggregate",
-                    shots: options.shots.max().map { [$0] })
+        guard let planned = stage.units.first(where: { $0.id == unit.id }) else {
+            throw PruneError(file: path("study.json"), "stage '\(unit.stage)' has units 0…\(stage.units.count - 1), not \(unit.id)")
         }
-    }
-
-    func induction() throws {
-        let model = try OPTModel(path: options.model)
-        let sequences = InductionSequences.random(count: options.inductionSequences, seed: UInt64(options.inductionSeed),
-                                                  tokenizer: try Tokenizer.load(options.model))
-        try FileManager.default.createDirectory(atPath: path("induction"), withIntermediateDirectories: true)
-        var inputs = InputRecord.base(modelID: model.contentID)
-        inputs["sequences"] = "\(options.inductionSequences) random, seed \(options.inductionSeed)"
-        for kind in ["prefix-matching", "copying"] {
-            if try upToDate("induction/\(kind).json", inputs, label: kind) { continue }
-            let tick = { (done: Int, total: Int) in self.progress(kind, done, total) }
-            let scores = kind == "copying" ? try model.copyingScores(sequences, progress: tick) : try model.prefixMatching(sequences, progress: tick)
-            var file = ScoresFile(kind: kind, method: kind == "copying" ? "the paper's copying probe" : "prefix matching, copies 2-4", task: nil, shots: nil,
-                                  model_sha256: model.contentID, examples: sequences.count, scores: scores,
-                                  notes: "random sequences, seed \(options.inductionSeed)")
-            file.inputs = inputs
-            try file.write(to: path("induction/\(kind).json"))
+        for name in stage.after {
+            for u in plan.stage(name)?.units ?? [] where !isDone(UnitID(stage: name, id: u.id), plan: plan) {
+                throw PruneError(file: recordPath(UnitID(stage: name, id: u.id)), "unit \(unit) needs \(name):\(u.id) done first")
+            }
         }
-    }
-
-    func prunedModel() throws {
-        guard exists("ranks/heads/aggregate.json") else { skipped.append("pruned model: no head rankings"); return }
-        let original = try HRZReader(path: options.model)
-        let config = original.config
-        let heads = try PrunePlan.scores(path("ranks/heads/aggregate.json"), kind: "heads", config: config)
-        let ffns = exists("ranks/ffns/aggregate.json") ? try PrunePlan.scores(path("ranks/ffns/aggregate.json"), kind: "ffns", config: config) : nil
-        let plan = PrunePlan.select(heads: ("ranks/heads/aggregate.json", heads, options.pruneHeads),
-                                    ffns: ffns.map { ("ranks/ffns/aggregate.json", $0, options.pruneFFNs) })
-        try FileManager.default.createDirectory(atPath: path("pruned"), withIntermediateDirectories: true)
-        let prunedPath = path("pruned/model.hrz")
-        // The pruned model is reused only if it is this model pruned by this plan (its lineage says so);
-        // a changed --prune or new rankings prune again.
-        let planJSON = String(decoding: try plan.json(), as: UTF8.self)
-        let lineage = (try? HRZReader(path: prunedPath)).map { $0.metadata.provenance.lineage.last }  // closed again here
-        if lineage??.parent != original.contentID || lineage??.plan != planJSON {
-            if lineage != nil { log("  the pruned model was made by another plan or from another model; pruning again") }
-            _ = try Pruner.prune(options.model, plan: plan, to: prunedPath) { done, total in self.progress("prune", done, total) }
-        }
-        try plan.write(to: path("pruned/plan.json"))
-        let evaluator = try Evaluator(modelPath: prunedPath, options: evalOptions("pruned/eval"))
-        let results = try evaluator.run(progress: { cell, done, total in self.progress("eval pruned \(cell)", done, total) }, log: log)
-        let baseline = try ResultsFile.load(path("baseline/results.json"))
-        var inputs = InputRecord.base(modelID: original.contentID)
-        inputs["pruned"] = evaluator.modelID
-        inputs["original results"] = InputRecord.digest(baseline.cells)
-        inputs["pruned results"] = InputRecord.digest(results.cells)
-        if let data = try FileGuard.contents(atPath: path("pruned/comparison.json")),
-           let old = try? JSONDecoder().decode(Comparison.self, from: data), inputs.changes(from: old.inputs) == nil {
-            log("  comparison kept")
+        let stamp = self.stamp(unit, plan: plan)!
+        if isDone(unit, plan: plan) {
+            if let r = record(unit) { skipped += r.skipped }
+            if !quiet { log("  \(unit) (\(planned.what)): done, kept") }
             return
         }
-        var comparison = Comparison(original: try facts(options.model, baseline), pruned: try facts(prunedPath, results), plan: plan)
-        comparison.inputs = inputs
+        log("  \(unit): \(planned.what)")
+        let started = Date(), skippedBefore = skipped.count
+        do {
+            try execute(unit)
+        } catch {
+            try? FileManager.default.createDirectory(atPath: (failurePath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let failure = UnitFailure(unit: unit.description, error: "\(error)", host: hostName(), finished: timestamp())
+            try? AtomicFile.write([UInt8]((try? JSONEncoder().encode(failure)) ?? Data()), to: failurePath(unit))
+            throw error
+        }
+        var outputs: [String: String] = [:]
+        for file in planned.outputs { if let s = fileStamp(path(file)) { outputs[file] = s } }
+        let r = UnitRecord(unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: hostName(),
+                           seconds: Date().timeIntervalSince(started), finished: timestamp())
+        try FileManager.default.createDirectory(atPath: (recordPath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(comparison)), to: path("pruned/comparison.json"))
-    }
-
-    /// Size, parameters, scoring speed (a short forward benchmark) and accuracy of one model.
-    func facts(_ model: String, _ results: ResultsFile) throws -> ModelFacts {
-        let reader = try HRZReader(path: model)
-        var bench = ForwardBenchOptions()
-        bench.model = model
-        bench.sequences = 4
-        bench.tokens = 128
-        bench.lastOnly = true
-        bench.runs = 3
-        bench.threads = Runtime.threads
-        log("  timing \((model as NSString).lastPathComponent)")
-        let speed = try ForwardBenchmark.run(bench) { _ in }
-        var cells: [String: Double] = [:]
-        for (key, cell) in results.cells { cells[key] = cell.metrics[(Task.named(cell.task, dataDirectory: options.data) ?? .copa).headlineMetric] }
-        let values = cells.values.filter(\.isFinite)
-        return ModelFacts(path: model, fileBytes: reader.file.bytes.count,
-                          layerParameters: reader.layerParameters,
-                          heads: reader.metadata.layers.reduce(0) { $0 + $1.heads.count }, ffns: reader.metadata.layers.filter(\.ffn).count,
-                          tokensPerS: speed.tokensPerS, meanMetric: values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count), cells: cells)
+        try AtomicFile.write([UInt8](try encoder.encode(r)), to: recordPath(unit))
+        try? FileManager.default.removeItem(atPath: failurePath(unit))
     }
 }
-
-

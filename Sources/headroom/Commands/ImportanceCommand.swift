@@ -93,14 +93,6 @@ struct ImportanceCommand: Command {
 
     func shardPath(_ s: Shard) -> String { "\(output).shard-\(s.index)of\(s.count).json" }
 
-    /// One shard's sums, with what they were computed from.
-    struct ShardSums: Codable {
-        var shard: [Int]
-        var inputs: InputRecord
-        var sums: ImportanceSums
-        var truncated: Int
-    }
-
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
         if kind == "ffns" { return try runFFNs() }
@@ -124,21 +116,15 @@ struct ImportanceCommand: Command {
             bar.finish()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            try AtomicFile.write([UInt8](try encoder.encode(ShardSums(shard: [shard.index, shard.count], inputs: inputs, sums: sums,
-                                                                         truncated: truncated))), to: shardPath(shard))
+            try AtomicFile.write([UInt8](try encoder.encode(HeadImportanceShard(shard: shard, inputs: inputs, sums: sums, truncated: truncated))),
+                                 to: shardPath(shard))
             print("wrote \(shardPath(shard)): sums of \(sums.examples) of \(requests.count) examples; merge with --merge-shards \(shard.count)")
             return 0
         }
         let scores: [[Double]]
         if let count = mergeShards {
-            var parts: [ImportanceSums] = []
-            for i in 0..<count {
-                let path = shardPath(Shard(index: i, count: count))
-                let part = try readShard(ShardSums.self, at: path, index: i, count: count, command: "importance heads")
-                if let change = inputs.changes(from: part.inputs) { throw TaskError(file: path, line: nil, "computed from other inputs (\(change))") }
-                guard part.shard == [i, count] else { throw TaskError(file: path, line: nil, "field 'shard' is \(part.shard), expected [\(i), \(count)]") }
-                parts.append(part.sums)
-            }
+            let parts = try HeadImportanceShard.read(count: count, path: { shardPath(Shard(index: $0, count: count)) }, inputs: inputs,
+                                                     command: "importance heads").map(\.sums)
             let merged = ImportanceSums.merged(parts)!
             guard merged.examples == requests.count else {
                 throw TaskError(file: shardPath(Shard(index: 0, count: count)), line: nil, "the shards hold \(merged.examples) examples, expected \(requests.count)")
