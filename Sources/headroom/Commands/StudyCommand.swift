@@ -9,22 +9,25 @@ struct StudyCommand: Command {
     static let usage = """
     Usage: headroom study [MODEL.hrz --tasks T1,T2 --data DIR] [--shots 0,1,5] [-o DIR] [--limit N]
                           [--importance-examples N] [--prune heads=70,ffns=20] [--induction-sequences N]
-                          [--memory-budget B] [--threads N]
+                          [--shards N] [--plan | --slurm [--sbatch "ARGS"] [--array-limit K] [--wait]]
+           headroom study -o DIR --unit STAGE:ID        headroom study -o DIR --status
 
-    Runs the pipeline of Bansal et al. (2023), each step resumable (a rerun skips what is done):
-      1. baseline evaluation                      (DIR/baseline/results.json)
-      2. gradient head importance per task × shots (DIR/importance/heads-<task>-<k>shot.json)
-      3. oracle FFN importance per task × shots    (DIR/importance/ffns-<task>-<k>shot.json)
-      4. rankings, aggregates, Spearman matrices   (DIR/ranks/{heads,ffns}/)
-      5. iterative head and FFN sweeps (0-90%) and the combined grid (heads 0-90% × FFNs 0-50%,
-         aggregate ranking, at the largest shots)  (DIR/sweeps/{heads,ffns,combined}/sweep.csv)
-      6. induction scores: prefix matching, copying (DIR/induction/)
-      7. one physically pruned model (default 70% heads + 20% FFNs by the aggregate rankings),
-         evaluated and timed against the original  (DIR/pruned/)
-      8. DIR/report.html: one self-contained page of figures (inline SVG), numbers in DIR/figures/*.csv
+    Runs the pipeline of Bansal et al. (2023) as a plan of units, each resumable (a rerun skips what is done
+    and recomputes what its inputs changed under):
+      eval          baseline evaluation                      (DIR/baseline/results.json)
+      heads         gradient head importance per task × shots (DIR/importance/heads-<task>-<k>shot.json)
+      ffns          oracle FFN importance per task × shots    (DIR/importance/ffns-<task>-<k>shot.json)
+      ranks         rankings, aggregates, Spearman matrices   (DIR/ranks/{heads,ffns}/)
+      sweeps        iterative head and FFN sweeps (0-90%) and the combined grid (heads 0-90% × FFNs 0-50%,
+                    aggregate ranking, at the largest shots)  (DIR/sweeps/{heads,ffns,combined}/sweep.csv)
+      induction     prefix matching and copying scores       (DIR/induction/)
+      prune         one physically pruned model (default 70% heads + 20% FFNs by the aggregate rankings)
+      pruned-eval   its evaluation; compare: size, speed, accuracy against the original (DIR/pruned/)
+      report        DIR/report.html: one self-contained page of figures, numbers in DIR/figures/*.csv
+    With --shards N, cells, importance and sweeps are split N ways and merge stages join them exactly.
 
     With no MODEL, runs the embedded demo: a 4-layer OPT trained to learn in context (Tools/train_demo.py)
-    on its four generic tasks (demo_copy, demo_first, demo_last, demo_recall), into ./headroom-study.
+    on its tasks (demo_copy, demo_map_a, demo_map_b), into ./headroom-study.
     Re-render the report from a study directory with `headroom report DIR`.
 
     Options:
@@ -36,24 +39,110 @@ struct StudyCommand: Command {
       --importance-examples N training docs for gradient importance (default 2500, the paper's; demo 200)
       --prune SPEC            the pruned model's point (default heads=70,ffns=20; the demo: ffns=25, one of 4)
       --induction-sequences N random sequences for the induction scores (default 20)
+      --heads-grid LIST       head sweep percentages (default 0,10,…,90); --ffns-grid LIST likewise
+      --combined-ffns LIST    FFN percentages of the combined grid (default 0,10,…,50)
       --memory-budget B       activation bytes in flight; saved layer inputs beyond it spill to $TMPDIR
-      --threads N             threads (default: all cores)
+      --threads N             threads (default: all cores; in a Slurm job, SLURM_CPUS_PER_TASK)
+      --shards N              split each cell, importance cell and sweep into N units (default 1)
+
+    Planning and clusters:
+      --plan                  write DIR/plan.json and print units, tokens, FLOPs, core-hours and the wall time
+                              on N machines, from a throughput measured here for the model's shape (cached
+                              in DIR/calibration.json); runs nothing else
+      --shape PRESET          with --plan: cost the plan for another shape (opt-125m … opt-66b); MODEL then
+                              only provides the tokenizer
+      --machines LIST         with --plan: machine counts for the wall time (default 1,8,64)
+      --slurm                 submit every stage with units left as a Slurm job array (scripts in DIR/slurm/,
+                              job ids in DIR/slurm/jobs.json), each after the stages it needs; again: submits
+                              only what is not done
+      --sbatch "ARGS"         your sbatch options for every array (partition, account, time, CPUs, memory)
+      --array-limit K         at most K tasks of one array at once
+      --wait                  with --slurm: block until the arrays end; exit 1 if a unit failed
+      --unit STAGE:ID         run one unit of the study in DIR (what each array task runs; any launcher works)
+      --status                done / running / pending / failed / cancelled units per stage, and the log of
+                              each failed unit
     """
+
+    enum Mode { case run, plan, slurm, unit(UnitID), status }
 
     var options: StudyOptions
     var output: String
     var threads: Int
+    var shards: Int
+    var mode = Mode.run
+    var shape: Preset?
+    var machines = [1, 8, 64]
+    var slurm = SlurmOptions(executable: StudyCommand.executable)
+    var wait = false
+
+    /// This executable's absolute path (what the array tasks run).
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Threads of one unit: Slurm's allocation where there is one, else --threads or every core.
+    static func threads(_ asked: Int?) -> Int {
+        let env = ProcessInfo.processInfo.environment
+        if let n = env["SLURM_CPUS_PER_TASK"].flatMap({ Int($0) }), n > 0 { return n }
+        if env["SLURM_JOB_ID"] != nil, let text = env["SLURM_JOB_CPUS_PER_NODE"],
+           let n = Int(text.prefix { $0.isNumber }), n > 0 { return n }
+        return asked ?? ProcessInfo.processInfo.activeProcessorCount
+    }
 
     init(_ args: inout Arguments) throws(UsageError) {
         // Every option first: what is left is MODEL (an option's value must not be taken for it).
         output = try args.option("-o") ?? "headroom-study"
+        let asked = try args.positive("--threads")
+        threads = Self.threads(asked)
+        if asked != nil && asked! > 1024 { throw UsageError("--threads takes a whole number from 1 to 1024, got '\(asked!)'") }
+        shards = try args.positive("--shards") ?? 1
+        let unit = try args.option("--unit"), status = args.flag("--status")
+        let plan = args.flag("--plan"), submit = args.flag("--slurm")
+        if let text = try args.option("--shape") {
+            guard let preset = Preset(rawValue: text) else {
+                throw UsageError("--shape takes one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
+            shape = preset
+        }
+        if let text = try args.option("--machines") {
+            let list = text.split(separator: ",").map { Int($0) }
+            guard !list.isEmpty, list.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw UsageError("--machines takes counts like 1,8,64, got '\(text)'") }
+            machines = list.map { $0! }
+        }
+        if let text = try args.option("--sbatch") {
+            do { slurm.sbatch = try Slurm.words(text) } catch { throw UsageError("\(error)") }
+        }
+        slurm.arrayLimit = try args.positive("--array-limit")
+        wait = args.flag("--wait")
+        let modes = [unit != nil, status, plan, submit].filter { $0 }.count
+        guard modes <= 1 else { throw UsageError("give one of --plan, --slurm, --unit and --status") }
+        if shape != nil && !plan { throw UsageError("--shape goes with --plan") }
+        if (wait || !slurm.sbatch.isEmpty || slurm.arrayLimit != nil) && !submit { throw UsageError("--sbatch, --array-limit and --wait go with --slurm") }
+        if let unit {
+            guard let id = UnitID(unit) else { throw UsageError("--unit takes STAGE:ID (e.g. heads:3), got '\(unit)'") }
+            mode = .unit(id)
+        } else if status {
+            mode = .status
+        } else if plan {
+            mode = .plan
+        } else if submit {
+            mode = .slurm
+        }
+        if unit != nil || status {
+            // The study's options come from DIR/study.json.
+            guard args.isEmpty else { throw UsageError("--unit and --status take only -o DIR (the options are in DIR/study.json)") }
+            options = StudyOptions(model: "", tasks: [], shots: [], data: "")
+            return
+        }
         let taskList = try args.option("--tasks"), data = try args.option("--data")
         let shots = try parseShots(try args.option("--shots") ?? "0,1,5")
         let limit = try args.positive("--limit")
         let importance = try args.positive("--importance-examples"), induction = try args.positive("--induction-sequences")
         let prune = try args.option("--prune")
+        let grids = (heads: try parsePercentages(try args.option("--heads-grid"), "--heads-grid"),
+                     ffns: try parsePercentages(try args.option("--ffns-grid"), "--ffns-grid"),
+                     combined: try parsePercentages(try args.option("--combined-ffns"), "--combined-ffns"))
         let memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
-        threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         let model = args.isEmpty ? nil : try args.positional("MODEL.hrz")
         if let model {
             guard let data else { throw UsageError("missing --data DIR (needed with MODEL)") }
@@ -79,6 +168,9 @@ struct StudyCommand: Command {
         if let limit { options.limit = limit }
         if let importance { options.importanceExamples = importance }
         if let induction { options.inductionSequences = induction }
+        if let g = grids.heads { options.headsGrid = g }
+        if let g = grids.ffns { options.ffnsGrid = g }
+        if let g = grids.combined { options.combinedFFNs = g }
         if let spec = prune {
             for part in spec.split(separator: ",") {
                 let kv = part.split(separator: "=")
@@ -91,14 +183,69 @@ struct StudyCommand: Command {
         options.memoryBudget = memoryBudget
     }
 
-    var inputs: [String] { [options.model, options.data] }
+    var inputs: [String] {
+        switch mode {
+        case .unit, .status: return []
+        default: return [options.model, options.data]
+        }
+    }
     var outputs: [FileGuard.Output] { [.directory(output)] }
 
     func run() throws -> Int32 {
         Runtime.setThreads(threads)
-        let study = try Study(options: options, directory: output)
+        switch mode {
+        case .unit(let unit):
+            let study = try Study.resume(directory: output)
+            study.log = { print($0) }
+            let bar = ProgressBar(unit.description)
+            study.progress = { what, done, total in bar.update(phase: what, done: done, total: total, unit: .count) }
+            print("\(unit) on \(threads) thread\(threads == 1 ? "" : "s")")
+            try study.runUnit(unit)
+            bar.finish()
+            for s in study.skipped { printError("skipped: \(s)") }
+            return 0
+        case .status:
+            let study = try Study.resume(directory: output)
+            print(Study.statusText(try study.status()))
+            return 0
+        case .plan:
+            let study = try Study(options: options, directory: output, shards: shards)
+            study.log = { printError($0) }
+            let bar = ProgressBar("plan")
+            study.progress = { what, done, total in bar.update(phase: what, done: done, total: total, unit: .count) }
+            let (plan, calibration) = try study.costedPlan(config: shape?.config, threads: threads)
+            bar.finish()
+            struct PlanFile: Encodable { var plan: StudyPlan; var calibration: Calibration; var machines: [String: Double] }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            var walls: [String: Double] = [:]
+            for m in machines { walls[String(m)] = plan.wallSeconds(machines: m) }
+            let file = (output as NSString).appendingPathComponent("plan.json")
+            try AtomicFile.write([UInt8](try encoder.encode(PlanFile(plan: plan, calibration: calibration, machines: walls))), to: file)
+            print(plan.table(calibration: calibration, machines: machines))
+            print("wrote \(file)")
+            return 0
+        case .slurm:
+            let study = try Study(options: options, directory: output, shards: shards)
+            study.log = { print($0) }
+            let round = try study.submitToSlurm(slurm)
+            if round.isEmpty {
+                print("nothing to submit: every unit is done; report: \((output as NSString).appendingPathComponent("report.html"))")
+                return 0
+            }
+            print("watch with: headroom study -o \(output) --status   (logs in \(output)/slurm/logs/)")
+            guard wait else { return 0 }
+            try study.waitForSlurm { line in printError("waiting: " + line) }
+            let status = try study.status()
+            print(Study.statusText(status))
+            let units = status.flatMap(\.units)
+            return units.allSatisfy { $0.state == .done } ? 0 : 1
+        case .run:
+            break
+        }
+        let study = try Study(options: options, directory: output, shards: shards)
         let bar = ProgressBar("study")
-        // The overall position, "[5/8]", before each step's own bar.
+        // The overall position, "[5/8]", before each stage's own bar.
         var step = ""
         let started = Date()
         study.log = { line in
@@ -116,6 +263,16 @@ struct StudyCommand: Command {
         print(String(format: "study finished in %.0f s; report: %@", Date().timeIntervalSince(started), (absolute as NSString).standardizingPath))
         return 0
     }
+}
+
+/// A list of percentages ("0,10,50").
+func parsePercentages(_ text: String?, _ name: String) throws(UsageError) -> [Double]? {
+    guard let text else { return nil }
+    let values = text.split(separator: ",").map { Double($0) }
+    guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0...100).contains($0!) }) else {
+        throw UsageError("\(name) takes percentages like 0,10,50, got '\(text)'")
+    }
+    return values.map { $0! }
 }
 
 struct DemoCommand: Command {
