@@ -58,9 +58,10 @@ public struct OracleImportanceShard: Codable, Sendable {
     /// Joins the shards into `[layer] = baseline − ablated`. Every shard ran the same baseline pass, so their
     /// baselines must agree exactly, and every layer must be covered once.
     public static func merge(_ parts: [OracleImportanceShard], layers: Int, path: (Int) -> String) throws -> (baseline: Double, scores: [Double], docs: Int) {
-        guard let first = parts.first else { throw TaskError(file: path(0), line: nil, "no shards to merge") }
+        // Shards without layers (more shards than layers) ran nothing, not even the baseline.
+        guard let first = parts.first(where: { !$0.layers.isEmpty }) else { throw TaskError(file: path(0), line: nil, "no shard holds a layer") }
         var scores = [Double?](repeating: nil, count: layers)
-        for (i, part) in parts.enumerated() {
+        for (i, part) in parts.enumerated() where !part.layers.isEmpty {
             guard part.baseline == first.baseline || (part.baseline.isNaN && first.baseline.isNaN), part.docs == first.docs else {
                 throw TaskError(file: path(i), line: nil, "baseline \(part.baseline) over \(part.docs) docs, shard 0 has \(first.baseline) over \(first.docs)")
             }

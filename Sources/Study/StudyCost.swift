@@ -53,7 +53,7 @@ public struct Calibration: Codable, Sendable {
         bench.threads = threads
         bench.resident = true
         let forward = try ForwardBenchmark.run(bench) { _ in }
-        let backward = try BackwardBenchmark.run(model: model, sequences: 2, tokens: 256, threads: threads, runs: 1)
+        let backward = try BackwardBenchmark.run(model: model, sequences: 2, tokens: 256, threads: threads, runs: 2)
         let calibration = Calibration(shape: shape(config), cpu: cpuName(), threads: threads, forwardGflops: forward.gflops,
                                       backwardRatio: backward.ratio, measured: timestamp())
         let encoder = JSONEncoder()
@@ -159,6 +159,7 @@ extension Study {
                     if let p = evalPasses["\(t.rawValue)/\(k)"] {
                         // The baseline pass, then for each of its layers l the layers above l from the cache.
                         let layers = (0..<config.numHiddenLayers).filter { shard == nil || $0 % shard!.count == shard!.index }
+                        if layers.isEmpty { break }
                         let above = layers.reduce(0.0) { $0 + L - 1 - Double($1) }
                         c = cost(p, flops: p.flops(config, layers: L + above, heads: 1 + Double(layers.count)))
                     }

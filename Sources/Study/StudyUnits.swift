@@ -282,6 +282,11 @@ extension Study {
             return
         }
         let layers = shard.map { s in (0..<evaluator.layerCount).filter { $0 % s.count == s.index } }
+        if let shard, layers == [] {
+            // More shards than layers: this one has no ablation to run (and no baseline to repeat).
+            try writeJSON(OracleImportanceShard(shard: shard, inputs: inputs, result: nil), to: Self.shardName("ffns", task, k, shard))
+            return
+        }
         let result: OracleImportance.Result
         do {
             result = try OracleImportance.ffns(evaluator: evaluator, task: task, shots: k, layers: layers) { done, total in
