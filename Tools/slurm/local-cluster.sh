@@ -13,6 +13,8 @@
 #   AuthInfo=…,cred_expire=10                               requeues otherwise wait 2 minutes
 #   JobCompType=jobcomp/filetxt                             there is no sacct without slurmdbd
 #   MinJobAge=600                                           finished jobs stay visible to squeue/scontrol
+#   MaxArraySize=8                                          small on purpose: the tests' stages exceed it, so
+#                                                           headroom's splitting of large stages runs for real
 set -euo pipefail
 state="${HEADROOM_SLURM_DIR:-/tmp/headroom-slurm}"
 conf="$state/slurm.conf"
@@ -63,14 +65,21 @@ SchedulerParameters=batch_sched_delay=0
 JobCompType=jobcomp/filetxt
 JobCompLoc=$state/jobcomp.txt
 MinJobAge=600
+MaxArraySize=8
 ReturnToService=2
 MpiDefault=none
 $node
 PartitionName=local Nodes=$name Default=YES MaxTime=INFINITE State=UP
 CONF
+    local changed=1
+    cmp -s "$conf.tmp" "$conf" && changed=0
     mv "$conf.tmp" "$conf"
     export SLURM_CONF="$conf"
-    running slurmctld || slurmctld -f "$conf"
+    if running slurmctld; then
+        [ "$changed" = 0 ] || scontrol reconfigure
+    else
+        slurmctld -f "$conf"
+    fi
     running slurmd || slurmd -f "$conf" -N "$name"
     # Ready when the node accepts work.
     for _ in $(seq 1 60); do
