@@ -45,6 +45,22 @@ import TestSupport
         return CLI.Output(status: process.terminationStatus, stdout: o.text(), stderr: e.text())
     }
 
+    /// A Slurm client command's output.
+    static func runSlurm(_ args: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        if let conf = slurmConf { environment["SLURM_CONF"] = conf }
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return text
+    }
+
     static let slurmConf: String? = {
         if let conf = ProcessInfo.processInfo.environment["SLURM_CONF"] { return conf }
         let local = "/tmp/headroom-slurm/slurm.conf"
@@ -141,13 +157,26 @@ import TestSupport
         guard Self.slurmAvailable() else { return }
         let reference = try Self.reference()
         let dir = testScratch() + "cluster-slurm-3"
-        let r = try Self.run(["study", "-o", dir, "--shards", "3", "--slurm", "--wait", "--sbatch", "--cpus-per-task=1"] + Self.study.dropLast(2))
+        let r = try Self.run(["study", "-o", dir, "--shards", "3", "--slurm", "--wait", "--sbatch", "--cpus-per-task=1", "--array-limit", "2"]
+                             + Self.study.dropLast(2))
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stdout.contains("submitted heads: job") && r.stdout.contains("report             1         1"), "\(r.stdout)")
+        #expect(r.stdout.contains("report             1         1"), "\(r.stdout)")
+        // 12 head units on a cluster whose MaxArraySize is 8 (Tools/slurm/local-cluster.sh): two arrays,
+        // the second with offset 8; both limited to 2 tasks at once.
+        let max = Int(try Self.runSlurm(["scontrol", "show", "config"]).split(separator: "\n")
+            .first { $0.hasPrefix("MaxArraySize") }?.split(separator: "=").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 1001
+        let jobs = try Self.json(dir + "/slurm/jobs.json")["submissions"] as! [[String: Any]]
+        let heads = jobs.filter { $0["stage"] as? String == "heads" }
+        #expect(heads.map { ($0["units"] as! [Int]).count } == (max >= 12 ? [12] : [max, 12 - max]))
+        for (i, h) in heads.enumerated() {
+            let command = h["command"] as! [String]
+            #expect(h["offset"] as? Int == i * max && command.contains("--export=ALL,HEADROOM_UNIT_OFFSET=\(i * max)"))
+            #expect(command.contains { $0.hasPrefix("--array=0-") && $0.hasSuffix("%2") }, "\(command)")
+        }
+        if max < 12 { #expect(try String(contentsOfFile: dir + "/slurm/logs/heads-\(max)+3.out", encoding: .utf8).contains("heads:\(max + 3) on 1 thread")) }
         let script = try String(contentsOfFile: dir + "/slurm/ranks.sh", encoding: .utf8)
         #expect(script.contains("#SBATCH --kill-on-invalid-dep=yes") && script.contains("#SBATCH --cpus-per-task=1")
                 && script.contains("--unit \"ranks:$((SLURM_ARRAY_TASK_ID + ${HEADROOM_UNIT_OFFSET:-0}))\""))
-        let jobs = try Self.json(dir + "/slurm/jobs.json")["submissions"] as! [[String: Any]]
         let ranks = try #require(jobs.first { $0["stage"] as? String == "ranks" })
         #expect((ranks["command"] as! [String]).contains { $0.hasPrefix("--dependency=afterok:") })
         // Array tasks ran with one thread each (SLURM_CPUS_PER_TASK).
