@@ -10,8 +10,59 @@ struct UsageError: Error, CustomStringConvertible {
 
 struct Arguments {
     private var items: [String]
+    /// Options that take a value (`-o DIR`), so a positional is never taken from an option's value, whatever
+    /// the order (`importance -o out.json heads M.hrz`).
+    private let valueOptions: Set<String>
+    /// Every option the command knows, for "did you mean".
+    private let known: [String]
 
-    init(_ items: [String]) { self.items = items }
+    init(_ items: [String], usage: String = "") {
+        self.items = items
+        var (values, all) = Self.options(in: usage)
+        if values.contains("-o") {
+            values.insert("--output")
+            all.append("--output")
+        }
+        (valueOptions, known) = (values, all)
+    }
+
+    /// The options a usage text names, and which of them take a value: an option followed by one space and
+    /// a placeholder (`-o DIR`, `[--shots 0,1,5]`, `-o scores.json`, `--shard i/N`). A flag's Options line has
+    /// only spaces after its name, and prose after an option ("--heads belongs") has no capital, digit or
+    /// punctuation of a placeholder.
+    static func options(in usage: String) -> (values: Set<String>, all: [String]) {
+        var values = Set<String>(), all: [String] = []
+        func isName(_ s: Substring) -> Bool { s.count >= 2 && s.first == "-" && s != "--" && s.dropFirst().allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }
+        func isPlaceholder(_ s: Substring) -> Bool {
+            let word = s.prefix { $0 != "]" }
+            // DIR, N, 0,1,5, i/N, scores.json, overlap|inline: not a word of prose ("re-runs", "belongs").
+            return !word.isEmpty && !"-|[(".contains(word.first!) && word.contains { $0.isUppercase || $0.isNumber || ".,/|:%<>".contains($0) }
+        }
+        for line in usage.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: false)
+            for (i, raw) in words.enumerated() {
+                let body = raw.drop { $0 == "[" || $0 == "(" || $0 == "`" }
+                let word = body.prefix { $0 != "]" && $0 != "=" && $0 != "," && $0 != ":" && $0 != ")" && $0 != "`" && $0 != "'" && $0 != ";" }
+                guard isName(word) else { continue }
+                if !all.contains(String(word)) { all.append(String(word)) }
+                if body.count == word.count, i + 1 < words.count, isPlaceholder(words[i + 1]) { values.insert(String(word)) }
+                if body.hasPrefix(word + "=") { values.insert(String(word)) }
+            }
+        }
+        return (values, all)
+    }
+
+    /// An option in the arguments that the usage never names, with the nearest one it does: reported when a
+    /// command's own checks fail, since a typo is then the likely cause ("missing --data" after "--dat").
+    func unknownOption() -> UsageError? {
+        guard !known.isEmpty else { return nil }
+        for item in items where item.hasPrefix("-") && item != "-" && Double(item) == nil {
+            let name = String(item.prefix { $0 != "=" })
+            guard !known.contains(name), !["-h", "--help"].contains(name) else { continue }
+            return UsageError("unknown option '\(name)'" + (Self.nearest(name, in: known).map { "; did you mean '\($0)'?" } ?? ""))
+        }
+        return nil
+    }
 
     var isEmpty: Bool { items.isEmpty }
 
@@ -22,8 +73,9 @@ struct Arguments {
         return true
     }
 
-    /// Removes `--name VALUE` or `--name=VALUE` and returns VALUE.
+    /// Removes `--name VALUE` or `--name=VALUE` and returns VALUE. `-o` is also spelled `--output`.
     mutating func option(_ name: String) throws(UsageError) -> String? {
+        if name == "-o", let value = try option("--output") { return value }
         if let i = items.firstIndex(where: { $0.hasPrefix(name + "=") }) {
             let value = String(items[i].dropFirst(name.count + 1))
             items.remove(at: i)
@@ -72,18 +124,44 @@ struct Arguments {
         return Shard(index: i, count: n)
     }
 
-    /// The next argument that is not an option.
+    /// The next argument that is neither an option nor an option's value.
     mutating func positional(_ label: String) throws(UsageError) -> String {
-        guard let i = items.firstIndex(where: { !$0.hasPrefix("-") || $0 == "-" }) else {
-            throw UsageError("missing \(label)")
+        var i = 0
+        while i < items.count {
+            let item = items[i]
+            if !item.hasPrefix("-") || item == "-" { return items.remove(at: i) }
+            i += valueOptions.contains(item) ? 2 : 1
         }
-        return items.remove(at: i)
+        throw UsageError("missing \(label)")
     }
 
-    /// Fails on anything not consumed.
+    /// Fails on anything not consumed; an unknown option gets the nearest known one.
     func finish() throws(UsageError) {
-        if let first = items.first {
-            throw UsageError(first.hasPrefix("-") ? "unknown option '\(first)'" : "unexpected argument '\(first)'")
+        guard let first = items.first else { return }
+        guard first.hasPrefix("-") && first != "-" else { throw UsageError("unexpected argument '\(first)'") }
+        let name = String(first.prefix { $0 != "=" })
+        if let near = Self.nearest(name, in: known) { throw UsageError("unknown option '\(name)'; did you mean '\(near)'?") }
+        throw UsageError("unknown option '\(name)'")
+    }
+
+    /// The known option closest to `name` by edit distance, if it is close (a typo, not another word).
+    static func nearest(_ name: String, in known: [String]) -> String? {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var row = Array(0...b.count)
+            for i in 1...max(1, a.count) where !a.isEmpty {
+                var previous = row[0]
+                row[0] = i
+                for j in stride(from: 1, through: b.count, by: 1) {
+                    let saved = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    previous = saved
+                }
+            }
+            return row[b.count]
         }
+        let a = Array(name)
+        let scored = known.map { ($0, distance(a, Array($0))) }.filter { $0.0 != name }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(3, name.count / 3)) else { return nil }
+        return best.0
     }
 }

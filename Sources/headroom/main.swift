@@ -37,20 +37,25 @@ func main() -> Int32 {
     }
     argv.removeFirst()
     guard let type = commands.first(where: { $0.name == name }) else {
-        printError("Error: unknown command '\(name)'\n\n" + topLevelHelp())
+        let near = Arguments.nearest(name, in: commands.map { $0.name }).map { "; did you mean '\($0)'?" } ?? ""
+        printError("Error: unknown command '\(name)'\(near)\nSee 'headroom help'.")
         return 2
     }
     if argv.contains("--help") || argv.contains("-h") {
         print(type.usage)
         return 0
     }
-    var args = Arguments(argv)
+    var args = Arguments(argv, usage: type.usage)
+    let original = args
     let command: Command
     do {
         command = try type.init(&args)
         try args.finish()
     } catch {
-        printError("Error: \(error)\n\n" + type.usage)
+        let error = original.unknownOption() ?? error
+        // The error, the synopsis's first line and where the rest is: not the whole help.
+        let synopsis = type.usage.split(separator: "\n").first.map(String.init) ?? ""
+        printError("Error: \(error)\n\n\(synopsis)\nSee 'headroom \(type.name) --help'.")
         return 2
     }
     do {

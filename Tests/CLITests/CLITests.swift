@@ -61,6 +61,26 @@ struct CLI {
         #expect(try CLI.run(["study", "model.hrz", "--tasks", "copa"]).stderr.hasPrefix("Error: missing --data DIR (needed with MODEL)"))
     }
 
+    @Test func optionsInAnyOrderShortUsageErrorsAndSuggestions() throws {
+        // Options before the subcommand word and the model: an option's value is never taken for a positional.
+        let demo = CLI.root.appendingPathComponent("Sources/Study/Demo/demo.hrz").path, data = CLI.root.appendingPathComponent("Sources/Study/Demo/tasks").path
+        let out = CLI.temporary("any-order.json")
+        let r = try CLI.run(["importance", "-o", out, "--limit", "2", "heads", "--task", "demo_copy", "--data", data, demo])
+        #expect(r.status == 0 && r.stdout.hasPrefix("wrote \(out)"), "\(r.stderr)")
+        let i = try CLI.run(["induction", "--output", CLI.temporary("any-order-2.json"), "--count", "2", "copying", demo])
+        #expect(i.status == 0, "\(i.stderr)")
+        // A typo: the nearest option, a one-line synopsis and where the help is (not 50 lines of it).
+        let typo = try CLI.run(["eval", demo, "--tasks", "demo_copy", "--data", data, "--outptu", "x"])
+        #expect(typo.status == 2)
+        #expect(typo.stderr == "Error: unknown option '--outptu'; did you mean '--output'?\n\nUsage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR\nSee 'headroom eval --help'.\n")
+        // Reported even where the command's own checks fail first ("missing --data" after "--dat").
+        #expect(try CLI.run(["eval", demo, "--tasks", "demo_copy", "--dat", data]).stderr.hasPrefix("Error: unknown option '--dat'; did you mean '--data'?"))
+        #expect(try CLI.run(["bench", "--runs", "1", "formta"]).stderr.hasPrefix("Error: unknown benchmark 'formta'; did you mean 'format'?"))
+        let command = try CLI.run(["evl"])
+        #expect(command.status == 2 && command.stderr == "Error: unknown command 'evl'; did you mean 'eval'?\nSee 'headroom help'.\n")
+        #expect(try CLI.run(["--version"]).stdout.hasPrefix("headroom "))
+    }
+
     @Test func convertThenInspectAndVerify() throws {
         let out = CLI.temporary("cli.hrz")
         let c = try CLI.run(["convert", CLI.fixtures + "/post-ln-350m-style", "-o", out, "--threads", "2"])

@@ -19,7 +19,7 @@ set -euo pipefail
 state="${HEADROOM_SLURM_DIR:-/tmp/headroom-slurm}"
 conf="$state/slurm.conf"
 
-running() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+running() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid" 2>/dev/null)" 2>/dev/null; }
 
 print_env() { echo "export SLURM_CONF=$conf"; }
 

@@ -69,7 +69,7 @@ struct BenchCommand: Command {
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
-        suite = try args.positional("SUITE (format or forward)")
+        suite = try args.positional("SUITE (format, forward, backward, eval or prune)")
         switch suite {
         case "format":
             elements = try args.option("--elements", default: 1 << 25, in: 1024...(1 << 32))
@@ -141,7 +141,9 @@ struct BenchCommand: Command {
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
         default:
-            throw UsageError("unknown benchmark '\(suite)'; available: format, forward, backward, eval, prune")
+            let suites = ["format", "forward", "backward", "eval", "prune"]
+            throw UsageError("unknown benchmark '\(suite)'" + (Arguments.nearest(suite, in: suites).map { "; did you mean '\($0)'?" } ?? "")
+                             + " (available: \(suites.joined(separator: ", ")))")
         }
     }
 
