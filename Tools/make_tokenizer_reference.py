@@ -8,7 +8,7 @@ Usage:
 transformers 5 no longer has the pure-Python slow tokenizer (its GPT2Tokenizer is the Rust backend), so
 this script pins 4.46.3, whose slow GPT2Tokenizer is the one the paper's harness used. The tokenizer is
 built from vocab.json and merges.txt alone, as Headroom does: special-token text such as "</s>" is
-plain text here (see README, "Tokenizer").
+plain text here (see docs/run.md, "headroom tokenize").
 
 Writes Tests/TokenizerTests/Fixtures/corpus.jsonl.zst: one {"text", "ids", "source"} object per line.
 """

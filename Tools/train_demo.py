@@ -9,7 +9,7 @@ ffn 512, OPT's real tokenizer and vocabulary (50272 ids, no remapping). Position
 Embedding: every row starts as a random sign vector (±0.1 per element). Only the rows of the demo words
 and the prompt punctuation are trained; all others stay frozen sign vectors, which are distinct enough for
 attention to match tokens (so induction heads work on any token, as the prefix-matching probe needs) and
-compress to about 1 bit per element, so the whole model is a few MB (see the README's demo section).
+compress to about 1 bit per element, so the whole model is a few MB (see docs/study.md, "The demo model").
 
 Training data, generated on the fly as text and tokenized with the real tokenizer:
   - induction (half the episodes): BOS + a random sequence of tokens from the whole vocabulary, repeated
