@@ -6,7 +6,7 @@ import Runtime
 
 public enum ImportanceData {
     /// Tasks whose gold continuation drops the choice's leading space in the paper's code (`doc_to_cont`).
-    static let choiceWithoutSpace: Set<Task> = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .mathqa]
+    static let choiceWithoutSpace: Set<EvalTask> = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .mathqa]
 
     /// (context, gold continuation) for the first `limit` docs of the train split (LAMBADA: its eval split),
     /// in HF order, each with `shots` examples drawn by `sample` from the few-shot population of the
@@ -21,7 +21,7 @@ public enum ImportanceData {
     ///   examples' draws the stream advances by `layers` calls to `random()`: pass the model's
     ///   `num_hidden_layers`. A model pruned by Headroom keeps every layer (heads and FFNs go, layers stay),
     ///   so it advances by the same count as its parent; pass 0 to get draws without the emulation.
-    public static func requests(task: Task, shots: Int, dataDirectory: String, limit: Int = 2500,
+    public static func requests(task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500,
                                 targetSpace: Bool = false, layers: Int) throws -> [Request] {
         let split = task == .lambadaOpenAI ? task.evalSplit : "train"
         let path = "\(dataDirectory)/\(task.rawValue)/\(split).jsonl"
@@ -49,7 +49,7 @@ public enum ImportanceData {
 
     /// `requests(…)` tokenized as the harness does (`scorer.tokens`) and fitted to the model's positions
     /// (`fit`), ready for `headImportance`. The draws advance by the scorer's model's layer count.
-    public static func tokenized(task: Task, shots: Int, dataDirectory: String, limit: Int = 2500, targetSpace: Bool = false,
+    public static func tokenized(task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500, targetSpace: Bool = false,
                                  scorer: Scorer) throws -> (requests: [ImportanceRequest], truncated: Int) {
         let requests = try requests(task: task, shots: shots, dataDirectory: dataDirectory, limit: limit, targetSpace: targetSpace,
                                     layers: scorer.model.config.numHiddenLayers).map { r in

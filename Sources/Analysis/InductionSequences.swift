@@ -5,6 +5,7 @@ import Evaluation
 import Foundation
 import HRZFormat
 import Tokenizer
+import Basics
 
 public enum InductionSequences {
     public static func random(count: Int, seed: UInt64, tokenizer: Tokenizer) -> [[Int]] {

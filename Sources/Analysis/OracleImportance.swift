@@ -19,11 +19,11 @@ public enum OracleImportance {
     }
 
     /// The headline metric of a task.
-    static func metric(_ task: Task, _ metrics: [String: Double]) -> Double { metrics[task.headlineMetric] ?? .nan }
+    static func metric(_ task: EvalTask, _ metrics: [String: Double]) -> Double { metrics[task.headlineMetric] ?? .nan }
 
     /// `layers`: only these ablations (a shard of the layers; the baseline pass is the same in every shard,
     /// so shards merge exactly); nil: every layer.
-    public static func ffns(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true, layers: [Int]? = nil,
+    public static func ffns(evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true, layers: [Int]? = nil,
                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         let L = evaluator.layerCount
         // The layers below l compute what the baseline computed, and so does layer l up to its FFN: each
@@ -40,7 +40,7 @@ public enum OracleImportance {
 
     /// The same for single heads: `ablated[l · H + h]` is the metric with head h of layer l masked. It costs
     /// one evaluation of layers ≥ l per head, so it is meant for small models.
-    public static func heads(evaluator: Evaluator, task: Task, shots: Int, cached: Bool = true,
+    public static func heads(evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true,
                              progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         let L = evaluator.layerCount, H = evaluator.headCount
         return try sweep(evaluator: evaluator, task: task, shots: shots, cached: cached, progress: progress, withoutFFN: false,
@@ -54,7 +54,7 @@ public enum OracleImportance {
     }
 
     /// Baseline, then one evaluation per ablation; each ablation edits the mask and changes nothing below its layer.
-    static func sweep(evaluator: Evaluator, task: Task, shots: Int, cached: Bool, progress: ((Int, Int) -> Void)?, withoutFFN: Bool,
+    static func sweep(evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool, progress: ((Int, Int) -> Void)?, withoutFFN: Bool,
                       ablations: [(index: Int, change: (apply: (inout ModelMask) -> Void, replay: (LayerInputCache) -> Void))]) throws -> Result {
         let started = Date()
         let work = try evaluator.prepareCell(task, shots: shots)

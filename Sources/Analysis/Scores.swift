@@ -2,6 +2,7 @@
 import Foundation
 import HRZFormat
 import Runtime
+import Basics
 
 public struct ScoresFile: Codable, Sendable {
     /// "heads", "ffns", "prefix-matching" or "copying".

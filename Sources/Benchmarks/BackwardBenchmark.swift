@@ -3,6 +3,7 @@
 import Foundation
 import HRZFormat
 import Runtime
+import Basics
 
 public struct BackwardBenchResult: Codable, Sendable {
     public var model: String
@@ -31,7 +32,7 @@ public enum BackwardBenchmark {
     /// Each sequence is `tokens` random ids: the first three quarters context, the rest continuation.
     public static func run(model path: String, sequences: Int, tokens: Int, threads: Int, runs: Int = 3,
                            progress: ((String) -> Void)? = nil) throws -> BackwardBenchResult {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         let model = try OPTModel(path: path)
         var rng = SplitMix64(seed: 1)
         let requests = (0..<sequences).map { _ in

@@ -2,6 +2,7 @@
 /// plain zstd against byte-plane split zstd. In memory, so the disk does not enter the figures.
 import Foundation
 import HRZFormat
+import Basics
 
 public struct FormatRow: Codable, Sendable {
     public var data: String

@@ -58,7 +58,7 @@ public struct ForwardBenchResult: Codable, Sendable {
 
 public enum ForwardBenchmark {
     public static func run(_ o: ForwardBenchOptions, log: (String) -> Void) throws -> ForwardBenchResult {
-        Runtime.setThreads(o.threads)
+        Threads.set(o.threads)
         let path = try o.model ?? synthesize(o, log: log)
         let peak = SGEMMPeak.measure(threads: o.threads)
         log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (OpenBLAS %@ kernels)", peak, o.threads, BLAS.coreName))
@@ -159,7 +159,7 @@ public enum ForwardBenchmark {
 /// The best GFLOP/s of square fp32 GEMMs through the same `cblas_sgemm` the runtime uses.
 public enum SGEMMPeak {
     public static func measure(threads: Int, size: Int = 2048, rounds: Int = 5) -> Double {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         let n = size
         let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n), b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
@@ -177,10 +177,25 @@ public enum SGEMMPeak {
 }
 
 /// Peak resident set size of this process. C: `getrusage(RUSAGE_SELF)` (ru_maxrss is KiB on Linux).
+/// Peak resident memory of this process since it started or since `resetPeakRSS()`: VmHWM from
+/// /proc/self/status where there is one, else getrusage's maximum.
 public func peakRSS() -> Int {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+        return kB * 1024
+    }
     var usage = rusage()
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     return Int(usage.ru_maxrss) * 1024
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS (Linux: "5" to /proc/self/clear_refs).
+public func resetPeakRSS() {
+    let fd = open("/proc/self/clear_refs", O_WRONLY)
+    guard fd >= 0 else { return }
+    _ = write(fd, "5", 1)
+    close(fd)
 }
 
 func formatBytes(_ n: Int) -> String {

@@ -1,12 +1,13 @@
 /// `headroom bench prune`: what pruning buys. Prunes a synthetic model with real shapes at a grid of
 /// heads% × FFNs% (by a seeded random ranking: sizes and speed do not depend on which heads go), then
-/// measures each file's size and, in a fresh `headroom bench forward` process per model, scoring
-/// throughput and peak RSS, all as ratios against the unpruned model measured in the same run.
+/// measures each file's size, scoring throughput and peak RSS (the kernel's high-water mark, reset before
+/// each model), all as ratios against the unpruned model measured in the same run.
 import Analysis
 import Foundation
 import HRZFormat
 import Pruning
 import Runtime
+import Basics
 
 public struct PruneBenchRow: Codable, Sendable {
     public var headsPercent: Double
@@ -28,16 +29,13 @@ public struct PruneBenchOptions: Sendable {
     public var forward = ForwardBenchOptions()
     public var heads: [Double] = [0, 30, 50, 70]
     public var ffns: [Double] = [0, 20]
-    /// The `headroom` executable that runs each measurement in its own process (peak RSS is per process).
-    public var executable = "/proc/self/exe"
     public init() {}
 }
 
 public enum PruneBenchmark {
     public static func run(_ o: PruneBenchOptions, log: (String) -> Void) throws -> [PruneBenchRow] {
         let source = try ForwardBenchmark.synthesize(o.forward, log: log)
-        let reader = try HRZReader(path: source)
-        let c = reader.config
+        let c = try HRZReader(path: source).config  // unmapped again before anything is measured
         var rng = SplitMix64(seed: 7)
         let headScores = ScoresFile(scores: (0..<c.numHiddenLayers).map { _ in (0..<c.numAttentionHeads).map { _ in Double(rng.next() >> 11) } })
         let ffnScores = ScoresFile(scores: (0..<c.numHiddenLayers).map { _ in [Double(rng.next() >> 11)] })
@@ -56,7 +54,7 @@ public enum PruneBenchmark {
                 let model = try OPTModel(path: path)
                 let layerParameters = model.reader.layerParameters
                 let flops = ForwardBenchmark.forwardFLOPs(model, sequences: o.forward.sequences, tokens: o.forward.tokens, lastOnly: o.forward.lastOnly)
-                log(String(format: "bench prune: heads −%g%%, FFNs −%g%%: measuring in a fresh process", h, f))
+                log(String(format: "bench prune: heads −%g%%, FFNs −%g%%: measuring", h, f))
                 let measured = try measure(path, o)
                 rows.append(PruneBenchRow(headsPercent: h, ffnsPercent: f, fileBytes: model.reader.file.bytes.count,
                                           layerParameters: layerParameters, forwardFLOPs: flops,
@@ -74,24 +72,13 @@ public enum PruneBenchmark {
         return rows
     }
 
+    /// One model's forward benchmark in this process. Its peak RSS is the kernel's high-water mark, reset
+    /// first (/proc/self/clear_refs), so a model's figure does not include the one measured before it.
     static func measure(_ model: String, _ o: PruneBenchOptions) throws -> ForwardBenchResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: o.executable)
-        var args = ["bench", "forward", "--model", model, "--json", "--sequences", "\(o.forward.sequences)",
-                    "--tokens", "\(o.forward.tokens)", "--runs", "\(o.forward.runs)", "--threads", "\(o.forward.threads)"]
-        if o.forward.lastOnly { args.append("--last-only") }
-        if let resident = o.forward.resident { args.append(resident ? "--resident" : "--stream") }
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last else {
-            throw PruneError(file: model, "bench forward exited with status \(process.terminationStatus)")
-        }
-        return try JSONDecoder().decode(ForwardBenchResult.self, from: Data(line.utf8))
+        var forward = o.forward
+        forward.model = model
+        resetPeakRSS()
+        return try ForwardBenchmark.run(forward) { _ in }
     }
 
     public static func table(_ rows: [PruneBenchRow], _ o: PruneBenchOptions) -> String {

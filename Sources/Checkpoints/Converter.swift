@@ -1,6 +1,8 @@
 /// `headroom convert`: an HF directory → one `.hrz`, streamed tensor by tensor with bounded memory.
 import Foundation
 import HRZFormat
+import Basics
+import OPTSchema
 
 /// `--dtype`: keep each tensor's source dtype, or cast all to one.
 public enum DTypeChoice: String, Sendable, CaseIterable {
@@ -201,7 +203,7 @@ public enum Converter {
         }
         queue.waitUntilAllOperationsAreFinished()
         progress?(ConvertProgress(phase: "hashing", done: total, total: total))
-        let digests = try results.values(file: files.first ?? "")
+        let digests = try results.values(wrap: HRZError.wrapping(file: files.first ?? ""))
         return files.enumerated().map { i, file in
             SourceFile(file: (file as NSString).lastPathComponent, bytes: sizes[i], sha256: digests[i])
         }

@@ -16,7 +16,7 @@ public struct CellResult: Codable, Sendable, Equatable {
     /// What the cell was computed from (model, data files, limit, mask contents, precision, tool version);
     /// a rerun recomputes the cell when this differs. nil in files written before it was recorded.
     public var inputs: InputRecord?
-    /// `<metric>` → standard error as the harness computes it (`Task.standardErrors`).
+    /// `<metric>` → standard error as the harness computes it (`EvalTask.standardErrors`).
     public var stderr: [String: Double]?
 }
 
@@ -46,7 +46,7 @@ extension ResultsFile {
 }
 
 public struct EvalOptions: Sendable {
-    public var tasks: [Task]
+    public var tasks: [EvalTask]
     public var shots: [Int]
     public var dataDirectory: String
     public var outputDirectory: String
@@ -58,7 +58,7 @@ public struct EvalOptions: Sendable {
     /// Tokens per scoring batch (one forward); nil: the scorer's default. Shards of one cell must agree on it.
     public var batchTokens: Int?
 
-    public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
+    public init(tasks: [EvalTask], shots: [Int], dataDirectory: String, outputDirectory: String) {
         self.tasks = tasks
         self.shots = shots
         self.dataDirectory = dataDirectory
@@ -88,7 +88,7 @@ public final class Evaluator {
 
     /// What a cell depends on: the model's content, the split files' identities, the doc limit, the mask's
     /// contents (not its path), the precision and the tool's version.
-    public func cellInputs(_ task: Task, shots k: Int) -> InputRecord {
+    public func cellInputs(_ task: EvalTask, shots k: Int) -> InputRecord {
         var record = InputRecord.base(modelID: scorer.model.contentID)
         record["limit"] = options.limit.map(String.init) ?? "all"
         let eval = "\(options.dataDirectory)/\(task.rawValue)/\(task.evalSplit).jsonl"
@@ -160,7 +160,7 @@ public final class Evaluator {
         }
     }
 
-    func file(_ task: Task, _ split: String) throws -> JSONLFile {
+    func file(_ task: EvalTask, _ split: String) throws -> JSONLFile {
         let path = "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl"
         guard FileManager.default.fileExists(atPath: path) else {
             var error = TaskError(file: path, line: nil, "task \(task.rawValue): split '\(split)' is missing")
@@ -172,7 +172,7 @@ public final class Evaluator {
 
     /// A cell's docs in the harness's order with their requests, ready to score under any forward options.
     public struct CellWork {
-        public var task: Task
+        public var task: EvalTask
         public var shots: Int
         var items: [(position: Int, index: Int, row: Row, doc: TaskDoc, requests: [Request])]
         public var requests: [Request] { items.flatMap(\.requests) }
@@ -180,7 +180,7 @@ public final class Evaluator {
     }
 
     /// Docs in the harness's shuffled order, few-shot draws from the same generator, contexts and requests.
-    public func prepareCell(_ task: Task, shots k: Int) throws -> CellWork {
+    public func prepareCell(_ task: EvalTask, shots k: Int) throws -> CellWork {
         let eval = try file(task, task.evalSplit)
         guard eval.count > 0 else { throw TaskError(file: eval.path, line: nil, "task \(task.rawValue): the \(task.evalSplit) split has no rows") }
         var population: [Int] = []
@@ -248,7 +248,7 @@ public final class Evaluator {
     public var modelID: String { scorer.model.contentID }
 
     /// One cell: prepare, score, write the request file.
-    func runCell(_ task: Task, shots k: Int, progress: @escaping (Int, Int) -> Void)
+    func runCell(_ task: EvalTask, shots k: Int, progress: @escaping (Int, Int) -> Void)
         throws -> (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int) {
         let work = try prepareCell(task, shots: k)
         let (metrics, scores, outcomes) = try score(work, progress: progress)

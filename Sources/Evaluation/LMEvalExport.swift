@@ -5,7 +5,7 @@
 import Foundation
 import HRZFormat
 
-extension Task {
+extension EvalTask {
     /// The harness's task `VERSION` (what lm-eval writes under `versions`).
     public var harnessVersion: Int {
         switch self {
@@ -122,7 +122,7 @@ extension Evaluator {
                 var entry = cell.metrics
                 for (key, value) in cell.stderr ?? [:] where value.isFinite { entry[key + "_stderr"] = value }
                 metrics[cell.task] = entry.filter { $0.value.isFinite }
-                versions[cell.task] = (Task.named(cell.task, dataDirectory: options.dataDirectory) ?? .generic(cell.task)).harnessVersion
+                versions[cell.task] = (EvalTask.named(cell.task, dataDirectory: options.dataDirectory) ?? .generic(cell.task)).harnessVersion
             }
             let config = LMEvalResults.Config(model: "headroom", model_args: "pretrained=\(results.model)", model_sha256: results.model_sha256,
                                               num_fewshot: k, batch_size: nil, device: "cpu", no_cache: true, limit: options.limit,

@@ -3,6 +3,7 @@
 import Foundation
 import HRZFormat
 import Runtime
+import OPTSchema
 
 public enum MaskFile {
     /// `{"heads": [[layer, head], …]}` → heads[l][h] = false for each pair.

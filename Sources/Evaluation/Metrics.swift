@@ -12,7 +12,7 @@ public struct DocOutcome: Sendable, Codable {
     public var gold: Int?
 }
 
-extension Task {
+extension EvalTask {
     /// Metrics of one doc from its requests' scores (in request order).
     public func outcome(_ doc: TaskDoc, row: Row, scores: [Score]) throws -> DocOutcome {
         let ll = scores.map(\.loglikelihood)

@@ -39,7 +39,7 @@ struct ShardFile: Codable {
 }
 
 extension Evaluator {
-    func shardPath(_ task: Task, _ k: Int, _ shard: Shard) -> String {
+    func shardPath(_ task: EvalTask, _ k: Int, _ shard: Shard) -> String {
         "\(options.outputDirectory)/shards/\(task.rawValue)-\(k)shot-\(shard.index)of\(shard.count).json"
     }
 

@@ -103,7 +103,7 @@ public func fewshotContext(_ doc: TaskDoc, examples: [TaskDoc]) -> String {
 
 /// `rnd.sample(range(population), k)` for a few-shot draw, with Python's own refusal ("sample larger than
 /// population") turned into an error that names the task, k, the population and its file.
-public func drawFewshot(_ rnd: inout PythonRandom, task: Task, k: Int, population: Int, file: String, what: String = "eligible rows") throws -> [Int] {
+public func drawFewshot(_ rnd: inout PythonRandom, task: EvalTask, k: Int, population: Int, file: String, what: String = "eligible rows") throws -> [Int] {
     guard k <= population else {
         throw TaskError(file: file, line: nil, "task \(task.rawValue): \(k) few-shot examples asked for, but the population has only \(population) \(what)")
     }

@@ -2,17 +2,17 @@
 /// Each `case` quotes the harness's template. See ../shared/data/tasks/README.md, "Evaluation protocol".
 import Foundation
 
-public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
+public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
     case arcEasy, arcChallenge, openbookqa, hellaswag, piqa, winogrande, boolq, cb, copa
     case multirc, record, rte, wic, wsc, mathqa, lambadaOpenAI
     /// A user task in the generic JSONL format (formats/tasks.md): rows of context, choices and gold.
     case generic(String)
 
     /// The paper's 16 tasks (generic tasks are named by their directory instead).
-    public static let allCases: [Task] = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .winogrande, .boolq, .cb, .copa,
+    public static let allCases: [EvalTask] = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .winogrande, .boolq, .cb, .copa,
                                           .multirc, .record, .rte, .wic, .wsc, .mathqa, .lambadaOpenAI]
 
-    /// One of the 16 by its harness name; generic tasks come from `Task.generic(name)`.
+    /// One of the 16 by its harness name; generic tasks come from `EvalTask.generic(name)`.
     public init?(rawValue: String) {
         guard let task = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
         self = task
@@ -29,8 +29,8 @@ public enum Task: Hashable, Sendable, CaseIterable, RawRepresentable {
     }
 
     /// A task by name: one of the 16, or a generic task when DIR/<name>/validation.jsonl exists.
-    public static func named(_ name: String, dataDirectory: String?) -> Task? {
-        if let task = Task(rawValue: name) { return task }
+    public static func named(_ name: String, dataDirectory: String?) -> EvalTask? {
+        if let task = EvalTask(rawValue: name) { return task }
         guard let dataDirectory, FileManager.default.fileExists(atPath: "\(dataDirectory)/\(name)/validation.jsonl") else { return nil }
         return .generic(name)
     }

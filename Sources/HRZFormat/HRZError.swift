@@ -1,3 +1,5 @@
+import Basics
+
 /// An error reading or writing an `.hrz` file: what failed, and where in the data.
 ///
 /// Printed as `model.hrz: tensor 'layers.3.fc1.weight', chunk 2 at byte 1048576: checksum mismatch …`.
@@ -70,4 +72,15 @@ public struct HRZError: Error, CustomStringConvertible, Sendable {
 public func hex64(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)
     return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
+}
+
+extension HRZError {
+    /// Wraps a worker's error for `ResultSlots.values`: an HRZ kind gets the file it concerns.
+    public static func wrapping(file: String) -> (Error) -> Error {
+        { error in
+            if let kind = error as? HRZError.Kind { return HRZError(kind, file: file) }
+            if error is SlotError { return HRZError(.malformed("internal: a work item did not run"), file: file) }
+            return error
+        }
+    }
 }

@@ -1,6 +1,8 @@
 /// Opens an `.hrz`: maps it, checks the header and index against every reader MUST rule of
 /// `formats/HRZ.md` §7, and decodes tensors chunk by chunk. Opening costs O(tensors), not O(bytes).
 import Foundation
+import Basics
+import OPTSchema
 
 public final class HRZReader: @unchecked Sendable {
     public let file: MappedFile

@@ -1,6 +1,7 @@
 /// Streams tensors into a new `.hrz`, chunk by chunk, with bounded memory, and renames it into place
 /// only when the index is written. See `formats/HRZ.md`.
 import Foundation
+import Basics
 
 public final class HRZWriter {
     public let path: String
@@ -118,7 +119,7 @@ public final class HRZWriter {
                                              scratch: scratches[i], split: split)
             }
         }
-        return try results.values(file: path)
+        return try results.values(wrap: HRZError.wrapping(file: path))
     }
 
     /// Writes the index and header, flushes, and renames the file into place.

@@ -1,17 +1,6 @@
 /// The JSON index of an `.hrz` file: model metadata plus the tensor table. See `formats/HRZ.md` §4–§5.
+import OPTSchema
 
-/// Which original heads a layer still has, and whether it keeps its FFN. Pruned models are just data.
-public struct LayerPlan: Codable, Sendable, Equatable {
-    /// Original head indices present, ascending. H = `heads.count`; 0 is allowed.
-    public var heads: [Int]
-    /// Whether the layer has fc1/fc2 (and, for pre-LN models, its FFN layer norm).
-    public var ffn: Bool
-
-    public init(heads: [Int], ffn: Bool) {
-        self.heads = heads
-        self.ffn = ffn
-    }
-}
 
 /// One input file the model was converted from.
 public struct SourceFile: Codable, Sendable, Equatable {

@@ -8,6 +8,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Basics
 
 public enum Headroom {
     /// The tool's version, recorded with every result (a new version may compute differently).

@@ -4,6 +4,7 @@ import Analysis
 import Foundation
 import HRZFormat
 import Runtime
+import OPTSchema
 
 public struct PruneError: Error, CustomStringConvertible {
     public var file: String?

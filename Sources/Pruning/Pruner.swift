@@ -7,6 +7,7 @@
 /// through a `TensorCursor`, so memory stays at a few chunks whatever the model size.
 import Foundation
 import HRZFormat
+import OPTSchema
 
 public struct PruneReport: Sendable {
     public var parent: String

@@ -91,7 +91,7 @@ public struct SweepTable: Codable, Sendable {
 }
 
 public struct SweepOptions: Sendable {
-    public var tasks: [Task]
+    public var tasks: [EvalTask]
     public var shots: [Int]
     public var dataDirectory: String
     public var outputDirectory: String
@@ -106,7 +106,7 @@ public struct SweepOptions: Sendable {
     /// Compute only the grid points i, i+N, … (over all cells, in run order) into DIR/shards/; `mergeShards` joins them.
     public var shard: Shard?
 
-    public init(tasks: [Task], shots: [Int], dataDirectory: String, outputDirectory: String) {
+    public init(tasks: [EvalTask], shots: [Int], dataDirectory: String, outputDirectory: String) {
         self.tasks = tasks
         self.shots = shots
         self.dataDirectory = dataDirectory
@@ -136,7 +136,7 @@ public final class Sweep {
     func shardPath(_ s: Shard) -> String { "\(options.outputDirectory)/shards/sweep-\(s.index)of\(s.count).json" }
 
     /// A cell's ranking label, rankings and recorded inputs (the run and the merge compute them the same way).
-    func cellContext(_ task: Task, _ k: Int) throws -> (label: String, heads: (label: String, scores: [[Double]])?,
+    func cellContext(_ task: EvalTask, _ k: Int) throws -> (label: String, heads: (label: String, scores: [[Double]])?,
                                                           ffns: (label: String, scores: [[Double]])?, inputs: InputRecord) {
         let heads = options.heads.isEmpty ? nil : try Self.ranking(options.heads, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "heads")
         let ffns = options.ffns.isEmpty ? nil : try Self.ranking(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")

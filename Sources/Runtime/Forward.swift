@@ -2,6 +2,7 @@
 /// pass and applied to every sequence, then released. Reference: HF `OPTForCausalLM.forward`.
 import Foundation
 import HRZFormat
+import OPTSchema
 
 /// Which positions of a sequence need logits. Scoring needs a few, not all.
 public enum LogitsRequest: Equatable, Sendable {

@@ -6,6 +6,7 @@
 /// code is off by one there.)
 import Foundation
 import HRZFormat
+import Basics
 
 extension OPTModel {
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0).
@@ -94,7 +95,7 @@ extension OPTModel {
                         let out = out
                         logits.withUnsafeBufferPointer { logits in
                             attention.withUnsafeBufferPointer { attention in
-                                DispatchQueue.concurrentPerform(iterations: Runtime.threads) { _ in
+                                DispatchQueue.concurrentPerform(iterations: Threads.count) { _ in
                                     while true {
                                         let t = next.add() + 1
                                         guard t < T else { break }

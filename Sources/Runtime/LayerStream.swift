@@ -8,6 +8,7 @@
 import Dispatch
 import Foundation
 import HRZFormat
+import Basics
 
 public final class LayerStream: @unchecked Sendable {
     /// How decoding is scheduled against compute.
@@ -46,7 +47,7 @@ public final class LayerStream: @unchecked Sendable {
     private let staging = [RawBuffer(alignment: MappedFile.directAlignment), RawBuffer(alignment: MappedFile.directAlignment)]
     private var stagedRead: StagedRead?
 
-    public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Runtime.threads)) {
+    public init(reader: HRZReader, resident: Bool, schedule: Schedule = .automatic(threads: Threads.count)) {
         self.reader = reader
         self.resident = resident
         self.schedule = schedule
@@ -171,7 +172,7 @@ public final class LayerStream: @unchecked Sendable {
         }
         let spans = UnsafeMutableBufferPointer<DecodedLayer.PlaneSpan>.allocate(capacity: work.count)
         defer { spans.deallocate() }
-        let workers = parallel ? max(1, min(Runtime.threads, work.count)) : 1
+        let workers = parallel ? max(1, min(Threads.count, work.count)) : 1
         while scratches.count < workers { scratches.append(ChunkScratch()) }
         let scratches = self.scratches
         let next = LockedCounter()

@@ -5,6 +5,7 @@
 /// batch-size-1 semantics.
 import Foundation
 import HRZFormat
+import Basics
 
 /// What the backward of one layer needs from its forward. No weight gradients are computed, so no GEMM
 /// input is kept: only the layer norms' inputs, q/k/v, the heads' outputs and the ReLU's output. Buffers are
@@ -199,7 +200,7 @@ func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: UnsafePointer
 func attentionBackward(dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                        ctx: UnsafePointer<Float>, T: Int, H: Int, D: Int, work: FloatBuffer, importance: UnsafeMutablePointer<Double>) {
     let HD = H * D, scaling = 1 / Float(D).squareRoot()
-    let tasks = max(1, min(H, Runtime.threads))
+    let tasks = max(1, min(H, Threads.count))
     let all = work.reserve(tasks * 2 * T * T)
     let next = LockedCounter()
     parallelWithSerialBLAS(tasks) { task in

@@ -2,6 +2,7 @@
 /// Reference: HF `modeling_opt.py`, `OPTDecoder` (embeddings, final norm, projections) and `OPTForCausalLM`.
 import Foundation
 import HRZFormat
+import OPTSchema
 
 public final class OPTModel: @unchecked Sendable {
     public let reader: HRZReader
@@ -36,7 +37,7 @@ public final class OPTModel: @unchecked Sendable {
         let keepsLayers = resident ?? (layerBytes <= residentLimit)
         try Self.checkMemory(reader, residentLayers: keepsLayers, limit: memoryLimit ?? Self.physicalMemory)
         stream = LayerStream(reader: reader, resident: keepsLayers,
-                             schedule: schedule ?? .automatic(threads: Runtime.threads))
+                             schedule: schedule ?? .automatic(threads: Threads.count))
         let scratch = ChunkScratch()
         let embedInfo = try reader.tensor("embed_tokens.weight")
         let embed = RawBuffer(embedInfo.byteCount)

@@ -2,6 +2,8 @@
 /// (bounded memory). Real weights cannot be downloaded here, so benchmarks and scale tests use these.
 import Foundation
 import HRZFormat
+import Basics
+import OPTSchema
 
 /// HF hub configs of the released OPT models (`facebook/opt-*`, config.json).
 public enum Preset: String, CaseIterable, Sendable {

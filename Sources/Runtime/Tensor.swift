@@ -13,6 +13,7 @@
 /// - `R`: rows whose logits were requested
 
 import HRZFormat
+import Basics
 
 /// A growable fp32 buffer, reused across layers and passes. One owner; freed in `deinit`.
 public final class FloatBuffer: @unchecked Sendable {

@@ -12,7 +12,7 @@ extension StudyReport {
     /// Accuracy of guessing uniformly among a task's choices; nil where the metric is no choice (ReCoRD's em,
     /// LAMBADA's word). Generic tasks: the mean of 1 / choices over their rows.
     static func chance(_ task: String, _ o: StudyOptions) -> Double? {
-        switch Task.named(task, dataDirectory: o.data) {
+        switch EvalTask.named(task, dataDirectory: o.data) {
         case .arcEasy?, .arcChallenge?, .openbookqa?, .hellaswag?: return 0.25
         case .mathqa?: return 0.2
         case .cb?: return 1.0 / 3

@@ -84,7 +84,7 @@ public final class Study {
     public let directory: String
     /// How finely cells, importance and sweeps are split into units (1: one unit per cell or sweep).
     public let shards: Int
-    let tasks: [Task]
+    let tasks: [EvalTask]
     /// Messages for the user (steps started, kept, skipped).
     public var log: (String) -> Void = { _ in }
     /// Progress within the current unit: (what, done, total).
@@ -99,7 +99,7 @@ public final class Study {
         self.directory = directory
         self.shards = max(1, shards)
         tasks = try options.tasks.map { name in
-            guard let t = Task.named(name, dataDirectory: options.data) else { throw PruneError(file: nil, "unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
+            guard let t = EvalTask.named(name, dataDirectory: options.data) else { throw PruneError(file: nil, "unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
             return t
         }
     }

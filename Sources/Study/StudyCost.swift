@@ -9,6 +9,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Tokenizer
+import OPTSchema
 
 /// Throughput measured on this machine for one model shape.
 public struct Calibration: Codable, Sendable {

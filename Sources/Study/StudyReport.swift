@@ -106,7 +106,7 @@ public enum StudyReport {
         return parts.joined(separator: " · ") + ". Re-render with <code>headroom report \(escapeXML(i.directory))</code>."
     }
 
-    static func metricName(_ task: String, _ o: StudyOptions) -> String { (Task.named(task, dataDirectory: o.data) ?? .copa).headlineMetric }
+    static func metricName(_ task: String, _ o: StudyOptions) -> String { (EvalTask.named(task, dataDirectory: o.data) ?? .copa).headlineMetric }
 
     static func missing(_ title: String, _ what: String) -> ReportSection {
         ReportSection(title: title, intro: "<p><em>Not available yet: \(what). Run <code>headroom study</code> again to finish it.</em></p>")

@@ -15,9 +15,9 @@ enum Work {
     /// An evaluation of the original model ("baseline") or the pruned one ("pruned/eval"), whole or one shard.
     case eval(directory: String, shard: Shard?)
     case evalMerge(directory: String)
-    case heads(Task, Int, Shard?)
+    case heads(EvalTask, Int, Shard?)
     case headsMerge
-    case ffns(Task, Int, Shard?)
+    case ffns(EvalTask, Int, Shard?)
     case ffnsMerge
     case ranks
     case sweep(String, Shard?)
@@ -32,7 +32,7 @@ extension Study {
     static let sweepNames = ["heads", "ffns", "combined"]
     static let inductionKinds = ["prefix-matching", "copying"]
 
-    var cells: [(task: Task, shots: Int)] { tasks.flatMap { task in options.shots.map { (task, $0) } } }
+    var cells: [(task: EvalTask, shots: Int)] { tasks.flatMap { task in options.shots.map { (task, $0) } } }
     var shardList: [Shard?] { shards == 1 ? [nil] : (0..<shards).map { Shard(index: $0, count: shards) } }
     var merged: Bool { shards > 1 }
 
@@ -71,7 +71,7 @@ extension Study {
     /// The unit `unit` of the plan.
     func work(_ unit: UnitID) -> Work? {
         let s = shardList
-        let perCell = { (i: Int) -> (Task, Int, Shard?)? in
+        let perCell = { (i: Int) -> (EvalTask, Int, Shard?)? in
             guard i < self.cells.count * s.count else { return nil }
             let c = self.cells[i / s.count]
             return (c.task, c.shots, s[i % s.count])
@@ -97,8 +97,8 @@ extension Study {
         }
     }
 
-    static func scoresName(_ kind: String, _ task: Task, _ k: Int) -> String { "importance/\(kind)-\(task.rawValue)-\(k)shot.json" }
-    static func shardName(_ kind: String, _ task: Task, _ k: Int, _ s: Shard) -> String {
+    static func scoresName(_ kind: String, _ task: EvalTask, _ k: Int) -> String { "importance/\(kind)-\(task.rawValue)-\(k)shot.json" }
+    static func shardName(_ kind: String, _ task: EvalTask, _ k: Int, _ s: Shard) -> String {
         "importance/shards/\(kind)-\(task.rawValue)-\(k)shot-\(s.index)of\(s.count).json"
     }
 
@@ -177,9 +177,20 @@ extension Study {
         return true
     }
 
+    /// Whether this cell's scores file (or this shard's file) exists with these recorded inputs; logs "kept"
+    /// or what changed.
+    func kept(_ kind: String, _ task: EvalTask, _ k: Int, shard: Shard?, inputs: InputRecord, label: String,
+              recorded: (Data) throws -> InputRecord) throws -> Bool {
+        guard let shard else { return try upToDate(Self.scoresName(kind, task, k), inputs, label: label) }
+        guard let data = try FileGuard.contents(atPath: path(Self.shardName(kind, task, k, shard))),
+              let old = try? recorded(data), inputs.changes(from: old) == nil else { return false }
+        log("  \(label) shard \(shard): kept")
+        return true
+    }
+
     /// The inputs of gradient importance for one task × shots: the model, the split it draws from, the number of
     /// examples and the draw rule.
-    func importanceInputs(_ task: Task, _ k: Int) -> InputRecord {
+    func importanceInputs(_ task: EvalTask, _ k: Int) -> InputRecord {
         var r = InputRecord.base(modelID: modelID)
         let split = task == .lambadaOpenAI ? task.evalSplit : "train"
         r["data \(split)"] = InputRecord.fileIdentity("\(options.data)/\(task.rawValue)/\(split).jsonl") ?? "missing"
@@ -196,16 +207,9 @@ extension Study {
         try AtomicFile.write([UInt8](try encoder.encode(value)), to: path(relative))
     }
 
-    func headImportance(_ task: Task, _ k: Int, shard: Shard?) throws {
+    func headImportance(_ task: EvalTask, _ k: Int, shard: Shard?) throws {
         let label = "\(task.rawValue) \(k)-shot", inputs = importanceInputs(task, k)
-        if let shard {
-            let name = Self.shardName("heads", task, k, shard)
-            if let data = try FileGuard.contents(atPath: path(name)), let old = try? JSONDecoder().decode(HeadImportanceShard.self, from: data),
-               inputs.changes(from: old.inputs) == nil {
-                log("  \(label) shard \(shard): kept")
-                return
-            }
-        } else if try upToDate(Self.scoresName("heads", task, k), inputs, label: label) {
+        if try kept("heads", task, k, shard: shard, inputs: inputs, label: label, recorded: { try JSONDecoder().decode(HeadImportanceShard.self, from: $0).inputs }) {
             return
         }
         let model = try OPTModel(path: options.model)
@@ -231,7 +235,7 @@ extension Study {
         try writeHeadScores(task, k, scores: scores, examples: requests.count, truncated: truncated, inputs: inputs)
     }
 
-    func writeHeadScores(_ task: Task, _ k: Int, scores: [[Double]], examples: Int, truncated: Int, inputs: InputRecord) throws {
+    func writeHeadScores(_ task: EvalTask, _ k: Int, scores: [[Double]], examples: Int, truncated: Int, inputs: InputRecord) throws {
         try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
         var file = ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: modelID,
                               examples: examples, scores: scores, truncated: truncated > 0 ? truncated : nil)
@@ -255,7 +259,7 @@ extension Study {
         }
     }
 
-    func ffnInputs(_ evaluator: Evaluator, _ task: Task, _ k: Int) -> InputRecord {
+    func ffnInputs(_ evaluator: Evaluator, _ task: EvalTask, _ k: Int) -> InputRecord {
         var inputs = evaluator.cellInputs(task, shots: k)
         inputs["method"] = "oracle (cached layer inputs)"
         return inputs
@@ -268,17 +272,10 @@ extension Study {
         return try Evaluator(modelPath: options.model, options: o)
     }
 
-    func ffnImportance(_ task: Task, _ k: Int, shard: Shard?) throws {
+    func ffnImportance(_ task: EvalTask, _ k: Int, shard: Shard?) throws {
         let evaluator = try oracleEvaluator()
         let label = "\(task.rawValue) \(k)-shot", inputs = ffnInputs(evaluator, task, k)
-        if let shard {
-            let name = Self.shardName("ffns", task, k, shard)
-            if let data = try FileGuard.contents(atPath: path(name)), let old = try? JSONDecoder().decode(OracleImportanceShard.self, from: data),
-               inputs.changes(from: old.inputs) == nil {
-                log("  \(label) shard \(shard): kept")
-                return
-            }
-        } else if try upToDate(Self.scoresName("ffns", task, k), inputs, label: label) {
+        if try kept("ffns", task, k, shard: shard, inputs: inputs, label: label, recorded: { try JSONDecoder().decode(OracleImportanceShard.self, from: $0).inputs }) {
             return
         }
         let layers = shard.map { s in (0..<evaluator.layerCount).filter { $0 % s.count == s.index } }
@@ -304,7 +301,7 @@ extension Study {
         }
     }
 
-    func writeFFNScores(_ task: Task, _ k: Int, scores: [Double], baseline: Double, docs: Int, inputs: InputRecord) throws {
+    func writeFFNScores(_ task: EvalTask, _ k: Int, scores: [Double], baseline: Double, docs: Int, inputs: InputRecord) throws {
         try FileManager.default.createDirectory(atPath: path("importance"), withIntermediateDirectories: true)
         var file = ScoresFile(kind: "ffns", method: "oracle (cached layer inputs)", task: task.rawValue, shots: k, model_sha256: modelID,
                               examples: docs, scores: scores.map { [$0] }, notes: String(format: "baseline %.6f", baseline))
@@ -457,11 +454,11 @@ extension Study {
         bench.tokens = 128
         bench.lastOnly = true
         bench.runs = 3
-        bench.threads = Runtime.threads
+        bench.threads = Threads.count
         log("  timing \((model as NSString).lastPathComponent)")
         let speed = try ForwardBenchmark.run(bench) { _ in }
         var cells: [String: Double] = [:]
-        for (key, cell) in results.cells { cells[key] = cell.metrics[(Task.named(cell.task, dataDirectory: options.data) ?? .copa).headlineMetric] }
+        for (key, cell) in results.cells { cells[key] = cell.metrics[(EvalTask.named(cell.task, dataDirectory: options.data) ?? .copa).headlineMetric] }
         let values = cells.values.filter(\.isFinite)
         return ModelFacts(path: model, fileBytes: reader.file.bytes.count,
                           layerParameters: reader.layerParameters,

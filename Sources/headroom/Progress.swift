@@ -1,6 +1,7 @@
 /// A progress line on stderr with rate and ETA. Redraws in place on a terminal, prints every few seconds otherwise.
 import Foundation
 import HRZFormat
+import Basics
 
 final class ProgressBar {
     private let label: String

@@ -43,7 +43,7 @@ struct ImportanceDataTests {
         try FileManager.default.createDirectory(atPath: data + "/boolq", withIntermediateDirectories: true)
         try? FileManager.default.copyItem(atPath: Self.tasks + "/boolq/train.subset64.jsonl", toPath: data + "/boolq/train.jsonl")
         for c in fixture.cases {
-            let task = try #require(Task(rawValue: c.task))
+            let task = try #require(EvalTask(rawValue: c.task))
             let directory = c.task == "boolq" ? data : Self.tasks
             let mine = try ImportanceData.requests(task: task, shots: c.shots, dataDirectory: directory, limit: c.requests.count, layers: c.layers)
             #expect(mine.map(\.context) == c.requests.map { $0["context"]! }, "\(c.task) \(c.shots)-shot, \(c.layers) layers")

@@ -19,7 +19,7 @@ struct ImportanceTests {
     @Test(arguments: [("safetensors-f32", false), ("post-ln-350m-style", false), ("safetensors-sharded-f16", false),
                       ("post-ln-350m-style", true), ("safetensors-sharded-f16", true)])
     func headImportanceMatchesAutograd(_ fixture: String, blocked: Bool) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
             .appendingPathComponent("Fixtures/\(fixture)/importance.json")))
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")

@@ -11,7 +11,7 @@ struct InductionTests {
 
     @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
     func prefixMatchingMatchesHF(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
             .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")

@@ -10,7 +10,7 @@ import TestSupport
 /// evaluator run with that FFN masked. (Masked-FFN logits themselves are checked against HF in RuntimeTests.)
 struct OracleTests {
     @Test func cachedSweepEqualsScratchAndMaskedEvaluation() throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
         var options = EvalOptions(tasks: [.copa], shots: [1], dataDirectory: ImportanceDataTests.tasks, outputDirectory: testScratch())
         options.limit = 12
@@ -48,12 +48,12 @@ struct OracleReferenceTests {
     }
 
     @Test func oracleMatchesHF() throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
             .appendingPathComponent("Fixtures/oracle/oracle.json")))
         let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
         for cell in reference.cells {
-            let task = Task(rawValue: cell.task)!
+            let task = EvalTask(rawValue: cell.task)!
             var options = EvalOptions(tasks: [task], shots: [cell.shots], dataDirectory: ImportanceDataTests.tasks, outputDirectory: testScratch())
             options.limit = cell.docs
             options.memoryBudget = 1  // every recorded layer input goes to the spill file
@@ -84,7 +84,7 @@ struct OracleReferenceTests {
 /// Saved activations spill past the budget and come back bit for bit.
 struct SpillTests {
     @Test func importanceWithEverythingSpilledIsIdentical() throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/post-ln-350m-style")
         let model = try OPTModel(path: out)
         let requests = [ImportanceRequest(context: [2, 5, 9, 11, 40], continuation: [7, 8]), ImportanceRequest(context: [3], continuation: [4, 6, 10])]
@@ -110,7 +110,7 @@ struct SpillTests {
 struct ReplayWithoutFFNTests {
     @Test(arguments: ["Tests/CheckpointsTests/Fixtures/safetensors-f32", "Tests/CheckpointsTests/Fixtures/post-ln-350m-style"])
     func replayEqualsMaskedForward(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let model = try OPTModel(path: try convertFixture(fixture))
         let L = model.config.numHiddenLayers
         let batch = [[2, 7, 9, 11, 5], [3, 4], [8, 8, 8, 1, 6, 10, 12]].map { SequenceInput(tokens: $0, logits: .all) }

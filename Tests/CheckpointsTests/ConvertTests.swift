@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Checkpoints
 @testable import HRZFormat
+import Basics
 
 /// Every layout converts to a .hrz whose tensors equal torch's bytes, bit for bit, under every --dtype.
 struct ConvertTests {

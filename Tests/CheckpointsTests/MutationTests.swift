@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Checkpoints
 @testable import HRZFormat
+import Basics
 
 /// Random byte flips and truncations of real files: every parser either reads or throws; none crashes.
 struct MutationTests {

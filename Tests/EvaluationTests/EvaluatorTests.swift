@@ -5,6 +5,7 @@ import Testing
 @testable import HRZFormat
 @testable import Runtime
 import TestSupport
+import OPTSchema
 
 /// `headroom eval`'s engine end to end on the tiny real-vocabulary fixture with the real task data.
 struct EvaluatorTests {
@@ -13,7 +14,7 @@ struct EvaluatorTests {
         var options = ConvertOptions()
         options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
         _ = try Converter.convert(ScorerTests.fixture, to: out, options: options)
-        Runtime.setThreads(2)
+        Threads.set(2)
         return out
     }
 
@@ -83,22 +84,22 @@ struct MetricTests {
         // Choices " a" (1 char) and " bbbb" (4 chars); gold 1. ll: -1.0 vs -2.0 → acc picks 0 (wrong);
         // normalized: -1.0 vs -0.5 → picks 1 (right).
         let r = row(["question": "Q", "choices": ["text": ["a", "bbbb"], "label": ["A", "B"]], "answerKey": "B"])
-        let doc = try Task.arcEasy.doc(r)
-        let o = try Task.arcEasy.outcome(doc, row: r, scores: scores([-1, -2]))
+        let doc = try EvalTask.arcEasy.doc(r)
+        let o = try EvalTask.arcEasy.outcome(doc, row: r, scores: scores([-1, -2]))
         #expect(o.values == ["acc": 0, "acc_norm": 1])
     }
 
     @Test func yesNoTasks() throws {
         let boolq = row(["passage": "P", "question": "q", "label": 1])
-        #expect(try Task.boolq.outcome(try Task.boolq.doc(boolq), row: boolq, scores: scores([-1, -2])).values["acc"] == 1)
+        #expect(try EvalTask.boolq.outcome(try EvalTask.boolq.doc(boolq), row: boolq, scores: scores([-1, -2])).values["acc"] == 1)
         let rte = row(["sentence1": "a", "sentence2": "b", "label": 1])  // not_entailment: right when ll(" False") > ll(" True")
-        #expect(try Task.rte.outcome(try Task.rte.doc(rte), row: rte, scores: scores([-3, -2])).values["acc"] == 1)
+        #expect(try EvalTask.rte.outcome(try EvalTask.rte.doc(rte), row: rte, scores: scores([-3, -2])).values["acc"] == 1)
     }
 
     @Test func multircAccAllNeedsEveryAnswer() {
         let outcomes = [DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "0/0", prediction: 0),
                         DocOutcome(values: [:], group: "0/1", prediction: 1)]
-        #expect(Task.multirc.aggregate(outcomes)["acc"] == 0.5)
+        #expect(EvalTask.multirc.aggregate(outcomes)["acc"] == 0.5)
     }
 
     @Test func recordSquadMetrics() throws {
@@ -106,7 +107,7 @@ struct MetricTests {
         #expect(tokenF1("eiffel tower paris", "The Eiffel Tower") == 0.8)
         let r = row(["passage": "A\n@highlight\nB", "query": "@placeholder is tall", "entities": ["Eiffel Tower", "Paris"],
                      "answers": ["The Eiffel Tower"]])
-        let o = try Task.record.outcome(try Task.record.doc(r), row: r, scores: scores([-1, -5]))
+        let o = try EvalTask.record.outcome(try EvalTask.record.doc(r), row: r, scores: scores([-1, -5]))
         #expect(o.values == ["em": 1, "f1": 1])
     }
 
@@ -115,7 +116,7 @@ struct MetricTests {
         let pairs = [(0, 0), (2, 1), (2, 2), (2, 2)].map { (prediction: $0.0, gold: $0.1) }
         #expect(abs(macroF1(pairs, classes: 3) - 0.6) < 1e-12)
         let lambada = [DocOutcome(values: ["acc": 1, "ppl": -1]), DocOutcome(values: ["acc": 0, "ppl": -3])]
-        let m = Task.lambadaOpenAI.aggregate(lambada)
+        let m = EvalTask.lambadaOpenAI.aggregate(lambada)
         #expect(m["acc"] == 0.5 && abs(m["ppl"]! - Foundation.exp(2)) < 1e-12)
     }
 }
@@ -158,7 +159,7 @@ struct GenericTaskTests {
             let file = try JSONLFile(path: "\(copa)/\(split).jsonl")
             var lines: [String] = []
             for i in 0..<file.count {
-                let doc = try Task.copa.doc(try file.row(i))
+                let doc = try EvalTask.copa.doc(try file.row(i))
                 let row: [String: Any] = ["context": doc.text, "choices": doc.requests(context: "").map(\.continuation), "gold": doc.gold!]
                 lines.append(String(decoding: try JSONSerialization.data(withJSONObject: row, options: [.sortedKeys]), as: UTF8.self))
             }
@@ -169,8 +170,8 @@ struct GenericTaskTests {
     @Test func genericCopaEqualsTheHarnessCopa() throws {
         let data = testScratch() + "headroom-generic-\(getpid())"
         try Self.writeGenericCopa(data)
-        #expect(Task.named("generic_copa", dataDirectory: data) == .generic("generic_copa"))
-        #expect(Task.named("generic_copa", dataDirectory: "/nonexistent") == nil && Task.named("copa", dataDirectory: nil) == .copa)
+        #expect(EvalTask.named("generic_copa", dataDirectory: data) == .generic("generic_copa"))
+        #expect(EvalTask.named("generic_copa", dataDirectory: "/nonexistent") == nil && EvalTask.named("copa", dataDirectory: nil) == .copa)
         let model = try EvaluatorTests.model()
         let out = testScratch() + "headroom-generic-out-\(getpid())"
         var options = EvalOptions(tasks: [.generic("generic_copa")], shots: [0, 1, 5], dataDirectory: data, outputDirectory: out)
@@ -196,7 +197,7 @@ struct GenericTaskTests {
         try "{\"context\": \"a\", \"choices\": [\" b\", \" c\"], \"gold\": 1}\n{\"context\": \"a\", \"choices\": [\" b\"], \"gold\": 3}\n"
             .write(toFile: data + "/mine/validation.jsonl", atomically: true, encoding: .utf8)
         let file = try JSONLFile(path: data + "/mine/validation.jsonl")
-        #expect(try Task.generic("mine").doc(try file.row(0)).gold == 1)
-        #expect { _ = try Task.generic("mine").doc(try file.row(1)) } throws: { "\($0)".contains("validation.jsonl:2") && "\($0)".contains("gold 3 is not an index into 1 choices") }
+        #expect(try EvalTask.generic("mine").doc(try file.row(0)).gold == 1)
+        #expect { _ = try EvalTask.generic("mine").doc(try file.row(1)) } throws: { "\($0)".contains("validation.jsonl:2") && "\($0)".contains("gold 3 is not an index into 1 choices") }
     }
 }

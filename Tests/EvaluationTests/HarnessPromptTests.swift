@@ -45,7 +45,7 @@ struct HarnessPromptTests {
     }
 
     /// Row `index` of the few-shot population as the harness lists it: the train rows (WSC: label == 1 only).
-    static func trainRow(_ task: Task, _ index: Int) throws -> Row {
+    static func trainRow(_ task: EvalTask, _ index: Int) throws -> Row {
         let file = try Files.shared.get(task.rawValue, "train")
         if file.path.contains(".subset") {
             for i in 0..<file.count where try file.row(i).int("idx") == index { return try file.row(i) }
@@ -61,7 +61,7 @@ struct HarnessPromptTests {
         var checked = 0
         for line in text.split(separator: "\n") {
             let sample = try JSONDecoder().decode(Sample.self, from: Data(line.utf8))
-            let task = try #require(Task(rawValue: sample.task))
+            let task = try #require(EvalTask(rawValue: sample.task))
             #expect(task.evalSplit == sample.eval_split)
             if sample.status == "eval_doc_unavailable" { continue }
             let doc = try task.doc(try Files.shared.get(task.rawValue, task.evalSplit).row(sample.doc_index))

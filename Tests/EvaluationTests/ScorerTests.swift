@@ -24,7 +24,7 @@ struct ScorerTests {
         var options = ConvertOptions()
         options.tokenizerDirectory = HarnessDrawTests.shared.appendingPathComponent("tokenizer/opt").path
         _ = try Converter.convert(fixture, to: out, options: options)
-        Runtime.setThreads(2)
+        Threads.set(2)
         return Scorer(model: try OPTModel(path: out), tokenizer: try Tokenizer.load(out))
     }
 

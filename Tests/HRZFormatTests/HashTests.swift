@@ -1,5 +1,6 @@
 import Testing
 @testable import HRZFormat
+import Basics
 
 /// Published test vectors: xxHash's `xxhsum` sanity values and FIPS 180-2 Appendix B.
 struct HashTests {

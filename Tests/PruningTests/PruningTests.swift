@@ -60,7 +60,7 @@ struct PrunedMatchesMaskedTests {
                       ("post-ln-350m-style", "mixed"), ("post-ln-350m-style", "zero-heads-layer0"), ("post-ln-350m-style", "ffn-layer0"),
                       ("safetensors-sharded-f16", "mixed"), ("bin-sharded-bf16", "zero-heads-layer0"), ("bin-decoder-prefix-f16", "mixed")])
     func prunedLogitsEqualMaskedHF(_ fixture: String, _ mask: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try MaskedReference.load(fixture)
         // 7-element chunks: every gathered row and column run straddles chunk boundaries.
         let source = try convert(fixture, chunkElements: 7)
@@ -121,7 +121,7 @@ struct PrunedImportanceTests {
 
     @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
     func scoresReferToOriginalHeads(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: root.appendingPathComponent("Tests/AnalysisTests/Fixtures/\(fixture)/importance.json")))
         let heads = reference.masked.heads.enumerated().flatMap { l, row in row.enumerated().filter { !$0.element }.map { [l, $0.offset] } }
         let ffns = reference.masked.ffns.enumerated().filter { !$0.element }.map(\.offset)

@@ -30,7 +30,7 @@ import Testing
 
     /// Every point's value equals evaluating a model physically pruned by the same selection.
     @Test func pointsEqualPhysicallyPrunedModels() throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let model = try Self.model()
         var options = SweepOptions(tasks: [.copa], shots: [1], dataDirectory: Self.data, outputDirectory: temporary("sweep"))
         options.limit = 12
@@ -61,7 +61,7 @@ import Testing
     /// A finished sweep is not recomputed: rerun against a data directory that does not exist, it only
     /// reads its table; a grid extended by one point evaluates only that point.
     @Test func resumesFromItsTable() throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let model = try Self.model()
         var options = SweepOptions(tasks: [.copa], shots: [0], dataDirectory: Self.data, outputDirectory: temporary("resume"))
         options.limit = 8

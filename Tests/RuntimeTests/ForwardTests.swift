@@ -5,7 +5,7 @@ import Testing
 
 /// Logits equal HF's (fp32, eager attention) within 1e-3 for every layout, including post-LN with projections.
 struct ForwardTests {
-    init() { Runtime.setThreads(2) }
+    init() { Threads.set(2) }
 
     @Test(arguments: layouts)
     func raggedBatchMatchesHF(_ fixture: String) throws {
@@ -127,7 +127,7 @@ extension RuntimeError: Equatable {
 struct GenerateTests {
     @Test(arguments: layouts)
     func greedyMatchesHF(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try RuntimeReference.load(fixture)
         let model = try OPTModel(path: try ModelCache.shared.path(fixture))
         let tokens = try model.generate(prompt: reference.generation.prompt, maxTokens: 20)
@@ -139,7 +139,7 @@ struct GenerateTests {
 struct BlockedWidenTests {
     @Test(arguments: ["safetensors-sharded-f16", "bin-sharded-bf16", "post-ln-350m-style"])
     func tinyBlocksMatchHF(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try RuntimeReference.load(fixture)
         let model = try OPTModel(path: try ModelCache.shared.path(fixture))
         model.widenBlockBytes = 3 * 4 * model.config.hiddenSize  // 3 rows of C, fewer for fc2

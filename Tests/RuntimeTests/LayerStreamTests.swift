@@ -2,11 +2,13 @@ import Foundation
 import Testing
 @testable import HRZFormat
 @testable import Runtime
+import Basics
+import OPTSchema
 
 /// Inline streaming keeps a read-ahead layer's 16-bit matrices as byte planes and widens straight from them.
 /// Whatever the codecs and chunk boundaries, that must give exactly the values the map gives.
 struct LayerStreamTests {
-    init() { Runtime.setThreads(2) }
+    init() { Threads.set(2) }
 
     /// A 2-layer model whose layer-1 matrices are cut into 1000-element chunks (not a multiple of any row)
     /// with every codec pairing: normal weights (high plane zstd, low raw), few distinct values (both zstd),

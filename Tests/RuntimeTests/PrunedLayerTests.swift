@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import HRZFormat
 @testable import Runtime
+import OPTSchema
 
 /// A model whose layer 0 physically has zero heads runs natively and equals HF with that layer's heads masked.
 struct PrunedLayerTests {
@@ -20,7 +21,7 @@ struct PrunedLayerTests {
 
     @Test(arguments: ["bin-f32", "post-ln-350m-style"])
     func zeroHeadLayerMatchesMaskedHF(_ fixture: String) throws {
-        Runtime.setThreads(2)
+        Threads.set(2)
         let reference = try RuntimeReference.load(fixture)
         let pruned = ModelCache.shared.directory + "/\(fixture)-zero-heads.hrz"
         try Self.dropHeads(try ModelCache.shared.path(fixture), layer: 0, to: pruned)

@@ -3,6 +3,7 @@
 /// with q already scaled by 1/√D.
 import Foundation
 import HRZFormat
+import Basics
 
 /// Keys and values a span attends to before its own tokens: a context computed in the same pass, or a KV cache.
 /// Rows `[count, ≥ H·D]` with row stride `ld`; head h occupies columns h·D ..< (h+1)·D.
@@ -36,7 +37,7 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
     let work = spans.filter { $0.count > 0 }.flatMap { span in (0..<H).map { (span, $0) } }
     // One scores buffer per task: [Ts, Tp + Ts] for the largest span.
     let biggest = spans.map { $0.count * ($0.count + ($0.prefix?.count ?? 0)) }.max() ?? 0
-    let tasks = max(1, min(work.count, Runtime.threads))
+    let tasks = max(1, min(work.count, Threads.count))
     let all = scores.reserve(tasks * biggest)
     let next = LockedCounter()
     parallelWithSerialBLAS(tasks) { task in

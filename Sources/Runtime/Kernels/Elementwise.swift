@@ -5,31 +5,30 @@ import HRZFormat
 /// Runs `body(range)` over `0..<count` split into contiguous ranges, on all cores when the work is large.
 @inline(__always)
 public func parallelRanges(_ count: Int, minimumPerTask: Int = 1, _ body: (Range<Int>) -> Void) {
-    let tasks = min(Runtime.threads * 4, max(1, count / max(1, minimumPerTask)))
-    if tasks <= 1 || Runtime.threads <= 1 { body(0..<count); return }
+    let tasks = min(Threads.count * 4, max(1, count / max(1, minimumPerTask)))
+    if tasks <= 1 || Threads.count <= 1 { body(0..<count); return }
     DispatchQueue.concurrentPerform(iterations: tasks) { t in
         let start = count * t / tasks, end = count * (t + 1) / tasks
         if start < end { body(start..<end) }
     }
 }
 
-/// Process-wide runtime settings.
-public enum Runtime {
-    /// Threads for Headroom's own parallel loops and for OpenBLAS.
-    nonisolated(unsafe) public static var threads = 1
+/// The process-wide thread count: Headroom's own parallel loops and OpenBLAS's pool.
+public enum Threads {
+    nonisolated(unsafe) public static var count = 1
 
-    public static func setThreads(_ n: Int) {
-        threads = max(1, n)
-        BLAS.setThreads(threads)
+    public static func set(_ n: Int) {
+        count = max(1, n)
+        BLAS.setThreads(count)
     }
 }
 
 /// Runs `body(i)` for i in 0..<count on all cores with OpenBLAS single-threaded inside, so each task's small
 /// GEMMs run on its own core instead of contending for OpenBLAS's pool. (Debian's OpenBLAS is built thread-safe.)
 public func parallelWithSerialBLAS(_ count: Int, _ body: (Int) -> Void) {
-    guard Runtime.threads > 1, count > 1 else { for i in 0..<count { body(i) }; return }
+    guard Threads.count > 1, count > 1 else { for i in 0..<count { body(i) }; return }
     BLAS.setThreads(1)
-    defer { BLAS.setThreads(Runtime.threads) }
+    defer { BLAS.setThreads(Threads.count) }
     DispatchQueue.concurrentPerform(iterations: count, execute: body)
 }
 

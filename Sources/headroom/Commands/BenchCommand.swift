@@ -132,11 +132,11 @@ struct BenchCommand: Command {
             evalModel = try args.positional("MODEL.hrz")
         case "eval":
             let tasks = (try args.option("--tasks") ?? "copa,arc_easy").split(separator: ",").map(String.init)
-            guard tasks.allSatisfy({ Task(rawValue: $0) != nil }) else { throw UsageError("--tasks takes task names, got '\(tasks)'") }
+            guard tasks.allSatisfy({ EvalTask(rawValue: $0) != nil }) else { throw UsageError("--tasks takes task names, got '\(tasks)'") }
             guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
             let shots = try args.option("--shots", default: 5, in: 0...64)
             let out = try args.option("-o") ?? NSTemporaryDirectory() + "headroom-bench-eval"
-            evalOptions = EvalOptions(tasks: tasks.map { Task(rawValue: $0)! }, shots: [shots], dataDirectory: data, outputDirectory: out)
+            evalOptions = EvalOptions(tasks: tasks.map { EvalTask(rawValue: $0)! }, shots: [shots], dataDirectory: data, outputDirectory: out)
             evalOptions.limit = try args.option("--limit", default: 100, in: 1...1_000_000)
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
@@ -167,7 +167,7 @@ struct BenchCommand: Command {
             return 0
         }
         if suite == "eval" {
-            Runtime.setThreads(forward.threads)
+            Threads.set(forward.threads)
             let r = try EvalBenchmark.run(model: evalModel, options: evalOptions)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -19,7 +19,7 @@ struct EvalCommand: Command {
 
     DIR holds HF `datasets` rows as DIR/<task>/<split>.jsonl. Any other name is a generic task when
     DIR/<name>/validation.jsonl exists: rows of {"context", "choices", "gold"}, few-shot examples from
-    DIR/<name>/train.jsonl (formats/tasks.md). Tasks: \(Task.allCases.map { $0.rawValue }.joined(separator: ", ")).
+    DIR/<name>/train.jsonl (formats/tasks.md). Tasks: \(EvalTask.allCases.map { $0.rawValue }.joined(separator: ", ")).
 
     Writes OUTDIR/results.json (metrics per task × shots cell, doc count, model sha256, mask, inputs),
     OUTDIR/requests/<task>-<k>shot.jsonl (doc, position, context, continuation, loglikelihood, is_greedy),
@@ -84,7 +84,7 @@ struct EvalCommand: Command {
             print(taskListing(data: options.dataDirectory))
             return 0
         }
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         var options = self.options
         let config = try HRZReader(path: model).config
         if let maskHeads { options.mask.heads = try MaskFile.heads(maskHeads, config: config) }

@@ -33,7 +33,7 @@ struct GenerateCommand: Command {
     }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         let tokenizer = try Tokenizer.load(model)
         let opt = try OPTModel(path: model, resident: true)
         let ids = tokenizer.encode(prompt, bos: bos)

@@ -45,7 +45,7 @@ struct ImportanceCommand: Command {
 
     var model: String
     var output: String
-    var task: Task?
+    var task: EvalTask?
     var shots = 0
     var data: String?
     var limit = 2500
@@ -73,7 +73,7 @@ struct ImportanceCommand: Command {
         if let t = try args.option("--task") {
             data = try args.option("--data")
             guard data != nil else { throw UsageError("--task needs --data DIR") }
-            guard let task = Task.named(t, dataDirectory: data) else { throw UsageError("unknown task '\(t)' (and no \(data!)/\(t)/validation.jsonl)") }
+            guard let task = EvalTask.named(t, dataDirectory: data) else { throw UsageError("unknown task '\(t)' (and no \(data!)/\(t)/validation.jsonl)") }
             self.task = task
             shots = try args.option("--shots", default: 0, in: 0...64)
             limit = try args.option("--limit", default: 2500, in: 1...10_000_000)
@@ -94,7 +94,7 @@ struct ImportanceCommand: Command {
     func shardPath(_ s: Shard) -> String { "\(output).shard-\(s.index)of\(s.count).json" }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         if kind == "ffns" { return try runFFNs() }
         let opt = try OPTModel(path: model)
         var requests: [ImportanceRequest], truncated: Int

@@ -49,7 +49,7 @@ struct InductionCommand: Command {
     var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        Threads.set(ProcessInfo.processInfo.activeProcessorCount)
         let opt = try OPTModel(path: model)
         let sequences = try sequencesFile.map { try InductionSequences.read($0, kind: kind, vocabSize: opt.config.vocabSize, positions: opt.config.maxPositionEmbeddings) }
             ?? InductionSequences.random(count: count, seed: UInt64(seed), tokenizer: try Tokenizer.load(model))

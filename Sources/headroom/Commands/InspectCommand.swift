@@ -1,5 +1,6 @@
 import Foundation
 import HRZFormat
+import OPTSchema
 
 struct InspectCommand: Command {
     static let name = "inspect"

@@ -48,7 +48,7 @@ struct LogitsCommand: Command {
     var outputs: [FileGuard.Output] { [.file(output)] }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         let ids = try tokens ?? Tokenizer.load(model).encode(text ?? "", bos: bos)
         let opt = try OPTModel(path: model)
         let out = try opt.forward([SequenceInput(tokens: ids, logits: .all)], options: ForwardOptions(memoryBudget: budget))

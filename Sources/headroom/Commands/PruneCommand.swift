@@ -1,6 +1,7 @@
 import Foundation
 import HRZFormat
 import Pruning
+import OPTSchema
 
 struct PruneCommand: Command {
     static let name = "prune"

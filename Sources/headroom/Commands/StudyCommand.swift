@@ -192,7 +192,7 @@ struct StudyCommand: Command {
     var outputs: [FileGuard.Output] { [.directory(output)] }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         switch mode {
         case .unit(let unit):
             let study = try Study.resume(directory: output)

@@ -59,7 +59,7 @@ struct SweepCommand: Command {
         if options.grid.heads != [0] && headFiles.isEmpty { throw UsageError("the grid prunes heads: give --heads SCORES") }
         if options.grid.ffns != [0] && ffnFiles.isEmpty { throw UsageError("the grid prunes FFNs: give --ffns SCORES") }
         options.rankingFrom = try args.option("--ranking-from")
-        if let r = options.rankingFrom, r != "aggregate", Task.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
+        if let r = options.rankingFrom, r != "aggregate", EvalTask.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
         options.limit = try args.positive("--limit")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         options.shard = try args.shard()
@@ -73,7 +73,7 @@ struct SweepCommand: Command {
     var outputs: [FileGuard.Output] { [.directory(options.outputDirectory)] }
 
     func run() throws -> Int32 {
-        Runtime.setThreads(threads)
+        Threads.set(threads)
         var options = self.options
         let config = try HRZReader(path: model).config
         options.heads = try headFiles.map { ($0, try PrunePlan.scores($0, kind: "heads", config: config)) }
@@ -116,13 +116,13 @@ struct SweepCommand: Command {
 
 /// `copa,piqa` or `all` → tasks, with a usage error naming the unknown one. A name that is not one of the
 /// paper's 16 is a generic task (formats/tasks.md) when DATA/<name>/validation.jsonl exists.
-func parseTasks(_ text: String?, data: String?) throws(UsageError) -> [Task] {
+func parseTasks(_ text: String?, data: String?) throws(UsageError) -> [EvalTask] {
     guard let text else { throw UsageError("missing --tasks") }
-    var list: [Task] = []
+    var list: [EvalTask] = []
     for name in text.split(separator: ",").map(String.init) {
-        if name == "all" { list += Task.allCases; continue }
-        guard let t = Task.named(name, dataDirectory: data) else {
-            throw UsageError("unknown task '\(name)': not one of \(Task.allCases.map(\.rawValue).joined(separator: ", ")) or all, "
+        if name == "all" { list += EvalTask.allCases; continue }
+        guard let t = EvalTask.named(name, dataDirectory: data) else {
+            throw UsageError("unknown task '\(name)': not one of \(EvalTask.allCases.map(\.rawValue).joined(separator: ", ")) or all, "
                              + "and no generic task file \(data ?? "DIR")/\(name)/validation.jsonl")
         }
         list.append(t)
@@ -145,12 +145,12 @@ func taskListing(data: String) -> String {
         return "\(text.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }) rows"
     }
     var lines = ["splits under \(data):", "task              eval split                        few-shot split"]
-    for task in Task.allCases {
+    for task in EvalTask.allCases {
         let eval = "\(task.evalSplit): " + rows("\(data)/\(task.rawValue)/\(task.evalSplit).jsonl")
         let shots = task.fewshotSplit.map { "\($0): " + rows("\(data)/\(task.rawValue)/\($0).jsonl") } ?? "(draws from its eval split)"
         lines.append(task.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0) + eval.padding(toLength: 34, withPad: " ", startingAt: 0) + shots)
     }
-    let known = Set(Task.allCases.map(\.rawValue))
+    let known = Set(EvalTask.allCases.map(\.rawValue))
     let generic = ((try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []).sorted()
         .filter { !known.contains($0) && FileManager.default.fileExists(atPath: "\(data)/\($0)/validation.jsonl") }
     for name in generic {

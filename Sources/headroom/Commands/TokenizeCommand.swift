@@ -1,6 +1,7 @@
 import Foundation
 import HRZFormat
 import Tokenizer
+import Basics
 
 struct TokenizeCommand: Command {
     static let name = "tokenize"

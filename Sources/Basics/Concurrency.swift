@@ -1,6 +1,6 @@
 /// Small shared helpers for work spread over threads with `DispatchQueue.concurrentPerform`, and a
-/// deterministic random generator for synthetic data. Kept here, in the lowest target, so every stage
-/// uses the same ones.
+/// deterministic random generator for synthetic data. Kept in the lowest target, so every stage uses the
+/// same ones.
 import Foundation
 
 /// A counter shared by threads: work-stealing indices, progress totals.
@@ -33,17 +33,22 @@ public final class ResultSlots<Value>: @unchecked Sendable {
         lock.lock(); slots[i] = result; lock.unlock()
     }
 
-    /// All values in slot order; rethrows the first error (by slot). `file` names an HRZ kind error.
-    public func values(file: String) throws -> [Value] {
+    /// All values in slot order; rethrows the first error (by slot), passed through `wrap` (which may name
+    /// the file it concerns).
+    public func values(wrap: (Error) -> Error = { $0 }) throws -> [Value] {
         try slots.map { slot in
             switch slot {
             case .success(let v): return v
-            case .failure(let e as HRZError.Kind): throw HRZError(e, file: file)
-            case .failure(let e): throw e
-            case nil: throw HRZError(.malformed("internal: a work item did not run"), file: file)
+            case .failure(let e): throw wrap(e)
+            case nil: throw wrap(SlotError())
             }
         }
     }
+}
+
+/// A work item that never ran (a bug, not bad input).
+public struct SlotError: Error, CustomStringConvertible {
+    public var description: String { "internal: a work item did not run" }
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): small, fast and seedable, for synthetic weights and fuzzing.
