@@ -28,7 +28,7 @@ public final class DecodedLayer: @unchecked Sendable {
         var interleavedValid = false
     }
 
-    struct PlaneSpan {
+    struct PlaneSpan: @unchecked Sendable {
         var start: Int
         var count: Int
         var high: UnsafePointer<UInt8>
@@ -39,7 +39,7 @@ public final class DecodedLayer: @unchecked Sendable {
     public func info(_ suffix: String) -> TensorInfo? { entry(suffix)?.info }
 
     /// The entry, read under the lock that `tensor()` writes under.
-    private func entry(_ suffix: String) -> Entry? {
+    func entry(_ suffix: String) -> Entry? {
         lock.lock()
         defer { lock.unlock() }
         return tensors[suffix]
@@ -65,10 +65,33 @@ public final class DecodedLayer: @unchecked Sendable {
     /// Elements `range` of the tensor (flat, row-major) widened to fp32 at `destination`, on all cores.
     /// Nothing is written if the layer lacks the tensor.
     public func widen(_ suffix: String, elements range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
-        guard let t = entry(suffix), !range.isEmpty else { return }
-        let dtype = t.info.dtype
-        guard let planes = t.planes else {
-            widenPacked(t.buffer.pointer + range.lowerBound * dtype.size, dtype: dtype, into: destination, count: range.count)
+        entry(suffix)?.widen(elements: range, into: destination)
+    }
+
+    /// Whether `suffix` is held as byte planes (for tests).
+    func isPlanar(_ suffix: String) -> Bool { tensors[suffix]?.planes != nil }
+
+    /// Names of the planar tensors `tensor()` has interleaved since the layer was decoded (for tests: the
+    /// forward and backward must widen matrices from the planes, never interleave a copy first).
+    var interleavedNames: [String] { tensors.filter { $0.value.interleavedValid }.keys.sorted() }
+
+    /// Decoded bytes held.
+    public var byteCount: Int { tensors.values.reduce(0) { $0 + $1.info.byteCount } }
+}
+
+/// The packed widen, under a name the method `DecodedLayer.widen` does not shadow.
+private func widenPacked(_ source: UnsafeRawPointer, dtype: DType, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    widen(source, dtype: dtype, into: destination, count: count)
+}
+
+extension DecodedLayer.Entry {
+    /// Elements `range` (flat, row-major) widened to fp32 at `destination`, on all cores, from the packed
+    /// elements or straight from the byte planes.
+    func widen(elements range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        guard !range.isEmpty else { return }
+        let dtype = info.dtype
+        guard let planes else {
+            widenPacked(buffer.pointer + range.lowerBound * dtype.size, dtype: dtype, into: destination, count: range.count)
             return
         }
         parallelRanges(range.count, minimumPerTask: 1 << 18) { r in
@@ -91,18 +114,11 @@ public final class DecodedLayer: @unchecked Sendable {
         }
     }
 
-    /// Whether `suffix` is held as byte planes (for tests).
-    func isPlanar(_ suffix: String) -> Bool { tensors[suffix]?.planes != nil }
-
-    /// Names of the planar tensors `tensor()` has interleaved since the layer was decoded (for tests: the
-    /// forward and backward must widen matrices from the planes, never interleave a copy first).
-    var interleavedNames: [String] { tensors.filter { $0.value.interleavedValid }.keys.sorted() }
-
-    /// Decoded bytes held.
-    public var byteCount: Int { tensors.values.reduce(0) { $0 + $1.info.byteCount } }
-}
-
-/// The packed widen, under a name the method `DecodedLayer.widen` does not shadow.
-private func widenPacked(_ source: UnsafeRawPointer, dtype: DType, into destination: UnsafeMutablePointer<Float>, count: Int) {
-    widen(source, dtype: dtype, into: destination, count: count)
+    /// The whole tensor as fp32: in place when it is stored packed as f32, else widened into `buffer`.
+    func floats(into scratch: FloatBuffer) -> UnsafeMutablePointer<Float> {
+        if info.dtype == .f32 && planes == nil { return buffer.pointer.assumingMemoryBound(to: Float.self) }
+        let out = scratch.reserve(info.elementCount)
+        widen(elements: 0..<info.elementCount, into: out)
+        return out
+    }
 }

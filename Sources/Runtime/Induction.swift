@@ -67,12 +67,14 @@ extension OPTModel {
                 let H = plans[l].heads.count, HD = H * D
                 guard HD > 0 else { continue }
                 var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
-                try x.withUnsafeBufferPointer { try norm(w, "self_attn_layer_norm", out: &h, input: $0.baseAddress!, T: T) }
-                try h.withUnsafeBufferPointer { try qkvProjection(w, out: &qkv, input: $0.baseAddress!, T: T, HD: HD) }
+                let lw = try bind(w, layer: l)
+                guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { continue }  // bound whenever HD > 0
+                x.withUnsafeBufferPointer { norm(lw.attentionNorm, out: &h, input: $0.baseAddress!, T: T) }
+                h.withUnsafeBufferPointer { linear(qkvWeights, layer: l, out: &qkv, input: $0.baseAddress!, M: T, K: C) }
                 let scaling = 1 / Float(D).squareRoot()
                 for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
-                let outWeight = try floats(w, "self_attn.out_proj.weight")                     // [C, H·D]
-                let outBias = config.enableBias ? try floats(w, "self_attn.out_proj.bias") : [Float](repeating: 0, count: C)
+                let outWeight = scratch.widened.get(outWeights.parts[0].weight, layer: l, key: "self_attn.out_proj.weight")  // [C, H·D]
+                let outBias = lw.outBias.map { scratch.widened.get($0, layer: l, key: "self_attn.out_proj.bias") } ?? [Float](repeating: 0, count: C)
                 for (k, head) in plans[l].heads.enumerated() {
                     var attention = [Float](repeating: 0, count: T * T)
                     var values = [Float](repeating: 0, count: T * C)

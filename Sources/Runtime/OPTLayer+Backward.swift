@@ -64,11 +64,11 @@ final class WidenedLayer {
     /// Whether `weightBlocks` keeps whole widened matrices.
     var keeping = false
 
-    func get(_ w: DecodedLayer, _ name: String, missing: () -> Error) throws -> [Float] {
-        try memo(w.index, name) {
-            guard let t = w.tensor(name) else { throw missing() }
+    /// The tensor of layer `layer` as an fp32 array, memoised under `key`.
+    func get(_ t: DecodedLayer.Entry, layer: Int, key: String) -> [Float] {
+        memo(layer, key) {
             var out = [Float](repeating: 0, count: t.info.elementCount)
-            out.withUnsafeMutableBufferPointer { widen(t.pointer, dtype: t.info.dtype, into: $0.baseAddress!, count: t.info.elementCount) }
+            out.withUnsafeMutableBufferPointer { t.widen(elements: 0..<t.info.elementCount, into: $0.baseAddress!) }
             return out
         }
     }
@@ -77,7 +77,7 @@ final class WidenedLayer {
     func cached(_ layer: Int, _ name: String) -> [Float]? { tensors["\(layer).\(name)"]?.values }
 
     /// The array stored for (layer, key), made by `make` on first use (e.g. q, k and v stacked).
-    func memo(_ layer: Int, _ name: String, _ make: () throws -> [Float]) throws -> [Float] {
+    func memo(_ layer: Int, _ name: String, _ make: () throws -> [Float]) rethrows -> [Float] {
         let key = "\(layer).\(name)"
         if let t = tensors[key] { return t.values }
         let out = try make()
@@ -95,34 +95,22 @@ final class WidenedLayer {
 }
 
 extension OPTModel {
-    /// The fp32 copy of a layer tensor, from the per-layer memo.
-    func floats(_ w: DecodedLayer, _ name: String) throws -> [Float] {
-        try scratch.widened.get(w, name) { missing(w, name) }
-    }
-
-    func normParameters(_ w: DecodedLayer, _ name: String) throws -> (weight: [Float], bias: [Float])? {
-        config.layerNormElementwiseAffine ? (try floats(w, name + ".weight"), try floats(w, name + ".bias")) : nil
-    }
-
-    /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the named projections stacked by rows (HF `Linear`'s
+    /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the bound projections stacked by rows (HF `Linear`'s
     /// input gradient), over the same fp32 weight blocks as the forward; `accumulate` adds to dInput instead.
-    func linearBackward(_ w: DecodedLayer, _ names: [String], dOut: UnsafePointer<Float>, T: Int, K: Int,
-                        into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) throws {
-        let N = try names.reduce(0) { n, name in
-            guard let t = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
-            return n + t.shape[0]
-        }
-        try weightBlocks(w, names, K: K) { start, rows, weight in
+    func linearBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int,
+                        into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        let N = p.rows
+        weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K,
                       beta: accumulate || start > 0 ? 1 : 0, c: dInput, ldc: K)
         }
     }
 
-    /// ∂L/∂input of the named layer norm, from ∂L/∂output `dOut` and the norm's saved input; accumulated into
+    /// ∂L/∂input of the bound layer norm, from ∂L/∂output `dOut` and the norm's saved input; accumulated into
     /// `dInput`, or overwriting it (then it may alias `dOut`).
-    func normBackward(_ w: DecodedLayer, _ name: String, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
-                      into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) throws {
-        let weight = config.layerNormElementwiseAffine ? try floats(w, name + ".weight") : nil
+    func normBackward(_ n: BoundNorm?, layer: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
+                      into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let weight = n.map { scratch.widened.get($0.weight, layer: layer, key: $0.key + ".weight") }
         Profile.measure("bw layer norm") { weight.withOptionalBuffer { wp in
             layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
         } }
@@ -134,29 +122,30 @@ extension OPTModel {
                        scratch b: BackwardScratch, importance: inout [Double]) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
+        let lw = try bind(w, layer: l)
         // --- FFN block, reversed ---
         if !preLN {                                                                       // dx: ∂L/∂(x1 + FFN)
-            try normBackward(w, "final_layer_norm", dOut: dx, input: s[.ffnNormInput], T: T, into: dx, accumulate: false)
+            normBackward(lw.ffnNorm, layer: l, dOut: dx, input: s[.ffnNormInput], T: T, into: dx, accumulate: false)
         }
-        if plans[l].ffn {                                                                 // dx += FFN's input gradient
+        if let fc1 = lw.fc1, let fc2 = lw.fc2 {                                           // dx += FFN's input gradient
             let dHidden = b.dHidden.reserve(T * F)
-            try Profile.measure("bw fc2") { try linearBackward(w, ["fc2"], dOut: dx, T: T, K: F, into: dHidden) }   // [T, F]
+            Profile.measure("bw fc2") { linearBackward(fc2, layer: l, dOut: dx, T: T, K: F, into: dHidden) }   // [T, F]
             Profile.measure("bw relu") { reluBackward(dHidden, output: s[.hidden], count: T * F) }
             if preLN {
                 let dNormed = b.dNormed.reserve(T * C)
-                try Profile.measure("bw fc1") { try linearBackward(w, ["fc1"], dOut: dHidden, T: T, K: C, into: dNormed) }
-                try normBackward(w, "final_layer_norm", dOut: dNormed, input: s[.ffnNormInput], T: T, into: dx, accumulate: true)
+                Profile.measure("bw fc1") { linearBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dNormed) }
+                normBackward(lw.ffnNorm, layer: l, dOut: dNormed, input: s[.ffnNormInput], T: T, into: dx, accumulate: true)
             } else {
-                try Profile.measure("bw fc1") { try linearBackward(w, ["fc1"], dOut: dHidden, T: T, K: C, into: dx, accumulate: true) }
+                Profile.measure("bw fc1") { linearBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dx, accumulate: true) }
             }
         }
         // --- attention block, reversed ---
         if !preLN {                                                                       // dx: ∂L/∂(x0 + attention)
-            try normBackward(w, "self_attn_layer_norm", dOut: dx, input: s[.attentionNormInput], T: T, into: dx, accumulate: false)
+            normBackward(lw.attentionNorm, layer: l, dOut: dx, input: s[.attentionNormInput], T: T, into: dx, accumulate: false)
         }
-        guard HD > 0 else { return }
+        guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { return }
         let dCtx = b.dCtx.reserve(T * HD), dQKV = b.dQKV.reserve(T * 3 * HD)
-        try Profile.measure("bw out_proj") { try linearBackward(w, ["self_attn.out_proj"], dOut: dx, T: T, K: HD, into: dCtx) }  // [T, H·D]
+        Profile.measure("bw out_proj") { linearBackward(outWeights, layer: l, dOut: dx, T: T, K: HD, into: dCtx) }  // [T, H·D]
         Profile.measure("bw attention") {
             importance.withUnsafeMutableBufferPointer { scores in
                 attentionBackward(dQKV: dQKV, dCtx: dCtx, qkv: s[.qkv], ctx: s[.ctx], T: T, H: H, D: D, work: b.heads, importance: scores.baseAddress!)
@@ -164,10 +153,10 @@ extension OPTModel {
         }
         if preLN {
             let dNormed = b.dNormed.reserve(T * C)
-            try Profile.measure("bw qkv") { try linearBackward(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, dOut: dQKV, T: T, K: C, into: dNormed) }
-            try normBackward(w, "self_attn_layer_norm", dOut: dNormed, input: s[.attentionNormInput], T: T, into: dx, accumulate: true)
+            Profile.measure("bw qkv") { linearBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dNormed) }
+            normBackward(lw.attentionNorm, layer: l, dOut: dNormed, input: s[.attentionNormInput], T: T, into: dx, accumulate: true)
         } else {
-            try Profile.measure("bw qkv") { try linearBackward(w, ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, dOut: dQKV, T: T, K: C, into: dx, accumulate: true) }
+            Profile.measure("bw qkv") { linearBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dx, accumulate: true) }
         }
     }
 }

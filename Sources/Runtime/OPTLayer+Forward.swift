@@ -38,18 +38,19 @@ extension OPTModel {
                       withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil, saving saved: LayerSaved? = nil) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
+        let lw = try bind(w, layer: l)
 
         // --- self-attention block ---
         let ln = s.ln.reserve(T * C)
         let out = s.out.reserve(T * C)
-        if HD > 0 {
+        if let qkvWeights = lw.qkv, let outWeights = lw.outProj {
             if preLN {
                 saved?.keep(.attentionNormInput, x, count: T * C)
-                try norm(w, "self_attn_layer_norm", out: ln, input: x, T: T)
+                norm(lw.attentionNorm, out: ln, input: x, T: T)
             }
             let qkv = s.qkv.reserve(T * 3 * HD)
             let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
-            try Profile.measure("qkv") { try qkvProjection(w, out: qkv, input: input, T: T, HD: HD) }       // [T, 3·H·D]
+            Profile.measure("qkv") { linear(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             kvSink?(qkv, T)
@@ -64,96 +65,71 @@ extension OPTModel {
                 attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
             }
             saved?.keep(.ctx, ctx, count: T * HD)
-            try Profile.measure("out_proj") { try linear(w, "self_attn.out_proj", out: out, input: ctx, M: T, K: HD) }  // [T, C]
+            Profile.measure("out_proj") { linear(outWeights, layer: l, out: out, input: ctx, M: T, K: HD) }  // [T, C]
         } else {
-            try broadcastBias(w, "self_attn.out_proj.bias", out: out, T: T, C: C)                 // no heads: bias only
+            broadcastBias(lw.outBias, out: out, T: T, C: C)                                     // no heads: bias only
         }
         Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
         if !preLN {
             saved?.keep(.attentionNormInput, x, count: T * C)
-            try norm(w, "self_attn_layer_norm", out: x, input: x, T: T)
+            norm(lw.attentionNorm, out: x, input: x, T: T)
         }
         if let withoutFFN {  // what this layer would output with its FFN removed (the oracle's replay point)
-            if preLN { try withoutFFN(x) } else { try norm(w, "final_layer_norm", out: ln, input: x, T: T); try withoutFFN(ln) }
+            if preLN { try withoutFFN(x) } else { norm(lw.ffnNorm, out: ln, input: x, T: T); try withoutFFN(ln) }
         }
 
         // --- FFN block ---
-        let hasFFN = plans[l].ffn && ffnActive
-        if hasFFN {
+        if ffnActive, let fc1 = lw.fc1, let fc2 = lw.fc2 {
             if preLN {
                 saved?.keep(.ffnNormInput, x, count: T * C)
-                try norm(w, "final_layer_norm", out: ln, input: x, T: T)
+                norm(lw.ffnNorm, out: ln, input: x, T: T)
             }
             let hidden = s.ffn.reserve(T * F)
-            try Profile.measure("fc1") { try linear(w, "fc1", out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
+            Profile.measure("fc1") { linear(fc1, layer: l, out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
             Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
             saved?.keep(.hidden, hidden, count: T * F)
-            try Profile.measure("fc2") { try linear(w, "fc2", out: out, input: hidden, M: T, K: F) }                // [T, C]
+            Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: hidden, M: T, K: F) }                // [T, C]
             addInPlace(x, out, count: T * C)                                                     // residual
         }
         if !preLN {
             saved?.keep(.ffnNormInput, x, count: T * C)
-            try norm(w, "final_layer_norm", out: x, input: x, T: T)
+            norm(lw.ffnNorm, out: x, input: x, T: T)
         }
     }
 
-    /// qkv `[T, 3·H·D]` = input · [Wq; Wk; Wv]ᵀ + [bq; bk; bv], as one logical `[3·H·D, C]` weight.
-    func qkvProjection(_ w: DecodedLayer, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int, HD: Int) throws {
-        let names = ["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }
-        try linear(w, names, out: out, input: input, M: T, K: config.hiddenSize)
-    }
-
-    /// out `[M, N]` = input · `layers.l.<name>.weight`ᵀ + bias.
-    func linear(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                M: Int, K: Int) throws {
-        try linear(w, [name], out: out, input: input, M: M, K: K)
-    }
-
-    /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the named weights stacked by rows, as one matrix.
-    /// A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection, q/k/v fused.
-    func linear(_ w: DecodedLayer, _ names: [String], out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                M: Int, K: Int) throws {
-        var parts: [(rows: Int, bias: (info: TensorInfo, pointer: UnsafeMutableRawPointer)?)] = []
-        for name in names {
-            guard let weight = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
-            parts.append((weight.shape[0], w.tensor(name + ".bias")))
-        }
-        let N = parts.reduce(0) { $0 + $1.rows }
+    /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the bound weights stacked by rows, as one
+    /// matrix. A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection,
+    /// q/k/v fused.
+    func linear(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, M: Int, K: Int) {
+        let N = p.rows
         let bias = scratch.layer.bias.reserve(N)
         var row = 0
-        for (rows, b) in parts {
-            if let b { b.info.dtype.convert(b.pointer, to: .f32, bias + row, count: rows) } else { (bias + row).update(repeating: 0, count: rows) }
-            row += rows
+        for (part, b) in zip(p.parts, p.biases) {
+            if let b { b.widen(elements: 0..<part.rows, into: bias + row) } else { (bias + row).update(repeating: 0, count: part.rows) }
+            row += part.rows
         }
-        let hasBias = parts.contains { $0.bias != nil }
-        try weightBlocks(w, names, K: K) { start, rows, weight in
+        let hasBias = p.biases.contains { $0 != nil }
+        weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil, M: M, N: rows, K: K, ldOut: N)
         }
     }
 
-    /// Calls `body(firstRow, rows, weight)` over the named weights stacked by rows `[ΣNᵢ, K]`, as fp32 row blocks
+    /// Calls `body(firstRow, rows, weight)` over the bound weights stacked by rows `[ΣNᵢ, K]`, as fp32 row blocks
     /// that together cover every row once. The fp32 source, cheapest first:
     /// - the whole matrix kept by `WidenedLayer` (gradient importance keeps small models' weights widened);
-    /// - a single f32 tensor, in place;
+    /// - a single packed f32 tensor, in place;
     /// - 16-bit rows widened just before use into one reusable buffer, in blocks of at most `widenBlockBytes`,
     ///   so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once.
-    func weightBlocks(_ w: DecodedLayer, _ names: [String], K: Int,
-                      _ body: (_ start: Int, _ rows: Int, _ weight: UnsafePointer<Float>) -> Void) throws {
-        var parts: [(suffix: String, rows: Int)] = []
-        for name in names {
-            guard let weight = w.info(name + ".weight") else { throw missing(w, name + ".weight") }
-            parts.append((name + ".weight", weight.shape[0]))
-        }
-        let N = parts.reduce(0) { $0 + $1.rows }
-        let key = names.joined(separator: "+") + ".weight"
-        let kept = try scratch.widened.keeping ? scratch.widened.memo(w.index, key) { stackedFloats(w, parts, N: N, K: K) }
-                                               : scratch.widened.cached(w.index, key)
+    func weightBlocks(_ p: BoundLinear, layer: Int, K: Int, _ body: (_ start: Int, _ rows: Int, _ weight: UnsafePointer<Float>) -> Void) {
+        let N = p.rows
+        let kept = scratch.widened.keeping ? scratch.widened.memo(layer, p.key) { stackedFloats(p, N: N, K: K) }
+                                           : scratch.widened.cached(layer, p.key)
         if let kept, kept.count == N * K {
             kept.withUnsafeBufferPointer { body(0, N, $0.baseAddress!) }
             return
         }
-        if parts.count == 1, w.info(parts[0].suffix)?.dtype == .f32, let f32 = w.tensor(parts[0].suffix) {
-            body(0, N, f32.pointer.assumingMemoryBound(to: Float.self))
+        if p.parts.count == 1, p.parts[0].weight.info.dtype == .f32, p.parts[0].weight.planes == nil {
+            body(0, N, p.parts[0].weight.buffer.pointer.assumingMemoryBound(to: Float.self))
             return
         }
         let blockRows = max(1, min(N, widenBlockBytes / max(1, 4 * K)))
@@ -162,57 +138,47 @@ extension OPTModel {
         var start = 0
         while start < N {
             let end = min(N, start + blockRows)
-            Profile.measure("widen") { widenRows(w, parts, start..<end, K: K, into: weight) }
+            Profile.measure("widen") { widenRows(p, start..<end, K: K, into: weight) }
             body(start, end - start, weight)
             start = end
         }
     }
 
     /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination`.
-    private func widenRows(_ w: DecodedLayer, _ parts: [(suffix: String, rows: Int)], _ range: Range<Int>, K: Int,
-                           into destination: UnsafeMutablePointer<Float>) {
+    private func widenRows(_ p: BoundLinear, _ range: Range<Int>, K: Int, into destination: UnsafeMutablePointer<Float>) {
         var partStart = 0
-        for part in parts {
+        for part in p.parts {
             let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + part.rows)
             if lo < hi {
-                w.widen(part.suffix, elements: (lo - partStart) * K..<(hi - partStart) * K, into: destination + (lo - range.lowerBound) * K)
+                part.weight.widen(elements: (lo - partStart) * K..<(hi - partStart) * K, into: destination + (lo - range.lowerBound) * K)
             }
             partStart += part.rows
         }
     }
 
-    private func stackedFloats(_ w: DecodedLayer, _ parts: [(suffix: String, rows: Int)], N: Int, K: Int) -> [Float] {
+    private func stackedFloats(_ p: BoundLinear, N: Int, K: Int) -> [Float] {
         var out = [Float](repeating: 0, count: N * K)
-        out.withUnsafeMutableBufferPointer { widenRows(w, parts, 0..<N, K: K, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { widenRows(p, 0..<N, K: K, into: $0.baseAddress!) }
         return out
     }
 
-    func norm(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) throws {
+    /// The layer norm with the bound parameters; nil: the model's norms have none (normalise only).
+    func norm(_ n: BoundNorm?, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) {
         let C = config.hiddenSize
-        guard config.layerNormElementwiseAffine else {
+        guard let n else {
             layerNorm(out: out, input: input, weight: nil, bias: nil, T: T, C: C)
             return
         }
-        guard let weight = w.tensor(name + ".weight"), let bias = w.tensor(name + ".bias") else { throw missing(w, name) }
         let s = scratch.layer
-        let wp = fp32(weight, buffer: s.weight), bp = fp32(bias, buffer: s.bias)
+        let wp = n.weight.floats(into: s.weight), bp = n.bias.floats(into: s.bias)
         Profile.measure("layer norm") { layerNorm(out: out, input: input, weight: wp, bias: bp, T: T, C: C) }
     }
 
-    func broadcastBias(_ w: DecodedLayer, _ name: String, out: UnsafeMutablePointer<Float>, T: Int, C: Int) throws {
-        guard config.enableBias else { out.update(repeating: 0, count: T * C); return }
-        guard let bias = w.tensor(name) else { throw missing(w, name) }
-        let b = fp32(bias, buffer: scratch.layer.bias)
+    /// out `[T, C]` = the bias on every row (zeros for a model without biases).
+    func broadcastBias(_ bias: DecodedLayer.Entry?, out: UnsafeMutablePointer<Float>, T: Int, C: Int) {
+        guard let bias else { out.update(repeating: 0, count: T * C); return }
+        let b = bias.floats(into: scratch.layer.bias)
         for t in 0..<T { (out + t * C).update(from: b, count: C) }
-    }
-
-    /// The tensor as fp32: in place when stored as f32, else widened into `buffer`.
-    func fp32(_ t: (info: TensorInfo, pointer: UnsafeMutableRawPointer), buffer: FloatBuffer) -> UnsafeMutablePointer<Float> {
-        if t.info.dtype == .f32 { return t.pointer.assumingMemoryBound(to: Float.self) }
-        let count = t.info.elementCount
-        let out = buffer.reserve(count)
-        widen(t.pointer, dtype: t.info.dtype, into: out, count: count)
-        return out
     }
 
     func missing(_ w: DecodedLayer, _ name: String) -> HRZError {
