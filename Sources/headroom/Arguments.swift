@@ -19,10 +19,16 @@ struct Arguments {
     init(_ items: [String], usage: String = "") {
         self.items = items
         var (values, all) = Self.options(in: usage)
+        // Spellings every command accepts alike.
         if values.contains("-o") {
             values.insert("--output")
             all.append("--output")
         }
+        if values.contains("--tasks") || values.contains("--task") {
+            values.formUnion(["--tasks", "--task"])
+            all += ["--tasks", "--task"]
+        }
+        if all.contains("--bos") || all.contains("--no-bos") { all += ["--bos", "--no-bos"] }
         (valueOptions, known) = (values, all)
     }
 
@@ -54,12 +60,12 @@ struct Arguments {
 
     /// An option in the arguments that the usage never names, with the nearest one it does: reported when a
     /// command's own checks fail, since a typo is then the likely cause ("missing --data" after "--dat").
-    func unknownOption() -> UsageError? {
+    func unknownOption() -> (name: String, error: UsageError)? {
         guard !known.isEmpty else { return nil }
         for item in items where item.hasPrefix("-") && item != "-" && Double(item) == nil {
             let name = String(item.prefix { $0 != "=" })
             guard !known.contains(name), !["-h", "--help"].contains(name) else { continue }
-            return UsageError("unknown option '\(name)'" + (Self.nearest(name, in: known).map { "; did you mean '\($0)'?" } ?? ""))
+            return (name, UsageError("unknown option '\(name)'" + (Self.nearest(name, in: known).map { "; did you mean '\($0)'?" } ?? "")))
         }
         return nil
     }
@@ -112,6 +118,21 @@ struct Arguments {
             throw UsageError("\(name) takes one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
         }
         return v
+    }
+
+    /// The task list: `--tasks` everywhere, `--task` accepted as the same option (one spelling need not be
+    /// remembered per command).
+    mutating func tasks() throws(UsageError) -> String? {
+        let plural = try option("--tasks"), singular = try option("--task")
+        if plural != nil && singular != nil { throw UsageError("give --tasks once") }
+        return plural ?? singular
+    }
+
+    /// `--bos` / `--no-bos`: whether to prepend the BOS token, with the command's default when neither is given.
+    mutating func bos(default value: Bool) throws(UsageError) -> Bool {
+        let yes = flag("--bos"), no = flag("--no-bos")
+        if yes && no { throw UsageError("give --bos or --no-bos, not both") }
+        return yes ? true : no ? false : value
     }
 
     /// `--shard i/N` (0 ≤ i < N): which of N jobs this one is.

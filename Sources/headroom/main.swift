@@ -21,6 +21,17 @@ func topLevelHelp() -> String {
     return text
 }
 
+/// Whether `text` names the option `name` as a whole word ("--dat" is not named by "missing --data").
+func mentions(_ text: String, _ name: String) -> Bool {
+    var rest = text[...]
+    while let range = rest.range(of: name) {
+        let next = rest[range.upperBound...].first
+        if next.map({ !($0.isLetter || $0.isNumber || $0 == "-") }) ?? true { return true }
+        rest = rest[range.upperBound...]
+    }
+    return false
+}
+
 func main() -> Int32 {
     var argv = Array(CommandLine.arguments.dropFirst())
     if argv.first == "--version" || argv.first == "version" {
@@ -52,7 +63,9 @@ func main() -> Int32 {
         command = try type.init(&args)
         try args.finish()
     } catch {
-        let error = original.unknownOption() ?? error
+        // A typo is the likely cause of a failed check, unless the command's own message is about that option.
+        let unknown = original.unknownOption()
+        let error = unknown.flatMap { mentions("\(error)", $0.name) ? nil : $0.error } ?? error
         // The error, the synopsis's first line and where the rest is: not the whole help.
         let synopsis = type.usage.split(separator: "\n").first.map(String.init) ?? ""
         printError("Error: \(error)\n\n\(synopsis)\nSee 'headroom \(type.name) --help'.")

@@ -79,6 +79,13 @@ struct CLI {
         let command = try CLI.run(["evl"])
         #expect(command.status == 2 && command.stderr == "Error: unknown command 'evl'; did you mean 'eval'?\nSee 'headroom help'.\n")
         #expect(try CLI.run(["--version"]).stdout.hasPrefix("headroom "))
+        // One spelling everywhere: --task and --tasks are the same option, --bos and --no-bos go both ways.
+        let one = try CLI.run(["eval", demo, "--task", "demo_copy", "--data", data, "--limit", "2", "-o", CLI.temporary("task-alias")])
+        #expect(one.status == 0 && one.stdout.contains("demo_copy/0-shot"), "\(one.stderr)")
+        #expect(try CLI.run(["tokenize", demo, "Hello", "--no-bos"]).stdout == CLI.run(["tokenize", demo, "Hello"]).stdout)
+        #expect(try CLI.run(["tokenize", demo, "Hello", "--bos", "--no-bos"]).stderr.hasPrefix("Error: give --bos or --no-bos, not both"))
+        #expect(try CLI.run(["importance", "ffns", demo, "--heads", "--task", "demo_copy", "--data", data, "-o", "x"]).stderr
+                .hasPrefix("Error: --heads names a scores file in prune and sweep; the oracle over single heads is importance ffns --single-heads"))
     }
 
     @Test func convertThenInspectAndVerify() throws {

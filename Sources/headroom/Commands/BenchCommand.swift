@@ -131,7 +131,7 @@ struct BenchCommand: Command {
             forward.runs = try args.option("--runs", default: 3, in: 1...100)
             evalModel = try args.positional("MODEL.hrz")
         case "eval":
-            let tasks = (try args.option("--tasks") ?? "copa,arc_easy").split(separator: ",").map(String.init)
+            let tasks = (try args.tasks() ?? "copa,arc_easy").split(separator: ",").map(String.init)
             guard tasks.allSatisfy({ EvalTask(rawValue: $0) != nil }) else { throw UsageError("--tasks takes task names, got '\(tasks)'") }
             guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
             let shots = try args.option("--shots", default: 5, in: 0...64)

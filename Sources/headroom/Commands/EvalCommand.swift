@@ -57,7 +57,7 @@ struct EvalCommand: Command {
 
     init(_ args: inout Arguments) throws(UsageError) {
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
-        let taskText = try args.option("--tasks")
+        let taskText = try args.tasks()
         listOnly = taskText == "list"
         let list = listOnly ? [] : try parseTasks(taskText, data: data)
         let shots = try parseShots(try args.option("--shots") ?? "0")

@@ -6,7 +6,7 @@ struct GenerateCommand: Command {
     static let name = "generate"
     static let summary = "greedy text generation with a KV cache, to check a converted model talks sense"
     static let usage = """
-    Usage: headroom generate MODEL.hrz PROMPT [--max-tokens N] [--no-bos] [--threads N]
+    Usage: headroom generate MODEL.hrz PROMPT [--max-tokens N] [--bos|--no-bos] [--threads N]
 
     Tokenizes PROMPT with the model's embedded tokenizer, prepends OPT's BOS (</s>, id 2) as HF's OPT
     tokenizer does, and generates greedily (argmax) with a KV cache, printing text as it comes. Stops
@@ -14,7 +14,7 @@ struct GenerateCommand: Command {
 
     Options:
       --max-tokens N   new tokens (default 32)
-      --no-bos         do not prepend id 2
+      --bos, --no-bos  prepend id 2 or not (default: prepend, as HF's OPT tokenizer does)
       --threads N      threads (default: all cores)
     """
 
@@ -26,7 +26,7 @@ struct GenerateCommand: Command {
 
     init(_ args: inout Arguments) throws(UsageError) {
         maxTokens = try args.option("--max-tokens", default: 32, in: 1...100_000)
-        bos = !args.flag("--no-bos")
+        bos = try args.bos(default: true)
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         model = try args.positional("MODEL.hrz")
         prompt = try args.positional("PROMPT")

@@ -11,14 +11,14 @@ struct ImportanceCommand: Command {
     static let usage = """
     Usage: headroom importance heads MODEL.hrz --task T --shots K --data DIR [--limit N] [--target-space] -o scores.json
            headroom importance heads MODEL.hrz --requests FILE.jsonl -o scores.json
-           headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--heads] [--no-cache] -o scores.json
+           headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--single-heads] [--no-cache] -o scores.json
            common: [--memory-budget B] [--threads N]
            heads on several machines: add --shard i/N (writes scores.json.shard-<i>ofN.json), then --merge-shards N
 
     ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
     split with the evaluator's prompts (acc; ReCoRD: em). The baseline pass records every layer's input;
     each ablation then recomputes only layers ≥ l (exact: the layers below compute what the baseline did).
-    --no-cache runs every ablation from scratch instead (for comparison). --heads does the same for every
+    --no-cache runs every ablation from scratch instead (for comparison). --single-heads does the same for every
     single head (Score[l][h] = baseline − metric with head h of layer l masked; kind "heads", method
     "oracle"): one evaluation of layers ≥ l per head, so meant for small models.
 
@@ -63,14 +63,18 @@ struct ImportanceCommand: Command {
         kind = try args.positional("heads or ffns")
         guard kind == "heads" || kind == "ffns" else { throw UsageError("unknown importance '\(kind)'; available: heads, ffns") }
         cached = !args.flag("--no-cache")
-        oracleHeads = args.flag("--heads")
-        if oracleHeads && kind != "ffns" { throw UsageError("--heads belongs to the oracle: headroom importance ffns --heads …") }
+        if args.flag("--heads") {
+            throw UsageError("--heads names a scores file in prune and sweep; the oracle over single heads is importance ffns --single-heads")
+        }
+        oracleHeads = args.flag("--single-heads")
+        if oracleHeads && kind != "ffns" { throw UsageError("--single-heads belongs to the oracle: headroom importance ffns --single-heads …") }
         memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
         guard let o = try args.option("-o") else { throw UsageError("missing -o scores.json") }
         output = o
         requestsFile = try args.option("--requests")
-        if let t = try args.option("--task") {
+        if let t = try args.tasks() {
+            guard !t.contains(",") else { throw UsageError("importance takes one task at a time, got '\(t)'") }
             data = try args.option("--data")
             guard data != nil else { throw UsageError("--task needs --data DIR") }
             guard let task = EvalTask.named(t, dataDirectory: data) else { throw UsageError("unknown task '\(t)' (and no \(data!)/\(t)/validation.jsonl)") }

@@ -7,14 +7,14 @@ struct LogitsCommand: Command {
     static let name = "logits"
     static let summary = "run the model on token ids (or text) and write float32 logits [T, V] as .npy"
     static let usage = """
-    Usage: headroom logits MODEL.hrz (--tokens ID,ID,... | --text TEXT [--bos]) -o OUT.npy [--threads N] [--memory-budget BYTES]
+    Usage: headroom logits MODEL.hrz (--tokens ID,ID,... | --text TEXT [--bos|--no-bos]) -o OUT.npy [--threads N] [--memory-budget BYTES]
 
     Runs the exact fp32 forward pass and writes the logits at every position, float32 [T, vocab_size],
     in NumPy .npy format (np.load reads it). --text tokenizes with the model's embedded tokenizer.
 
     Options:
       --tokens IDS         comma-separated token ids
-      --text TEXT          text to tokenize instead (with --bos, prepend id 2 as HF's OPT tokenizer does)
+      --text TEXT          text to tokenize instead (--bos prepends id 2 as HF's OPT tokenizer does; default --no-bos)
       -o FILE              output .npy (required; written atomically)
       --threads N          threads (default: all cores)
       --memory-budget B    activation bytes in flight (suffixes K, M, G); default: unbounded
@@ -29,7 +29,7 @@ struct LogitsCommand: Command {
     var budget: Int?
 
     init(_ args: inout Arguments) throws(UsageError) {
-        bos = args.flag("--bos")
+        bos = try args.bos(default: false)
         if let t = try args.option("--tokens") {
             let parts = t.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw UsageError("--tokens takes comma-separated integers, got '\(t)'") }

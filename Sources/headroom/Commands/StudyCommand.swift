@@ -134,7 +134,7 @@ struct StudyCommand: Command {
             options = StudyOptions(model: "", tasks: [], shots: [], data: "")
             return
         }
-        let taskList = try args.option("--tasks"), data = try args.option("--data")
+        let taskList = try args.tasks(), data = try args.option("--data")
         let shots = try parseShots(try args.option("--shots") ?? "0,1,5")
         let limit = try args.positive("--limit")
         let importance = try args.positive("--importance-examples"), induction = try args.positive("--induction-sequences")

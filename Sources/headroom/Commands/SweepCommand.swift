@@ -48,7 +48,7 @@ struct SweepCommand: Command {
 
     init(_ args: inout Arguments) throws(UsageError) {
         guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
-        let tasks = try parseTasks(try args.option("--tasks"), data: data)
+        let tasks = try parseTasks(try args.tasks(), data: data)
         let shots = try parseShots(try args.option("--shots") ?? "0")
         guard let out = try args.option("-o") else { throw UsageError("missing -o OUTDIR") }
         options = SweepOptions(tasks: tasks, shots: shots, dataDirectory: data, outputDirectory: out)

@@ -7,15 +7,15 @@ struct TokenizeCommand: Command {
     static let name = "tokenize"
     static let summary = "print OPT token ids of a text (or of each line of a JSONL file) as JSON"
     static let usage = """
-    Usage: headroom tokenize MODEL.hrz|TOKENIZER_DIR TEXT [--bos]
-           headroom tokenize MODEL.hrz|TOKENIZER_DIR --input FILE.jsonl [--bos]
+    Usage: headroom tokenize MODEL.hrz|TOKENIZER_DIR TEXT [--bos|--no-bos]
+           headroom tokenize MODEL.hrz|TOKENIZER_DIR --input FILE.jsonl [--bos|--no-bos]
 
     GPT-2 byte-level BPE with OPT's vocab.json and merges.txt, taken from the .hrz (embedded by
     convert/synth --tokenizer) or from a directory. Ids equal HF's slow GPT2Tokenizer with
     add_special_tokens=False; special-token text such as "</s>" is plain text.
 
     Options:
-      --bos            prepend OPT's BOS token </s> (id 2)
+      --bos, --no-bos  prepend OPT's BOS token </s> (id 2) or not (default: not)
       --input FILE     one JSON string per line (- reads standard input); prints one JSON array of ids per line
       --decode         the reverse: TEXT (or each line) is a JSON array of ids; prints the text as a JSON string
     """
@@ -27,7 +27,7 @@ struct TokenizeCommand: Command {
     var decode: Bool
 
     init(_ args: inout Arguments) throws(UsageError) {
-        bos = args.flag("--bos")
+        bos = try args.bos(default: false)
         decode = args.flag("--decode")
         input = try args.option("--input")
         source = try args.positional("MODEL.hrz or TOKENIZER_DIR")
