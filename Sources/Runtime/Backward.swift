@@ -64,26 +64,29 @@ extension OPTModel {
     /// The sums over the examples `select` picks (by index; all by default), each computed exactly as alone.
     public func headImportanceSums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
                                    spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
-        let L = config.numHiddenLayers
-        var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-        var tokensMinusOne = 0, continuationTokens = 0, examples = 0
-        let embedding = embeddingFloats()
-        // Small models keep their layers widened to fp32 for the whole run (3 passes per example use them).
-        scratch.widened.keeping = 4 * layerElements <= scratch.widened.limit
-        defer { scratch.widened.keeping = false }
-        for (i, r) in requests.enumerated() {
-            guard !r.context.isEmpty, !r.continuation.isEmpty else {
-                throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
+        try exclusive {
+            let L = config.numHiddenLayers
+            var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
+            var tokensMinusOne = 0, continuationTokens = 0, examples = 0
+            let embedding = embeddingFloats()
+            // Small models keep their layers widened to fp32 for the whole run (3 passes per example use them).
+            scratch.widened.keeping = 4 * layerElements <= scratch.widened.limit
+            defer { scratch.widened.keeping = false }
+            for (i, r) in requests.enumerated() {
+                guard !r.context.isEmpty, !r.continuation.isEmpty else {
+                    throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
+                }
+                guard select(i) else { continue }
+                examples += 1
+                let perLayer = try exampleImportance(r, embedding: embedding, saved: SpillStore(budget: memoryBudget, directory: spillDirectory))
+                for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += perLayer[l][k] } }
+                tokensMinusOne += r.context.count + r.continuation.count - 1
+                continuationTokens += r.continuation.count
+                progress?(i + 1, requests.count)
             }
-            guard select(i) else { continue }
-            examples += 1
-            let perLayer = try exampleImportance(r, embedding: embedding, saved: SpillStore(budget: memoryBudget, directory: spillDirectory))
-            for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += perLayer[l][k] } }
-            tokensMinusOne += r.context.count + r.continuation.count - 1
-            continuationTokens += r.continuation.count
-            progress?(i + 1, requests.count)
+            return ImportanceSums(sums: scores, tokensMinusOne: tokensMinusOne, continuationTokens: continuationTokens, examples: examples)
+    
         }
-        return ImportanceSums(sums: scores, tokensMinusOne: tokensMinusOne, continuationTokens: continuationTokens, examples: examples)
     }
 
     /// logits `[rows, V]` = project_out(hidden `[rows, C]`) · embed_tokensᵀ, the tied LM head without the final

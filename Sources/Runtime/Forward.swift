@@ -151,27 +151,30 @@ extension OPTModel {
     public func forward(_ sequences: [SequenceInput], options: ForwardOptions = ForwardOptions(),
                         into output: LogitsBuffer = LogitsBuffer(),
                         stats: UnsafeMutablePointer<ForwardStats>? = nil) throws -> [SequenceLogits] {
-        try validate(sequences, options: options)
-        let passes = planPasses(sequences, budget: options.memoryBudget)
-        // Output rows are assigned in pass order, so each pass's LM head writes one contiguous block.
-        var results = sequences.map { SequenceLogits(positions: $0.logits.rows($0.tokens.count), buffer: output, rows: []) }
-        var next = 0
-        for pass in passes {
-            for i in pass {
-                results[i].rows = Array(next..<(next + results[i].positions.count))
-                next += results[i].positions.count
+        try exclusive {
+            try validate(sequences, options: options)
+            let passes = planPasses(sequences, budget: options.memoryBudget)
+            // Output rows are assigned in pass order, so each pass's LM head writes one contiguous block.
+            var results = sequences.map { SequenceLogits(positions: $0.logits.rows($0.tokens.count), buffer: output, rows: []) }
+            var next = 0
+            for pass in passes {
+                for i in pass {
+                    results[i].rows = Array(next..<(next + results[i].positions.count))
+                    next += results[i].positions.count
+                }
             }
+            output.vocabulary = config.vocabSize
+            output.rows = next
+            output.storage.reserve(next * config.vocabSize)
+            var collected = ForwardStats()
+            for pass in passes {
+                collected.passes += 1
+                try run(pass: pass, sequences, options: options, results: results, output: output, stats: &collected)
+            }
+            stats?.pointee = collected
+            return results
+    
         }
-        output.vocabulary = config.vocabSize
-        output.rows = next
-        output.storage.reserve(next * config.vocabSize)
-        var collected = ForwardStats()
-        for pass in passes {
-            collected.passes += 1
-            try run(pass: pass, sequences, options: options, results: results, output: output, stats: &collected)
-        }
-        stats?.pointee = collected
-        return results
     }
 
     /// Activation bytes per token in one layer: x, ln, qkv, ctx, attention/FFN output, FFN hidden.

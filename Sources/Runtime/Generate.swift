@@ -23,24 +23,27 @@ extension OPTModel {
     /// Appends up to `maxTokens` greedy tokens to `prompt`, stopping early at `stop` if given. `onToken` sees
     /// each new token as it is chosen. Returns the new tokens.
     public func generate(prompt: [Int], maxTokens: Int, stop: Int? = nil, onToken: ((Int) -> Void)? = nil) throws -> [Int] {
-        guard !prompt.isEmpty else { throw RuntimeError("generation needs a non-empty prompt") }
-        let capacity = prompt.count + maxTokens
-        guard capacity <= config.maxPositionEmbeddings else {
-            throw RuntimeError("prompt (\(prompt.count)) plus --max-tokens (\(maxTokens)) exceeds the model's \(config.maxPositionEmbeddings) positions")
+        try exclusive {
+            guard !prompt.isEmpty else { throw RuntimeError("generation needs a non-empty prompt") }
+            let capacity = prompt.count + maxTokens
+            guard capacity <= config.maxPositionEmbeddings else {
+                throw RuntimeError("prompt (\(prompt.count)) plus --max-tokens (\(maxTokens)) exceeds the model's \(config.maxPositionEmbeddings) positions")
+            }
+            try validate([SequenceInput(tokens: prompt)], options: ForwardOptions())
+            let cache = KVCache(widths: plans.map { $0.heads.count * config.headDim }, capacity: capacity)
+            var generated: [Int] = []
+            var input = prompt
+            while generated.count < maxTokens {
+                let logits = try step(input, cache: cache)
+                let next = logits.indices.max { logits[$0] < logits[$1] }!  // first maximum, as torch.argmax
+                generated.append(next)
+                onToken?(next)
+                if next == stop { break }
+                input = [next]
+            }
+            return generated
+    
         }
-        try validate([SequenceInput(tokens: prompt)], options: ForwardOptions())
-        let cache = KVCache(widths: plans.map { $0.heads.count * config.headDim }, capacity: capacity)
-        var generated: [Int] = []
-        var input = prompt
-        while generated.count < maxTokens {
-            let logits = try step(input, cache: cache)
-            let next = logits.indices.max { logits[$0] < logits[$1] }!  // first maximum, as torch.argmax
-            generated.append(next)
-            onToken?(next)
-            if next == stop { break }
-            input = [next]
-        }
-        return generated
     }
 
     /// Runs `tokens` after the cached ones, appends their keys and values, returns the last position's logits.

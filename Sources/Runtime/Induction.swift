@@ -11,36 +11,39 @@ import Basics
 extension OPTModel {
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0).
     public func prefixMatching(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        let L = config.numHiddenLayers
-        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-        for (index, base) in sequences.enumerated() {
-            let n = base.count
-            guard n >= 2, Set(base).count == n else { throw RuntimeError("sequence \(index): needs at least 2 tokens, all distinct") }
-            let ids = [config.bosTokenId] + Array([[Int]](repeating: base, count: 4).joined())
-            try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
-            let T = ids.count, C = config.hiddenSize
-            var x = [Float](repeating: 0, count: T * C)
-            x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
-            let saved = scratch.backward.saved, p = scratch.backward.heads.reserve(T * T)
-            for l in 0..<L {
-                let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-                try x.withUnsafeMutableBufferPointer { buffer in
-                    try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
-                                     headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: saved)
-                }
-                let H = plans[l].heads.count
-                for (k, h) in plans[l].heads.enumerated() {
-                    attentionProbabilities(p, qkv: saved[.qkv], head: k, T: T, H: H, D: config.headDim)
-                    var sum = 0.0
-                    for q in (1 + n)..<(1 + 4 * n) {
-                        for earlier in 1..<q where ids[earlier] == ids[q] { sum += Double(p[q * T + earlier + 1]) }
+        try exclusive {
+            let L = config.numHiddenLayers
+            var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
+            for (index, base) in sequences.enumerated() {
+                let n = base.count
+                guard n >= 2, Set(base).count == n else { throw RuntimeError("sequence \(index): needs at least 2 tokens, all distinct") }
+                let ids = [config.bosTokenId] + Array([[Int]](repeating: base, count: 4).joined())
+                try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
+                let T = ids.count, C = config.hiddenSize
+                var x = [Float](repeating: 0, count: T * C)
+                x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
+                let saved = scratch.backward.saved, p = scratch.backward.heads.reserve(T * T)
+                for l in 0..<L {
+                    let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+                    try x.withUnsafeMutableBufferPointer { buffer in
+                        try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
+                                         headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: saved)
                     }
-                    total[l][h] += sum / Double(3 * n)
+                    let H = plans[l].heads.count
+                    for (k, h) in plans[l].heads.enumerated() {
+                        attentionProbabilities(p, qkv: saved[.qkv], head: k, T: T, H: H, D: config.headDim)
+                        var sum = 0.0
+                        for q in (1 + n)..<(1 + 4 * n) {
+                            for earlier in 1..<q where ids[earlier] == ids[q] { sum += Double(p[q * T + earlier + 1]) }
+                        }
+                        total[l][h] += sum / Double(3 * n)
+                    }
                 }
+                progress?(index + 1, sequences.count)
             }
-            progress?(index + 1, sequences.count)
+            return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
+    
         }
-        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
     }
 }
 
@@ -52,77 +55,80 @@ extension OPTModel {
     /// of that relu taken by the position the head attends to most. Averaged over positions 1…T−1, then over
     /// sequences. `[L][num_attention_heads]` by original head index.
     public func copyingScores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
-        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-        let embedding = embeddingFloats()
-        for (index, base) in sequences.enumerated() {
-            let ids = [config.bosTokenId] + base
-            try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
-            let T = ids.count
-            guard T >= 2 else { throw RuntimeError("sequence \(index): needs at least 1 token") }
-            var x = [Float](repeating: 0, count: T * C)
-            x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
-            for l in 0..<L {
-                let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-                let H = plans[l].heads.count, HD = H * D
-                guard HD > 0 else { continue }
-                var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
-                let lw = try bind(w, layer: l)
-                guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { continue }  // bound whenever HD > 0
-                x.withUnsafeBufferPointer { norm(lw.attentionNorm, out: &h, input: $0.baseAddress!, T: T) }
-                h.withUnsafeBufferPointer { linear(qkvWeights, layer: l, out: &qkv, input: $0.baseAddress!, M: T, K: C) }
-                let scaling = 1 / Float(D).squareRoot()
-                for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
-                let outWeight = scratch.widened.get(outWeights.parts[0].weight, layer: l, key: "self_attn.out_proj.weight")  // [C, H·D]
-                let outBias = lw.outBias.map { scratch.widened.get($0, layer: l, key: "self_attn.out_proj.bias") } ?? [Float](repeating: 0, count: C)
-                for (k, head) in plans[l].heads.enumerated() {
-                    var attention = [Float](repeating: 0, count: T * T)
-                    var values = [Float](repeating: 0, count: T * C)
-                    qkv.withUnsafeBufferPointer { q in
-                        let base = q.baseAddress!
-                        BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + k * D, lda: 3 * HD, b: base + HD + k * D, ldb: 3 * HD, c: &attention, ldc: T)
-                        causalSoftmax(&attention, rows: T, prefix: 0, ld: T)
-                        outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
-                            BLAS.gemm(transB: true, M: T, N: C, K: D, a: base + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
+        try exclusive {
+            let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
+            var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
+            let embedding = embeddingFloats()
+            for (index, base) in sequences.enumerated() {
+                let ids = [config.bosTokenId] + base
+                try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
+                let T = ids.count
+                guard T >= 2 else { throw RuntimeError("sequence \(index): needs at least 1 token") }
+                var x = [Float](repeating: 0, count: T * C)
+                x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
+                for l in 0..<L {
+                    let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
+                    let H = plans[l].heads.count, HD = H * D
+                    guard HD > 0 else { continue }
+                    var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
+                    let lw = try bind(w, layer: l)
+                    guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { continue }  // bound whenever HD > 0
+                    x.withUnsafeBufferPointer { norm(lw.attentionNorm, out: &h, input: $0.baseAddress!, T: T) }
+                    h.withUnsafeBufferPointer { linear(qkvWeights, layer: l, out: &qkv, input: $0.baseAddress!, M: T, K: C) }
+                    let scaling = 1 / Float(D).squareRoot()
+                    for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
+                    let outWeight = scratch.widened.get(outWeights.parts[0].weight, layer: l, key: "self_attn.out_proj.weight")  // [C, H·D]
+                    let outBias = lw.outBias.map { scratch.widened.get($0, layer: l, key: "self_attn.out_proj.bias") } ?? [Float](repeating: 0, count: C)
+                    for (k, head) in plans[l].heads.enumerated() {
+                        var attention = [Float](repeating: 0, count: T * T)
+                        var values = [Float](repeating: 0, count: T * C)
+                        qkv.withUnsafeBufferPointer { q in
+                            let base = q.baseAddress!
+                            BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + k * D, lda: 3 * HD, b: base + HD + k * D, ldb: 3 * HD, c: &attention, ldc: T)
+                            causalSoftmax(&attention, rows: T, prefix: 0, ld: T)
+                            outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
+                                BLAS.gemm(transB: true, M: T, N: C, K: D, a: base + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
+                            }
                         }
-                    }
-                    for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
-                    let logits = unembed(values, rows: T, embedding: embedding)
-                    // Positions are independent: each thread takes whole rows (the V-wide softmax is the cost),
-                    // and the shares are summed in position order afterwards, so the result does not depend
-                    // on the thread count.
-                    var shares = [Double](repeating: 0, count: T)
-                    let next = LockedCounter()
-                    shares.withUnsafeMutableBufferPointer { out in
-                        let out = out
-                        logits.withUnsafeBufferPointer { logits in
-                            attention.withUnsafeBufferPointer { attention in
-                                DispatchQueue.concurrentPerform(iterations: Threads.count) { _ in
-                                    while true {
-                                        let t = next.add() + 1
-                                        guard t < T else { break }
-                                        let row = t * V
-                                        var maximum = -Float.infinity
-                                        for v in 0..<V { maximum = max(maximum, logits[row + v]) }
-                                        var z = 0.0
-                                        for v in 0..<V { z += Foundation.exp(Double(logits[row + v] - maximum)) }
-                                        let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
-                                        let mean = p.reduce(0, +) / Double(p.count)
-                                        let relu = p.map { max(0, $0 - mean) }
-                                        let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
-                                        let mass = relu.reduce(0, +)
-                                        out[t] = mass > 0 ? relu[top] / mass : 0
+                        for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
+                        let logits = unembed(values, rows: T, embedding: embedding)
+                        // Positions are independent: each thread takes whole rows (the V-wide softmax is the cost),
+                        // and the shares are summed in position order afterwards, so the result does not depend
+                        // on the thread count.
+                        var shares = [Double](repeating: 0, count: T)
+                        let next = LockedCounter()
+                        shares.withUnsafeMutableBufferPointer { out in
+                            let out = out
+                            logits.withUnsafeBufferPointer { logits in
+                                attention.withUnsafeBufferPointer { attention in
+                                    DispatchQueue.concurrentPerform(iterations: Threads.count) { _ in
+                                        while true {
+                                            let t = next.add() + 1
+                                            guard t < T else { break }
+                                            let row = t * V
+                                            var maximum = -Float.infinity
+                                            for v in 0..<V { maximum = max(maximum, logits[row + v]) }
+                                            var z = 0.0
+                                            for v in 0..<V { z += Foundation.exp(Double(logits[row + v] - maximum)) }
+                                            let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
+                                            let mean = p.reduce(0, +) / Double(p.count)
+                                            let relu = p.map { max(0, $0 - mean) }
+                                            let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
+                                            let mass = relu.reduce(0, +)
+                                            out[t] = mass > 0 ? relu[top] / mass : 0
+                                        }
                                     }
                                 }
                             }
                         }
+                        let sum = shares[1...].reduce(0, +)
+                        total[l][head] += sum / Double(T - 1)
                     }
-                    let sum = shares[1...].reduce(0, +)
-                    total[l][head] += sum / Double(T - 1)
                 }
+                progress?(index + 1, sequences.count)
             }
-            progress?(index + 1, sequences.count)
+            return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
+    
         }
-        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
     }
 }

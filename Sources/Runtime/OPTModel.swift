@@ -4,6 +4,9 @@ import Foundation
 import HRZFormat
 import OPTSchema
 
+/// Sendable because runs take turns: every public run (forward, generate, gradient importance, induction
+/// probes) holds `runLock`, so the scratch buffers and the layer stream belong to one run at a time and a
+/// second thread's call waits instead of racing.
 public final class OPTModel: @unchecked Sendable {
     public let reader: HRZReader
     public let config: OPTConfig
@@ -19,6 +22,14 @@ public final class OPTModel: @unchecked Sendable {
     /// `final_layer_norm` weight and bias `[C]`, when present.
     let finalNorm: (weight: [Float], bias: [Float])?
     let scratch = ForwardScratch()
+    /// Held for the whole of each public run (recursive: a run may call another, e.g. importance a forward).
+    private let runLock = NSRecursiveLock()
+
+    func exclusive<R>(_ body: () throws -> R) rethrows -> R {
+        runLock.lock()
+        defer { runLock.unlock() }
+        return try body()
+    }
     /// Most bytes of fp32 weights widened at once: 16-bit matrices are widened and multiplied in row blocks
     /// of this size (256 MiB: one block per matrix up to OPT-6.7B, a few for 66B's fc1 and fc2).
     public var widenBlockBytes = 256 << 20
