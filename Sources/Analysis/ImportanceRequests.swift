@@ -3,6 +3,7 @@
 import Evaluation
 import Foundation
 import Runtime
+import Files
 
 public enum ImportanceData {
     /// Tasks whose gold continuation drops the choice's leading space in the paper's code (`doc_to_cont`).

@@ -4,6 +4,7 @@
 import Evaluation
 import HRZFormat
 import Runtime
+import Files
 
 /// Gradient head importance over every N-th example of one task × shots.
 public struct HeadImportanceShard: Codable, Sendable {

@@ -6,6 +6,7 @@ import Foundation
 import HRZFormat
 import Tokenizer
 import Basics
+import Files
 
 public enum InductionSequences {
     public static func random(count: Int, seed: UInt64, tokenizer: Tokenizer) -> [[Int]] {

@@ -2,6 +2,7 @@
 /// shots, across shots per task) and top-k% overlaps, as CSV and JSON files ready to plot.
 import Foundation
 import HRZFormat
+import Files
 
 public enum RankReport {
     public static let overlapPercents: [Double] = [10, 20, 30, 50]

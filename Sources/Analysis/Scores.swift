@@ -3,6 +3,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Basics
+import Files
 
 public struct ScoresFile: Codable, Sendable {
     /// "heads", "ffns", "prefix-matching" or "copying".

@@ -3,6 +3,7 @@
 import Foundation
 import HRZFormat
 import Basics
+import Files
 
 public struct FormatRow: Codable, Sendable {
     public var data: String

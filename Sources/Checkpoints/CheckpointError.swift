@@ -1,6 +1,7 @@
 /// An error reading an HF checkpoint: what failed, and where (file, tensor, byte offset).
 import Foundation
 import HRZFormat
+import Files
 
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Equatable, Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import HRZFormat
 import Basics
 import OPTSchema
+import Files
 
 /// `--dtype`: keep each tensor's source dtype, or cast all to one.
 public enum DTypeChoice: String, Sendable, CaseIterable {

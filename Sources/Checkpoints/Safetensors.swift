@@ -2,6 +2,7 @@
 /// Spec: huggingface/safetensors README ("Format"). Header capped at 100 MB, as the reference reader does.
 import Foundation
 import HRZFormat
+import Files
 
 public struct SafetensorsFile: CheckpointSource {
     public let path: String

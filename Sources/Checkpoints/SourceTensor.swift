@@ -1,5 +1,6 @@
 /// A tensor as it lies in a checkpoint file: a strided view of a mapped storage. See `CheckpointSource`.
 import HRZFormat
+import Files
 
 public struct SourceTensor: @unchecked Sendable {
     /// The name in the file (HF's, prefix included).

@@ -1,6 +1,7 @@
 /// A reader for zip archives of stored (uncompressed) entries, zip64 included: the container of `torch.save`.
 /// Spec: PKWARE APPNOTE.TXT §4.3 (structure) and §4.5.3 (zip64 extended information).
 import HRZFormat
+import Files
 
 public struct ZipEntry: Sendable {
     public var name: String

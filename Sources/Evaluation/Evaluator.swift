@@ -5,6 +5,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Tokenizer
+import Files
 
 public struct CellResult: Codable, Sendable, Equatable {
     public var task: String

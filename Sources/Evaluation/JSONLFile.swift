@@ -2,6 +2,7 @@
 /// so a 48 MB MultiRC train file costs one read and only the rows actually used are decoded.
 import Foundation
 import HRZFormat
+import Files
 
 public final class JSONLFile: @unchecked Sendable {
     public let path: String

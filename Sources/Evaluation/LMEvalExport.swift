@@ -4,6 +4,7 @@
 /// in the spirit of `--log_samples`.
 import Foundation
 import HRZFormat
+import Files
 
 extension EvalTask {
     /// The harness's task `VERSION` (what lm-eval writes under `versions`).

@@ -4,6 +4,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import OPTSchema
+import Files
 
 public enum MaskFile {
     /// `{"heads": [[layer, head], …]}` → heads[l][h] = false for each pair.

@@ -5,6 +5,7 @@
 /// depend on the shard: every shard prepares the whole cell (cheap).
 import Foundation
 import HRZFormat
+import Files
 
 public struct Shard: Sendable, Equatable, CustomStringConvertible {
     public var index: Int

@@ -3,6 +3,7 @@
 /// 16-bit elements are split into two byte planes, high bytes first: the high byte (sign, exponent,
 /// top mantissa bits) of trained weights is highly compressible, the low byte is nearly random.
 /// Each plane is stored zstd-compressed or raw, whichever is smaller.
+import Files
 
 /// Per-thread scratch for encoding and decoding, reused across chunks.
 public final class ChunkScratch {

@@ -3,6 +3,7 @@
 import Foundation
 import Basics
 import OPTSchema
+import Files
 
 public final class HRZReader: @unchecked Sendable {
     public let file: MappedFile

@@ -2,6 +2,7 @@
 /// only when the index is written. See `formats/HRZ.md`.
 import Foundation
 import Basics
+import Files
 
 public final class HRZWriter {
     public let path: String

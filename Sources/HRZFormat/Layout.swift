@@ -1,8 +1,9 @@
 /// The fixed 64-byte header at offset 0. See `formats/HRZ.md` §2–§3. All integers little-endian.
+import Files
 public enum HRZLayout {
     /// `\x89 H R Z \r \n \x1a \n`: the high byte catches 7-bit transfers, CR/LF catch newline mangling (as PNG).
     public static let magic: [UInt8] = [0x89, 0x48, 0x52, 0x5A, 0x0D, 0x0A, 0x1A, 0x0A]
-    public static let majorVersion = 1
+    public static let majorVersion = HRZError.readerMajorVersion
     public static let minorVersion = 0
     public static let headerSize = 64
     /// Every chunk starts on this boundary, so it can be mapped and advised on its own.

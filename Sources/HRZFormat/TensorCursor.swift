@@ -1,6 +1,7 @@
 /// Reads arbitrary element ranges of one stored tensor with bounded memory: chunks are decoded on demand
 /// and the two most recent are kept, so walking a tensor row by row decodes each chunk about once.
 /// The pruner uses it to gather kept rows and columns without ever holding a whole tensor.
+import Files
 public final class TensorCursor {
     public let info: TensorInfo
     private let reader: HRZReader

@@ -1,5 +1,6 @@
 /// The one file that imports CZstd. Each wrapper owns its context and frees it in `deinit`.
 import CZstd
+import Files
 
 /// Turns a zstd return code into a value or a typed error naming the C function.
 @inline(__always)

@@ -5,6 +5,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import OPTSchema
+import Files
 
 public struct PruneError: Error, CustomStringConvertible {
     public var file: String?

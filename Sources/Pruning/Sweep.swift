@@ -6,6 +6,7 @@ import Evaluation
 import Foundation
 import HRZFormat
 import Runtime
+import Files
 
 /// `heads=0:90:10,ffns=0:50:10`: each dimension a range `start:end:step` (end included) or listed values.
 public struct SweepGrid: Sendable, Equatable {

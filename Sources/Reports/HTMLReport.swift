@@ -2,6 +2,7 @@
 /// each, and the numbers beside it as CSV files. No JavaScript, no network.
 import Foundation
 import HRZFormat
+import Files
 
 public struct Figure: Sendable {
     /// File-safe id; the CSV is `figures/<id>.csv`.

@@ -1,6 +1,7 @@
 /// The one file that imports COpenBLAS. Every GEMM in Headroom goes through `linear` or `gemm`.
 import COpenBLAS
 import Foundation
+import Files
 
 public enum BLAS {
     /// Sets OpenBLAS's thread count. C: `openblas_set_num_threads`.

@@ -9,6 +9,7 @@ import Dispatch
 import Foundation
 import HRZFormat
 import Basics
+import Files
 
 public final class LayerStream: @unchecked Sendable {
     /// How decoding is scheduled against compute.

@@ -1,6 +1,7 @@
 /// NumPy `.npy` version 1.0, float32 little-endian, C order (numpy `lib/format.py`, "Format Version 1.0").
 import Foundation
 import HRZFormat
+import Files
 
 public enum NPY {
     /// The file bytes of a float32 array of `shape`.

@@ -3,6 +3,7 @@
 /// A layer with H = 0 heads (pruned) adds only `out_proj.bias`; a layer without FFN skips the block
 /// (post-LN still applies its layer norm, which acts on the residual stream).
 import HRZFormat
+import Files
 
 /// A sequence's rows in the pass, and the rows of the sequence it continues, if any.
 struct LayerSpan {

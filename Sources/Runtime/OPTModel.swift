@@ -3,6 +3,7 @@
 import Foundation
 import HRZFormat
 import OPTSchema
+import Files
 
 /// Sendable because runs take turns: every public run (forward, generate, gradient importance, induction
 /// probes) holds `runLock`, so the scratch buffers and the layer stream belong to one run at a time and a

@@ -11,6 +11,7 @@ import HRZFormat
 import Pruning
 import Runtime
 import Tokenizer
+import Files
 
 public struct StudyOptions: Codable, Sendable {
     public var model: String

@@ -10,6 +10,7 @@ import HRZFormat
 import Runtime
 import Tokenizer
 import OPTSchema
+import Files
 
 /// Throughput measured on this machine for one model shape.
 public struct Calibration: Codable, Sendable {

@@ -6,6 +6,7 @@ import Foundation
 import HRZFormat
 import Pruning
 import Reports
+import Files
 
 public enum StudyReport {
     struct Manifest: Codable { var model_sha256: String; var options: StudyOptions }

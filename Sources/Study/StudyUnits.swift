@@ -9,6 +9,7 @@ import HRZFormat
 import Pruning
 import Runtime
 import Tokenizer
+import Files
 
 /// What one unit does.
 enum Work {

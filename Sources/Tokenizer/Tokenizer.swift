@@ -5,6 +5,7 @@
 /// plain text, as it is for a GPT2Tokenizer built from these two files; no BOS is added unless asked for.
 import Foundation
 import HRZFormat
+import Files
 
 public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     public var file: String

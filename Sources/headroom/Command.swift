@@ -1,4 +1,5 @@
 import HRZFormat
+import Files
 
 /// Every subcommand: parse (in `init`), then `run()`. Exit codes: 0 ok, 1 data/runtime error, 2 usage.
 protocol Command {

@@ -2,6 +2,7 @@
 import Foundation
 import HRZFormat
 import Runtime
+import Files
 
 let commands: [Command.Type] = [
     ConvertCommand.self, InspectCommand.self, SynthCommand.self, TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self,

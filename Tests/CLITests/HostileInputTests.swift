@@ -3,6 +3,7 @@ import Testing
 @testable import HRZFormat
 import TestSupport
 import Basics
+@testable import Files
 
 /// Regression tests of issue 13's classes of hostile input, through the `headroom` executable as a user runs
 /// it: every case ends with exit 1 or 2 (never a signal or a hang), a message naming the file and the

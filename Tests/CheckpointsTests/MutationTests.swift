@@ -3,6 +3,7 @@ import Testing
 @testable import Checkpoints
 @testable import HRZFormat
 import Basics
+@testable import Files
 
 /// Random byte flips and truncations of real files: every parser either reads or throws; none crashes.
 struct MutationTests {

@@ -3,6 +3,7 @@ import Testing
 @testable import HRZFormat
 import TestSupport
 import OPTSchema
+@testable import Files
 
 /// A small model-shaped file: f16, bf16 and f32 tensors, several chunks each, one empty tensor.
 func writeSample(_ path: String, chunkElements: Int = 100, split: Bool = true) throws -> [String: [UInt8]] {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HRZFormat
+@testable import Files
 
 /// One case per failure mode of formats/HRZ.md §7; each asserts the error kind and offset.
 struct CorruptionTests {

@@ -5,6 +5,7 @@ import Testing
 @testable import Pruning
 @testable import Runtime
 import TestSupport
+@testable import Files
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let scratch = testScratch() + "headroom-pruning-\(getpid())"

@@ -5,6 +5,7 @@ import Testing
 @testable import Study
 import HRZFormat
 import TestSupport
+import Files
 
 /// The plan, its costs' scheduling and the Slurm text handling, without a cluster.
 struct StudyPlanTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import HRZFormat
 @testable import Runtime
+@testable import Files
 
 /// Logits equal HF's (fp32, eager attention) within 1e-3 for every layout, including post-LN with projections.
 struct ForwardTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import HRZFormat
 @testable import Runtime
+@testable import Files
 
 /// A model whose tensors decode to more than the machine holds (a few hundred KB of zero-filled zstd chunks
 /// can declare hundreds of GB) is refused when opened, by name, before anything is allocated from it.

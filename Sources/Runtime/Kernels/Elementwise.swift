@@ -1,6 +1,7 @@
 /// Row-parallel helpers and element-wise kernels. All kernels overwrite their outputs unless named `add…`.
 import Dispatch
 import HRZFormat
+import Files
 
 /// Runs `body(range)` over `0..<count` split into contiguous ranges, on all cores when the work is large.
 @inline(__always)

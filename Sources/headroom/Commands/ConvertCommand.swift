@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import HRZFormat
+import Files
 
 struct ConvertCommand: Command {
     static let name = "convert"

@@ -2,6 +2,7 @@ import Evaluation
 import Foundation
 import HRZFormat
 import Runtime
+import Files
 
 struct EvalCommand: Command {
     static let name = "eval"

@@ -4,6 +4,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Tokenizer
+import Files
 
 struct ImportanceCommand: Command {
     static let name = "importance"

@@ -3,6 +3,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Tokenizer
+import Files
 
 struct InductionCommand: Command {
     static let name = "induction"

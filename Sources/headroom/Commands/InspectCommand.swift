@@ -1,6 +1,7 @@
 import Foundation
 import HRZFormat
 import OPTSchema
+import Files
 
 struct InspectCommand: Command {
     static let name = "inspect"

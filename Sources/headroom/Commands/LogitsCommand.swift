@@ -2,6 +2,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Tokenizer
+import Files
 
 struct LogitsCommand: Command {
     static let name = "logits"

@@ -2,6 +2,7 @@ import Foundation
 import HRZFormat
 import Pruning
 import OPTSchema
+import Files
 
 struct PruneCommand: Command {
     static let name = "prune"

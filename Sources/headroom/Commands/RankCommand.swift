@@ -1,6 +1,7 @@
 import Analysis
 import Foundation
 import HRZFormat
+import Files
 
 struct RankCommand: Command {
     static let name = "rank"

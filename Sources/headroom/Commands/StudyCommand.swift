@@ -2,6 +2,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Study
+import Files
 
 struct StudyCommand: Command {
     static let name = "study"

@@ -4,6 +4,7 @@ import Foundation
 import HRZFormat
 import Pruning
 import Runtime
+import Files
 
 struct SweepCommand: Command {
     static let name = "sweep"

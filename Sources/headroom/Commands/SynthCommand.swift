@@ -1,6 +1,7 @@
 import Foundation
 import HRZFormat
 import Runtime
+import Files
 
 struct SynthCommand: Command {
     static let name = "synth"

@@ -2,6 +2,7 @@ import Foundation
 import HRZFormat
 import Tokenizer
 import Basics
+import Files
 
 struct TokenizeCommand: Command {
     static let name = "tokenize"

@@ -25,6 +25,9 @@ public struct HRZError: Error, CustomStringConvertible, Sendable {
         case io(String)
     }
 
+    /// The HRZ major version this build reads (`HRZLayout.majorVersion`), kept here so the message can say it.
+    public static let readerMajorVersion = 1
+
     public var kind: Kind
     /// The file as the user typed it.
     public var file: String
@@ -56,7 +59,7 @@ public struct HRZError: Error, CustomStringConvertible, Sendable {
         case .truncated(let needed): return "file is truncated (needed \(needed) more bytes)"
         case .badMagic: return "not an HRZ file (bad magic)"
         case .unsupportedVersion(let major, let minor):
-            return "unsupported HRZ version \(major).\(minor) (this reader understands major version \(HRZLayout.majorVersion))"
+            return "unsupported HRZ version \(major).\(minor) (this reader understands major version \(HRZError.readerMajorVersion))"
         case .checksumMismatch(let expected, let actual):
             return "checksum mismatch (expected \(hex64(expected)), got \(hex64(actual)))"
         case .malformed(let why): return "malformed file: \(why)"
