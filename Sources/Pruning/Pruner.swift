@@ -8,6 +8,7 @@
 import Foundation
 import HRZFormat
 import OPTSchema
+import Analysis
 
 public struct PruneReport: Sendable {
     public var parent: String

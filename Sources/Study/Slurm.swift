@@ -7,6 +7,7 @@ import Foundation
 import HRZFormat
 import Pruning
 import Files
+import Analysis
 
 public struct SlurmOptions: Sendable {
     /// The user's own sbatch options (partition, account, time, CPUs, memory), one word each.

@@ -6,6 +6,7 @@ import Testing
 @testable import Runtime
 import TestSupport
 @testable import Files
+@testable import Analysis
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let scratch = testScratch() + "headroom-pruning-\(getpid())"

@@ -3,6 +3,7 @@ import HRZFormat
 import Pruning
 import OPTSchema
 import Files
+import Analysis
 
 struct PruneCommand: Command {
     static let name = "prune"

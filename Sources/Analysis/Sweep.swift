@@ -1,7 +1,6 @@
 /// Pruning sweeps: for every task × shots cell and every point of a heads% × FFNs% grid, remove the
 /// lowest-ranked heads and FFNs with masks (not by rewriting the model) and score the cell. Each finished
 /// point is appended to DIR/sweep.json and DIR/sweep.csv atomically, so a killed sweep resumes where it stopped.
-import Analysis
 import Evaluation
 import Foundation
 import HRZFormat

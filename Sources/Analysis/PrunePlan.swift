@@ -1,6 +1,5 @@
 /// What to remove from a model: heads and FFNs by **original** index (formats/prune-plan.md). A plan is
 /// also a valid mask file, so `eval --mask-heads PLAN --mask-ffns PLAN` evaluates what `prune PLAN` builds.
-import Analysis
 import Foundation
 import HRZFormat
 import Runtime
