@@ -53,9 +53,12 @@ public struct ForwardOptions: Sendable {
     /// again on a copy of its input with its weights already decoded, recording both times. The pair measures
     /// what streaming costs on exactly the same layer in the same moment.
     public var compareCached = false
-    /// Record every layer's input (`.record`), or start at a layer from recorded inputs (`.replay`): the oracle
-    /// ablation of layer l's FFN reuses everything below l, which computes exactly what the baseline computed.
-    public var layerInputs: LayerInputCache?
+    /// Watches the walk at its taps (each layer's input; its output without its FFN, when asked). It reads
+    /// and keeps; it never changes the arithmetic.
+    public var observer: (any ForwardObserver)?
+    /// Starts each pass at a later layer from a state the caller kept, instead of at the embeddings (the
+    /// oracle's replay: layers below l compute exactly what the baseline computed).
+    public var resume: (any ForwardResume)?
     /// Told (layers done, layers) after each layer of each pass: a progress observer, so a bar can move
     /// inside one long forward (a 16K-token batch through OPT-66B takes hours). It changes no arithmetic.
     public var layerProgress: (@Sendable (Int, Int) -> Void)?
@@ -94,42 +97,29 @@ public struct SequenceLogits: @unchecked Sendable {
     public var values: [Float] { rows.flatMap { Array(buffer.row($0)) } }
 }
 
-/// Layer inputs `[T, C]` of every pass of a sequence of forward calls, recorded once and replayed from any
-/// layer. Size is tokens × hidden × 4 bytes × layers: beyond `budget` bytes they spill to a temporary file.
-/// With `recordWithoutFFN`, each layer's output *as if its FFN were removed* is kept too (pre-LN: the
-/// residual after attention; post-LN: its final norm), so an FFN ablation at layer l starts at layer l + 1.
-public final class LayerInputCache: @unchecked Sendable {
-    public enum Mode: Sendable { case record, replay(fromLayer: Int), replayWithoutFFN(layer: Int) }
-    public var mode: Mode = .record
-    let store: SpillStore
-    let recordsWithoutFFN: Bool
-    /// [pass][layer] → handle in `store`; passes in the order the forward calls ran them.
-    var passes: [[Int]] = []
-    var withoutFFN: [[Int]] = []
-    var cursor = 0
+/// What a forward shows as it walks: one pass at a time, each layer's input `[T, C]` before the layer runs,
+/// and (when `wantsOutputWithoutFFN`) the layer's output as if its FFN were removed (pre-LN: the residual after
+/// attention; post-LN: its final norm). Default implementations do nothing.
+public protocol ForwardObserver: AnyObject, Sendable {
+    var wantsOutputWithoutFFN: Bool { get }
+    func passStarted(tokens: Int)
+    func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws
+    func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws
+    func passFinished()
+}
 
-    public init(budget: Int? = nil, directory: String = NSTemporaryDirectory(), recordWithoutFFN: Bool = false) {
-        store = SpillStore(budget: budget, directory: directory)
-        recordsWithoutFFN = recordWithoutFFN
-    }
+extension ForwardObserver {
+    public var wantsOutputWithoutFFN: Bool { false }
+    public func passStarted(tokens: Int) {}
+    public func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {}
+    public func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws {}
+    public func passFinished() {}
+}
 
-    /// Switches to replaying from `layer`, starting again at the first recorded pass.
-    public func replay(fromLayer layer: Int) {
-        mode = .replay(fromLayer: layer)
-        cursor = 0
-    }
-
-    /// Switches to replaying with layer `layer`'s FFN removed: layers above it run on its recorded
-    /// FFN-less output. Needs `recordWithoutFFN`.
-    public func replayWithoutFFN(layer: Int) {
-        precondition(recordsWithoutFFN, "replayWithoutFFN needs a cache made with recordWithoutFFN")
-        mode = .replayWithoutFFN(layer: layer)
-        cursor = 0
-    }
-
-    /// Bytes held in memory and in the spill file.
-    public var byteCount: Int { store.residentBytes + store.spilledBytes }
-    public var spilledBytes: Int { store.spilledBytes }
+/// Where a pass starts: `resume` fills x `[T, C]` with a state it kept and returns the first layer to run on
+/// it, or returns nil to start at the embeddings.
+public protocol ForwardResume: AnyObject, Sendable {
+    func resume(into x: UnsafeMutablePointer<Float>, count: Int, layers: Int) throws -> Int?
 }
 
 /// Timing of the last forward, for benchmarks.
@@ -257,25 +247,12 @@ extension OPTModel {
         let x = scratch.x.reserve(T * C)
         let L = config.numHiddenLayers
         var firstLayer = 0
-        var recorded: [Int]? = nil, recordedWithoutFFN: [Int]? = nil
-        func replay(_ cache: LayerInputCache, _ table: [[Int]], _ layer: Int) throws {
-            guard cache.cursor < table.count, table[cache.cursor].count == L, cache.store.count(table[cache.cursor][layer]) == T * C else {
-                throw RuntimeError("layer-input cache does not match this forward (replay must repeat the recorded calls)")
-            }
-            try cache.store.read(table[cache.cursor][layer], into: x)
-            cache.cursor += 1
-        }
-        if let cache = options.layerInputs, case .replay(let from) = cache.mode {
-            try replay(cache, cache.passes, from)
-            firstLayer = from
-        } else if let cache = options.layerInputs, case .replayWithoutFFN(let layer) = cache.mode {
-            try replay(cache, cache.withoutFFN, layer)
-            firstLayer = layer + 1
+        let observer = options.observer
+        let resumed = try options.resume?.resume(into: x, count: T * C, layers: L)
+        if let resumed {
+            firstLayer = resumed
         } else {
-            if let cache = options.layerInputs {
-                recorded = []
-                if cache.recordsWithoutFFN { recordedWithoutFFN = [] }
-            }
+            observer?.passStarted(tokens: T)
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         }
         // Streaming, the first layer is read ahead like the others (its planes are then used in place).
@@ -284,16 +261,14 @@ extension OPTModel {
             LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
         }
         for l in firstLayer..<L {
-            if let cache = options.layerInputs, recorded != nil { recorded!.append(try cache.store.append(x, count: T * C)) }
+            try observer?.layerInput(l, x, count: T * C)
             let started = DispatchTime.now().uptimeNanoseconds
             let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
             let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
             let saved = options.compareCached ? scratch.xSaved.reserve(T * C) : nil
             saved?.update(from: x, count: T * C)
             var keepWithoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil
-            if let cache = options.layerInputs, recordedWithoutFFN != nil {
-                keepWithoutFFN = { recordedWithoutFFN!.append(try cache.store.append($0, count: T * C)) }
-            }
+            if let observer, observer.wantsOutputWithoutFFN { keepWithoutFFN = { try observer.layerOutputWithoutFFN(l, $0, count: T * C) } }
             try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
                              ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer, withoutFFN: keepWithoutFFN)
             stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
@@ -306,8 +281,7 @@ extension OPTModel {
                 stats.cachedLayerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - again) / 1e9)
             }
         }
-        if let recorded { options.layerInputs!.passes.append(recorded) }
-        if let recordedWithoutFFN { options.layerInputs!.withoutFFN.append(recordedWithoutFFN) }
+        if resumed == nil { observer?.passFinished() }
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []
         for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }
