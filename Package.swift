@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "HRZFormatTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["HRZFormat", "Tokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Runtime"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RuntimeTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Runtime", "Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "OPTSchema", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis"],

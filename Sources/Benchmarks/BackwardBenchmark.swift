@@ -4,6 +4,7 @@ import Foundation
 import HRZFormat
 import Runtime
 import Basics
+import Analysis
 
 public struct BackwardBenchResult: Codable, Sendable {
     public var model: String

@@ -117,9 +117,9 @@ extension OPTModel {
     }
 
     /// dx `[T, C]` ← ∂L/∂(layer input), in place, from dx = ∂L/∂(layer output) and what the layer's forward
-    /// kept in `saved`. Adds Σₜ |⟨A_h(t), ∂L/∂A_h(t)⟩| of each present head to `importance` `[H]`.
+    /// kept in `saved`. `observer` sees the heads' outputs and their gradient.
     func backwardLayer(_ w: DecodedLayer, layer l: Int, saved s: LayerSaved, dx: UnsafeMutablePointer<Float>, T: Int,
-                       scratch b: BackwardScratch, importance: inout [Double]) throws {
+                       scratch b: BackwardScratch, observer: any BackwardObserver) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
         let lw = try bind(w, layer: l)
@@ -146,11 +146,8 @@ extension OPTModel {
         guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { return }
         let dCtx = b.dCtx.reserve(T * HD), dQKV = b.dQKV.reserve(T * 3 * HD)
         Profile.measure("bw out_proj") { linearBackward(outWeights, layer: l, dOut: dx, T: T, K: HD, into: dCtx) }  // [T, H·D]
-        Profile.measure("bw attention") {
-            importance.withUnsafeMutableBufferPointer { scores in
-                attentionBackward(dQKV: dQKV, dCtx: dCtx, qkv: s[.qkv], ctx: s[.ctx], T: T, H: H, D: D, work: b.heads, importance: scores.baseAddress!)
-            }
-        }
+        Profile.measure("observer") { observer.headOutputs(layer: l, ctx: s[.ctx], dCtx: dCtx, T: T, heads: H, headDim: D) }
+        Profile.measure("bw attention") { attentionBackward(dQKV: dQKV, dCtx: dCtx, qkv: s[.qkv], T: T, H: H, D: D, work: b.heads) }
         if preLN {
             let dNormed = b.dNormed.reserve(T * C)
             Profile.measure("bw qkv") { linearBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dNormed) }
@@ -185,9 +182,8 @@ func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: UnsafePointer
 
 /// dQKV `[T, 3·H·D]` (q's part with respect to q before scaling) from dCtx `[T, H·D]`, recomputing each head's
 /// P from q and k. Heads run in parallel with single-threaded BLAS, each task with its own P and dP in `work`.
-/// Also adds Σₜ |⟨ctx_h(t), dCtx_h(t)⟩| to importance[h] (the paper's head score).
 func attentionBackward(dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-                       ctx: UnsafePointer<Float>, T: Int, H: Int, D: Int, work: FloatBuffer, importance: UnsafeMutablePointer<Double>) {
+                       T: Int, H: Int, D: Int, work: FloatBuffer) {
     let HD = H * D, scaling = 1 / Float(D).squareRoot()
     let tasks = max(1, min(H, Threads.count))
     let all = work.reserve(tasks * 2 * T * T)
@@ -197,13 +193,6 @@ func attentionBackward(dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Fl
         while true {
             let h = next.add()
             guard h < H else { return }
-            var total = 0.0
-            for t in 0..<T {
-                var dot = 0.0
-                for d in 0..<D { dot += Double(ctx[t * HD + h * D + d]) * Double(dCtx[t * HD + h * D + d]) }
-                total += abs(dot)
-            }
-            importance[h] += total
             let q = qkv + h * D, k = qkv + HD + h * D, v = qkv + 2 * HD + h * D
             attentionProbabilities(p, qkv: qkv, head: h, T: T, H: H, D: D)
             // dP = dCtx · Vᵀ; dV = Pᵀ · dCtx

@@ -3,6 +3,7 @@ import Testing
 @testable import Checkpoints
 @testable import HRZFormat
 @testable import Runtime
+@testable import Analysis
 
 /// Gradient head importance against torch autograd through HF (Tools/make_importance_reference.py).
 struct ImportanceTests {

@@ -5,6 +5,7 @@ import Testing
 import Basics
 import OPTSchema
 @testable import Files
+@testable import Analysis
 
 /// Inline streaming keeps a read-ahead layer's 16-bit matrices as byte planes and widens straight from them.
 /// Whatever the codecs and chunk boundaries, that must give exactly the values the map gives.

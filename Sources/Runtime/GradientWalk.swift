@@ -1,91 +1,45 @@
-/// Gradient head importance (Bansal et al. 2023, as their code computes it): for each example the loss is
-/// the mean NLL of the gold continuation given its context; with A[l,h](t) head h's output before out_proj,
-/// I[l,h] = Σ_examples Σ_t |⟨A[l,h](t), ∂L/∂A[l,h](t)⟩|, layers 0…L−2 divided by Σ(tokens − 1) and the
-/// last layer by Σ continuation tokens. Layers stream forward (saving only each layer's input) and then in
-/// reverse, recomputing each layer's internals from its input.
+/// The reverse walk: one sequence forward, the mean NLL of its targets, and back through every layer, with
+/// an observer at the heads' outputs and their gradients (what gradient head importance reads, in Analysis).
+/// Layers stream forward (saving only each layer's input) and then in reverse, recomputing each layer's
+/// internals from its input.
 import Foundation
 import HRZFormat
 
-public struct ImportanceRequest: Sendable, Equatable {
-    public var context: [Int]
-    public var continuation: [Int]
-    public init(context: [Int], continuation: [Int]) {
-        self.context = context
-        self.continuation = continuation
-    }
+/// Watches the reverse walk. For each layer with heads, once its gradient reaches them: the heads' outputs
+/// before out_proj `ctx [T, H·D]` (head k of the layer's present heads at columns k·D ..< (k+1)·D) and
+/// ∂loss/∂ctx, same shape. It reads; it never changes the arithmetic.
+public protocol BackwardObserver: AnyObject {
+    func headOutputs(layer: Int, ctx: UnsafePointer<Float>, dCtx: UnsafePointer<Float>, T: Int, heads: Int, headDim: Int)
 }
 
-/// Gradient importance before normalisation: fp64 sums over examples and the token counts that divide them.
-/// Shards of one example list merge exactly by adding these in shard order (`merged`), then `normalized`.
-public struct ImportanceSums: Codable, Sendable, Equatable {
-    /// `[L][num_attention_heads]` Σ over examples of Σ_t |⟨A, ∂L/∂A⟩|.
-    public var sums: [[Double]]
-    public var tokensMinusOne: Int
-    public var continuationTokens: Int
-    public var examples: Int
+/// A run of reverse walks on one model: holds the model (its run lock) for the whole run, widens the tied
+/// embedding once, and keeps a small model's layers widened to fp32 across walks (three passes per walk use them).
+public final class GradientWalker {
+    let model: OPTModel
+    let embedding: [Float]
 
-    public init(sums: [[Double]], tokensMinusOne: Int, continuationTokens: Int, examples: Int) {
-        self.sums = sums
-        self.tokensMinusOne = tokensMinusOne
-        self.continuationTokens = continuationTokens
-        self.examples = examples
+    init(model: OPTModel) {
+        self.model = model
+        embedding = model.embeddingFloats()
     }
 
-    /// The paper's scores: layers 0…L−2 divided by Σ(tokens − 1), the last by Σ continuation tokens.
-    public func normalized() -> [[Double]] {
-        let L = sums.count
-        return sums.enumerated().map { l, row in
-            let divisor = Double(l == L - 1 ? continuationTokens : tokensMinusOne)
-            return row.map { $0 / max(1, divisor) }
-        }
-    }
-
-    /// Element-wise sum of shards, in the order given.
-    public static func merged(_ shards: [ImportanceSums]) -> ImportanceSums? {
-        guard var total = shards.first else { return nil }
-        for s in shards.dropFirst() {
-            total.sums = zip(total.sums, s.sums).map { zip($0, $1).map(+) }
-            total.tokensMinusOne += s.tokensMinusOne
-            total.continuationTokens += s.continuationTokens
-            total.examples += s.examples
-        }
-        return total
+    /// `tokens` forward, loss = mean NLL of `targets` (the tokens after the first `contextCount`, predicted from
+    /// positions contextCount − 1 …), and back; `observer` sees every layer's heads. Layer inputs kept for the
+    /// backward beyond `memoryBudget` bytes spill to a file in `spillDirectory`.
+    public func run(tokens: [Int], contextCount: Int, targets: [Int], memoryBudget: Int? = nil,
+                    spillDirectory: String = NSTemporaryDirectory(), observer: any BackwardObserver) throws {
+        try model.gradientWalk(tokens, contextCount: contextCount, targets: targets, embedding: embedding,
+                               saved: SpillStore(budget: memoryBudget, directory: spillDirectory), observer: observer)
     }
 }
 
 extension OPTModel {
-    /// `[L][num_attention_heads]` by original head index (heads pruned away score 0). Saved layer inputs beyond
-    /// `memoryBudget` bytes spill to a temporary file in `spillDirectory`.
-    public func headImportance(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
-                               progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        try headImportanceSums(requests, memoryBudget: memoryBudget, spillDirectory: spillDirectory, progress: progress).normalized()
-    }
-
-    /// The sums over the examples `select` picks (by index; all by default), each computed exactly as alone.
-    public func headImportanceSums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
-                                   spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
+    /// Runs `body` with a walker that holds this model until it returns.
+    public func withGradientWalker<R>(_ body: (GradientWalker) throws -> R) throws -> R {
         try exclusive {
-            let L = config.numHiddenLayers
-            var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-            var tokensMinusOne = 0, continuationTokens = 0, examples = 0
-            let embedding = embeddingFloats()
-            // Small models keep their layers widened to fp32 for the whole run (3 passes per example use them).
             scratch.widened.keeping = 4 * layerElements <= scratch.widened.limit
             defer { scratch.widened.keeping = false }
-            for (i, r) in requests.enumerated() {
-                guard !r.context.isEmpty, !r.continuation.isEmpty else {
-                    throw RuntimeError("importance request \(i): context and continuation must both be non-empty")
-                }
-                guard select(i) else { continue }
-                examples += 1
-                let perLayer = try exampleImportance(r, embedding: embedding, saved: SpillStore(budget: memoryBudget, directory: spillDirectory))
-                for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += perLayer[l][k] } }
-                tokensMinusOne += r.context.count + r.continuation.count - 1
-                continuationTokens += r.continuation.count
-                progress?(i + 1, requests.count)
-            }
-            return ImportanceSums(sums: scores, tokensMinusOne: tokensMinusOne, continuationTokens: continuationTokens, examples: examples)
-    
+            return try body(GradientWalker(model: self))
         }
     }
 
@@ -111,9 +65,9 @@ extension OPTModel {
         return out
     }
 
-    /// Per layer, per present head: Σ_t |⟨A, ∂L/∂A⟩| for one example.
-    func exampleImportance(_ r: ImportanceRequest, embedding: [Float], saved inputs: SpillStore) throws -> [[Double]] {
-        let tokens = r.context + r.continuation
+    /// One sequence forward and backward (see `GradientWalker.run`).
+    func gradientWalk(_ tokens: [Int], contextCount: Int, targets: [Int], embedding: [Float], saved inputs: SpillStore,
+                      observer: any BackwardObserver) throws {
         try validate([SequenceInput(tokens: tokens, logits: .none)], options: ForwardOptions())
         let T = tokens.count, C = config.hiddenSize, L = config.numHiddenLayers
         stream.prefetch(0)
@@ -131,16 +85,15 @@ extension OPTModel {
                                  headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: l == L - 1 ? b.saved : nil)
             } }
         }
-        // Loss: mean NLL over the continuation, predicted from positions context−1 … T−2.
-        let n = r.continuation.count, first = r.context.count - 1
+        // Loss: mean NLL over the targets, predicted from positions context−1 … T−2.
+        let n = targets.count, first = contextCount - 1
         let dH = Profile.measure("loss") {
-            lossGradient(hidden: Array(x[(first * C)..<((first + n) * C)]), targets: r.continuation, embedding: embedding)
+            lossGradient(hidden: Array(x[(first * C)..<((first + n) * C)]), targets: targets, embedding: embedding)
         }
         let dx = b.dx.reserve(T * C)
         dx.update(repeating: 0, count: T * C)
         (dx + first * C).update(from: dH, count: n * C)
         // Backward through the layers in reverse.
-        var importance = [[Double]](repeating: [], count: L)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let w = try stream.layer(l, next: l > 0 ? l - 1 : nil)
             if l < L - 1 {
@@ -151,11 +104,8 @@ extension OPTModel {
                                      headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: b.saved)
                 }
             }
-            var perHead = [Double](repeating: 0, count: plans[l].heads.count)
-            try Profile.measure("backward") { try backwardLayer(w, layer: l, saved: b.saved, dx: dx, T: T, scratch: b, importance: &perHead) }
-            importance[l] = perHead
+            try Profile.measure("backward") { try backwardLayer(w, layer: l, saved: b.saved, dx: dx, T: T, scratch: b, observer: observer) }
         }
-        return importance
     }
 
     /// dHidden `[n, C]` of the mean NLL of `targets` given the last layer's output rows `[n, C]` that predict
