@@ -98,10 +98,16 @@ public struct SequenceLogits: @unchecked Sendable {
 }
 
 /// What a forward shows as it walks: one pass at a time, each layer's input `[T, C]` before the layer runs,
-/// and (when `wantsOutputWithoutFFN`) the layer's output as if its FFN were removed (pre-LN: the residual after
-/// attention; post-LN: its final norm). Default implementations do nothing.
+/// (when `wantsAttention`) its queries, keys and values, and (when `wantsOutputWithoutFFN`) the layer's output
+/// as if its FFN were removed (pre-LN: the residual after attention; post-LN: its final norm). Default
+/// implementations do nothing.
 public protocol ForwardObserver: AnyObject, Sendable {
     var wantsOutputWithoutFFN: Bool { get }
+    /// Whether to call `attention` at every layer with heads.
+    var wantsAttention: Bool { get }
+    /// Layer l's qkv `[T, 3·H·D]` (q already scaled by 1/√D; the pass's sequences packed by rows), from which
+    /// `attentionProbabilities` gives each head's pattern.
+    func attention(layer: Int, qkv: UnsafePointer<Float>, T: Int, heads: Int, headDim: Int)
     func passStarted(tokens: Int)
     func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws
     func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws
@@ -110,6 +116,8 @@ public protocol ForwardObserver: AnyObject, Sendable {
 
 extension ForwardObserver {
     public var wantsOutputWithoutFFN: Bool { false }
+    public var wantsAttention: Bool { false }
+    public func attention(layer: Int, qkv: UnsafePointer<Float>, T: Int, heads: Int, headDim: Int) {}
     public func passStarted(tokens: Int) {}
     public func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {}
     public func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws {}
@@ -269,8 +277,13 @@ extension OPTModel {
             saved?.update(from: x, count: T * C)
             var keepWithoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil
             if let observer, observer.wantsOutputWithoutFFN { keepWithoutFFN = { try observer.layerOutputWithoutFFN(l, $0, count: T * C) } }
+            var tap: ((UnsafePointer<Float>, Int) -> Void)? = nil
+            if let observer, observer.wantsAttention {
+                let H = plans[l].heads.count, D = config.headDim
+                tap = { qkv, T in observer.attention(layer: l, qkv: qkv, T: T, heads: H, headDim: D) }
+            }
             try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
-                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer, withoutFFN: keepWithoutFFN)
+                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer, qkvTap: tap, withoutFFN: keepWithoutFFN)
             stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             options.layerProgress?(l + 1, L)
             if let saved {

@@ -174,7 +174,7 @@ func reluBackward(_ dHidden: UnsafeMutablePointer<Float>, output: UnsafePointer<
 }
 
 /// P `[T, T]` = causal softmax(q_h · k_hᵀ) of head h, from qkv `[T, 3·H·D]` with q pre-scaled. Single-threaded.
-func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, head h: Int, T: Int, H: Int, D: Int) {
+public func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, head h: Int, T: Int, H: Int, D: Int) {
     let HD = H * D
     BLAS.gemm(transB: true, M: T, N: T, K: D, a: qkv + h * D, lda: 3 * HD, b: qkv + HD + h * D, ldb: 3 * HD, c: p, ldc: T)
     causalSoftmax(p, rows: T, prefix: 0, ld: T, parallel: false)

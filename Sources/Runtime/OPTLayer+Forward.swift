@@ -35,7 +35,7 @@ extension OPTModel {
     /// x `[T, C]` ← layer(x), in place. With `saving`, also keeps what the backward of this layer needs.
     func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
                       headsActive: [Bool]?, ffnActive: Bool, scratch s: LayerScratch,
-                      externalPrefix: KVPrefix? = nil, kvSink: ((UnsafePointer<Float>, Int) -> Void)? = nil,
+                      externalPrefix: KVPrefix? = nil, qkvTap: ((UnsafePointer<Float>, Int) -> Void)? = nil,
                       withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil, saving saved: LayerSaved? = nil) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
@@ -54,7 +54,7 @@ extension OPTModel {
             Profile.measure("qkv") { linear(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
-            kvSink?(qkv, T)
+            qkvTap?(qkv, T)  // [T, 3·H·D], q scaled: generation keeps k and v, observers read attention
             saved?.keep(.qkv, qkv, count: T * 3 * HD)
             let ctx = s.ctx.reserve(T * HD)
             let attentionSpans = spans.map { span in
