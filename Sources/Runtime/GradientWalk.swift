@@ -1,5 +1,5 @@
 /// The reverse walk: one sequence forward, the mean NLL of its targets, and back through every layer, with
-/// an observer at the heads' outputs and their gradients (what gradient head importance reads, in Analysis).
+/// an observer at the heads' outputs and their gradients.
 /// Layers stream forward (saving only each layer's input) and then in reverse, recomputing each layer's
 /// internals from its input.
 import Foundation

@@ -1,52 +1,40 @@
-import Foundation
-import HRZFormat
+/// The paper's copying probe on BOS + each base sequence: every layer sees only the token embeddings plus
+/// positions (through `project_in` if present), then its attention layer norm. For each head, each
+/// position's own value vector is mapped through `out_proj` (bias included), `project_out` if present,
+/// and the LM head; over the tokens attendable so far, relu(p − mean p); the position's score is the share
+/// of that relu taken by the position the head attends to most. Averaged over positions 1…T−1, then over
+/// sequences. The layer's attention comes from the runtime's `LayerProber`.
 import Basics
+import Foundation
+import Runtime
 
 extension OPTModel {
-    /// The paper's copying probe on BOS + each base sequence: every layer sees only the token embeddings plus
-    /// positions (through `project_in` if present), then its attention layer norm. For each head, each
-    /// position's own value vector is mapped through `out_proj` (bias included), `project_out` if present,
-    /// and the LM head; over the tokens attendable so far, relu(p − mean p); the position's score is the share
-    /// of that relu taken by the position the head attends to most. Averaged over positions 1…T−1, then over
-    /// sequences. `[L][num_attention_heads]` by original head index.
+    /// `[L][num_attention_heads]` by original head index.
     public func copyingScores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        try exclusive {
-            let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
-            var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-            let embedding = embeddingFloats()
+        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
+        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
+        try withLayerProber { prober in
             for (index, base) in sequences.enumerated() {
                 let ids = [config.bosTokenId] + base
-                try validate([SequenceInput(tokens: ids, logits: .none)], options: ForwardOptions())
+                let x = try prober.embed(ids)
                 let T = ids.count
                 guard T >= 2 else { throw RuntimeError("sequence \(index): needs at least 1 token") }
-                var x = [Float](repeating: 0, count: T * C)
-                x.withUnsafeMutableBufferPointer { embed(tokens: ids, positions: Array(0..<T), into: $0.baseAddress!) }
                 for l in 0..<L {
-                    let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-                    let H = plans[l].heads.count, HD = H * D
-                    guard HD > 0 else { continue }
-                    var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
-                    let lw = try bind(w, layer: l)
-                    guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { continue }  // bound whenever HD > 0
-                    x.withUnsafeBufferPointer { norm(lw.attentionNorm, out: &h, input: $0.baseAddress!, T: T) }
-                    h.withUnsafeBufferPointer { linear(qkvWeights, layer: l, out: &qkv, input: $0.baseAddress!, M: T, K: C) }
-                    let scaling = 1 / Float(D).squareRoot()
-                    for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
-                    let outWeight = scratch.widened.get(outWeights.parts[0].weight, layer: l, key: "self_attn.out_proj.weight")  // [C, H·D]
-                    let outBias = lw.outBias.map { scratch.widened.get($0, layer: l, key: "self_attn.out_proj.bias") } ?? [Float](repeating: 0, count: C)
+                    guard let probe = try prober.attention(layer: l, input: x, T: T) else { continue }
+                    let HD = probe.heads * D
                     for (k, head) in plans[l].heads.enumerated() {
                         var attention = [Float](repeating: 0, count: T * T)
                         var values = [Float](repeating: 0, count: T * C)
-                        qkv.withUnsafeBufferPointer { q in
+                        probe.qkv.withUnsafeBufferPointer { q in
                             let base = q.baseAddress!
                             BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + k * D, lda: 3 * HD, b: base + HD + k * D, ldb: 3 * HD, c: &attention, ldc: T)
                             causalSoftmax(&attention, rows: T, prefix: 0, ld: T)
-                            outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
+                            probe.outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
                                 BLAS.gemm(transB: true, M: T, N: C, K: D, a: base + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
                             }
                         }
-                        for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
-                        let logits = unembed(values, rows: T, embedding: embedding)
+                        for t in 0..<T { for c in 0..<C { values[t * C + c] += probe.outBias[c] } }
+                        let logits = prober.unembed(values, rows: T)
                         // Positions are independent: each thread takes whole rows (the V-wide softmax is the cost),
                         // and the shares are summed in position order afterwards, so the result does not depend
                         // on the thread count.
@@ -82,8 +70,7 @@ extension OPTModel {
                 }
                 progress?(index + 1, sequences.count)
             }
-            return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
-    
         }
+        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
     }
 }
