@@ -6,8 +6,27 @@ import HRZFormat
 import Runtime
 import Files
 
+/// A shard file of either measure: which shard it is and what it was computed from.
+public protocol ImportanceShardFile: Decodable {
+    /// [index, count].
+    var shard: [Int] { get }
+    var inputs: InputRecord { get }
+}
+
+extension ImportanceShardFile {
+    /// Reads shards 0..<count from `path(i)`, checking each one's inputs and position; returns them in order.
+    public static func read(count: Int, path: (Int) -> String, inputs: InputRecord, command: String) throws -> [Self] {
+        try (0..<count).map { i in
+            let part = try readShard(Self.self, at: path(i), index: i, count: count, command: command)
+            if let change = inputs.changes(from: part.inputs) { throw TaskError(file: path(i), line: nil, "computed from other inputs (\(change))") }
+            guard part.shard == [i, count] else { throw TaskError(file: path(i), line: nil, "field 'shard' is \(part.shard), expected [\(i), \(count)]") }
+            return part
+        }
+    }
+}
+
 /// Gradient head importance over every N-th example of one task × shots.
-public struct HeadImportanceShard: Codable, Sendable {
+public struct HeadImportanceShard: ImportanceShardFile, Codable, Sendable {
     /// [index, count].
     public var shard: [Int]
     public var inputs: InputRecord
@@ -23,20 +42,10 @@ public struct HeadImportanceShard: Codable, Sendable {
         self.truncated = truncated
         self.skipped = skipped
     }
-
-    /// Reads shards 0..<count from `path(i)`, checking each one's inputs and position; returns the parts in order.
-    public static func read(count: Int, path: (Int) -> String, inputs: InputRecord, command: String) throws -> [HeadImportanceShard] {
-        try (0..<count).map { i in
-            let part = try readShard(HeadImportanceShard.self, at: path(i), index: i, count: count, command: command)
-            if let change = inputs.changes(from: part.inputs) { throw TaskError(file: path(i), line: nil, "computed from other inputs (\(change))") }
-            guard part.shard == [i, count] else { throw TaskError(file: path(i), line: nil, "field 'shard' is \(part.shard), expected [\(i), \(count)]") }
-            return part
-        }
-    }
 }
 
 /// Oracle FFN importance for the layers l ≡ index (mod count) of one task × shots.
-public struct OracleImportanceShard: Codable, Sendable {
+public struct OracleImportanceShard: ImportanceShardFile, Codable, Sendable {
     public var shard: [Int]
     public var inputs: InputRecord
     public var baseline: Double

@@ -206,11 +206,7 @@ public final class Sweep {
     /// while the file still has that identity nobody else wrote it, and it need not be decoded again.
     private var written: (table: SweepTable, identity: String)?
 
-    func tableStamp() -> String? {
-        var info = stat()
-        guard stat(jsonPath, &info) == 0 else { return nil }
-        return "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec) \(info.st_mtim.tv_nsec)"
-    }
+    func tableStamp() -> String? { fileStamp(jsonPath) }
 
     func loadTable() throws -> SweepTable? {
         if let written, let now = tableStamp(), now == written.identity { return written.table }

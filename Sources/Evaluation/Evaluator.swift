@@ -69,7 +69,8 @@ public struct EvalOptions: Sendable {
 
 public final class Evaluator {
     public static let harness = "lm-evaluation-harness 11fa0bf with amazon-science/llm-interpret tasks (emulated by Headroom)"
-    let scorer: Scorer
+    /// The model and tokenizer it scores with (the study's cost estimate tokenizes with them too).
+    public let scorer: Scorer
     let options: EvalOptions
     let modelPath: String
 

@@ -57,14 +57,8 @@ public struct InputRecord: Codable, Equatable, Sendable {
     /// results, and any edit recomputes them. Digests are cached per process by path, size and mtime, so a
     /// run hashes each file once. nil when the file does not exist.
     public static func fileIdentity(_ path: String) -> String? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        #if canImport(Glibc)
-        let mtime = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
-        #else
-        let mtime = Int(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int(info.st_mtimespec.tv_nsec)
-        #endif
-        let key = "\(path)\u{0}\(info.st_size)\u{0}\(mtime)"
+        guard let stamp = fileStamp(path) else { return nil }
+        let key = "\(path)\u{0}\(stamp)"
         digestLock.lock()
         let cached = digests[key]
         digestLock.unlock()
@@ -105,4 +99,18 @@ public enum DirectoryLock {
         defer { flock(fd, LOCK_UN) }
         return try body()
     }
+}
+
+/// A file's inode, size and modification time ("inode size mtime-ns"), nil when it does not exist: cheap to
+/// check on every run, and it changes whenever the file is rewritten (atomically or in place). Not a content
+/// identity (see `InputRecord.fileIdentity`).
+public func fileStamp(_ path: String) -> String? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    #if canImport(Glibc)
+    let mtime = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+    #else
+    let mtime = Int(info.st_mtimespec.tv_sec) * 1_000_000_000 + Int(info.st_mtimespec.tv_nsec)
+    #endif
+    return "\(info.st_ino) \(info.st_size) \(mtime)"
 }

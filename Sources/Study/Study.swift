@@ -182,8 +182,11 @@ public final class Study {
     }
 
     /// Done: its record holds this stamp and every file it wrote is as it left it.
-    public func isDone(_ unit: UnitID, plan: StudyPlan) -> Bool {
-        guard let r = record(unit), r.stamp == stamp(unit, plan: plan) else { return false }
+    public func isDone(_ unit: UnitID, plan: StudyPlan) -> Bool { isDone(unit, stamp: stamp(unit, plan: plan)) }
+
+    /// Done against an already computed stamp (nil: an upstream unit is not done, so neither is this one).
+    func isDone(_ unit: UnitID, stamp: String?) -> Bool {
+        guard let stamp, let r = record(unit), r.stamp == stamp else { return false }
         return r.outputs.allSatisfy { fileStamp(path($0.key)) == $0.value }
     }
 
@@ -215,7 +218,7 @@ public final class Study {
             }
         }
         let stamp = self.stamp(unit, plan: plan)!
-        if isDone(unit, plan: plan) {
+        if isDone(unit, stamp: stamp) {
             if let r = record(unit) { skipped += r.skipped }
             if !quiet { log("  \(unit) (\(planned.what)): done, kept") }
             return
@@ -226,13 +229,13 @@ public final class Study {
             try execute(unit)
         } catch {
             try? FileManager.default.createDirectory(atPath: (failurePath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let failure = UnitFailure(unit: unit.description, error: "\(error)", host: hostName(), finished: timestamp())
+            let failure = UnitFailure(unit: unit.description, error: "\(error)", host: FileGuard.hostTag, finished: timestamp())
             try? AtomicFile.write([UInt8]((try? JSONEncoder().encode(failure)) ?? Data()), to: failurePath(unit))
             throw error
         }
         var outputs: [String: String] = [:]
         for file in planned.outputs { if let s = fileStamp(path(file)) { outputs[file] = s } }
-        let r = UnitRecord(unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: hostName(),
+        let r = UnitRecord(unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: FileGuard.hostTag,
                            seconds: Date().timeIntervalSince(started), finished: timestamp())
         try FileManager.default.createDirectory(atPath: (recordPath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()

@@ -8,7 +8,6 @@ import Evaluation
 import Foundation
 import HRZFormat
 import Runtime
-import Tokenizer
 import OPTSchema
 import Files
 
@@ -104,7 +103,7 @@ extension Study {
         var eo = evalOptions("baseline")
         eo.limit = min(options.limit ?? sample, sample)
         let evaluator = try Evaluator(modelPath: options.model, options: eo)
-        let scorer = Scorer(model: try OPTModel(path: options.model), tokenizer: try Tokenizer.load(options.model))
+        let scorer = evaluator.scorer
         var evalPasses: [String: Passes] = [:], importancePasses: [String: Passes] = [:]
         for (task, k) in cells {
             let key = "\(task.rawValue)/\(k)"

@@ -71,7 +71,7 @@ public struct UnitID: Hashable, Sendable, CustomStringConvertible {
 struct UnitRecord: Codable {
     var unit: String
     var stamp: String
-    /// Relative path → "size mtime-ns" when the unit finished.
+    /// Relative path → `fileStamp` when the unit finished.
     var outputs: [String: String]
     var skipped: [String]
     var host: String
@@ -85,21 +85,6 @@ struct UnitFailure: Codable {
     var error: String
     var host: String
     var finished: String
-}
-
-/// A file's size and modification time, "size mtime-ns"; nil when it does not exist. Cheap enough to check
-/// every output of every unit on each run (a content hash of a 66B pruned model is not).
-func fileStamp(_ path: String) -> String? {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return nil }
-    let mtime = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
-    return "\(info.st_size) \(mtime)"
-}
-
-func hostName() -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    gethostname(&buffer, buffer.count)
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func timestamp() -> String { ISO8601DateFormatter().string(from: Date()) }

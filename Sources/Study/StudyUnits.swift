@@ -180,11 +180,11 @@ extension Study {
 
     /// Whether this cell's scores file (or this shard's file) exists with these recorded inputs; logs "kept"
     /// or what changed.
-    func kept(_ kind: String, _ task: EvalTask, _ k: Int, shard: Shard?, inputs: InputRecord, label: String,
-              recorded: (Data) throws -> InputRecord) throws -> Bool {
+    func kept<File: ImportanceShardFile>(_ kind: String, _ task: EvalTask, _ k: Int, shard: Shard?, as type: File.Type, inputs: InputRecord,
+                                         label: String) throws -> Bool {
         guard let shard else { return try upToDate(Self.scoresName(kind, task, k), inputs, label: label) }
         guard let data = try FileGuard.contents(atPath: path(Self.shardName(kind, task, k, shard))),
-              let old = try? recorded(data), inputs.changes(from: old) == nil else { return false }
+              let old = try? JSONDecoder().decode(File.self, from: data), inputs.changes(from: old.inputs) == nil else { return false }
         log("  \(label) shard \(shard): kept")
         return true
     }
@@ -210,7 +210,7 @@ extension Study {
 
     func headImportance(_ task: EvalTask, _ k: Int, shard: Shard?) throws {
         let label = "\(task.rawValue) \(k)-shot", inputs = importanceInputs(task, k)
-        if try kept("heads", task, k, shard: shard, inputs: inputs, label: label, recorded: { try JSONDecoder().decode(HeadImportanceShard.self, from: $0).inputs }) {
+        if try kept("heads", task, k, shard: shard, as: HeadImportanceShard.self, inputs: inputs, label: label) {
             return
         }
         let model = try OPTModel(path: options.model)
@@ -276,7 +276,7 @@ extension Study {
     func ffnImportance(_ task: EvalTask, _ k: Int, shard: Shard?) throws {
         let evaluator = try oracleEvaluator()
         let label = "\(task.rawValue) \(k)-shot", inputs = ffnInputs(evaluator, task, k)
-        if try kept("ffns", task, k, shard: shard, inputs: inputs, label: label, recorded: { try JSONDecoder().decode(OracleImportanceShard.self, from: $0).inputs }) {
+        if try kept("ffns", task, k, shard: shard, as: OracleImportanceShard.self, inputs: inputs, label: label) {
             return
         }
         let layers = shard.map { s in (0..<evaluator.layerCount).filter { $0 % s.count == s.index } }
@@ -316,11 +316,7 @@ extension Study {
             let inputs = ffnInputs(evaluator, task, k)
             if try upToDate(Self.scoresName("ffns", task, k), inputs, label: "\(task.rawValue) \(k)-shot") { continue }
             let shardPath = { (i: Int) in self.path(Self.shardName("ffns", task, k, Shard(index: i, count: self.shards))) }
-            let parts = try (0..<shards).map { i in
-                let part = try readShard(OracleImportanceShard.self, at: shardPath(i), index: i, count: shards, command: "study --unit ffns:ID")
-                if let change = inputs.changes(from: part.inputs) { throw TaskError(file: shardPath(i), line: nil, "computed from other inputs (\(change))") }
-                return part
-            }
+            let parts = try OracleImportanceShard.read(count: shards, path: shardPath, inputs: inputs, command: "study --unit ffns:ID")
             if let reason = parts.compactMap(\.skipped).first {
                 skipped.append("FFN importance \(task.rawValue)/\(k): \(reason)")
                 continue
@@ -426,10 +422,7 @@ extension Study {
         }
         let baseline = try ResultsFile.load(path("baseline/results.json"))
         let results = try ResultsFile.load(path("pruned/eval/results.json"))
-        let plan: PrunePlan
-        do { plan = try JSONDecoder().decode(PrunePlan.self, from: Data(contentsOf: URL(fileURLWithPath: path("pruned/plan.json")))) } catch {
-            throw PruneError(file: path("pruned/plan.json"), "not a prune plan: \(error)")
-        }
+        let plan = try PrunePlan.load(path("pruned/plan.json"), config: try HRZReader(path: options.model).config)
         var inputs = InputRecord.base(modelID: modelID)
         inputs["pruned"] = try HRZReader(path: prunedPath).contentID
         inputs["original results"] = InputRecord.digest(baseline.cells)

@@ -25,40 +25,31 @@ import TestSupport
         return dir
     }
 
-    /// Runs headroom with SLURM_CONF set where a local cluster runs.
-    static func run(_ args: [String], seconds: Double = 600) throws -> CLI.Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = args
+    /// The environment with SLURM_CONF set where a local cluster runs.
+    static var environment: [String: String] {
         var environment = ProcessInfo.processInfo.environment
         if let conf = slurmConf { environment["SLURM_CONF"] = conf }
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = Hostile.ReadAll(out), e = Hostile.ReadAll(err)
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return CLI.Output(status: process.terminationStatus, stdout: o.text(), stderr: e.text())
+        return environment
     }
 
-    /// A Slurm client command's output.
-    static func runSlurm(_ args: [String]) throws -> String {
+    /// Runs headroom (killed, and the test failed, if it hangs).
+    static func run(_ args: [String], seconds: Double = 600) throws -> CLI.Output {
+        try Hostile.run(args, seconds: seconds, environment: environment)
+    }
+
+    /// A Slurm client command's exit status and output.
+    static func runSlurm(_ args: [String]) -> (status: Int32, stdout: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        if let conf = slurmConf { environment["SLURM_CONF"] = conf }
         process.environment = environment
         let out = Pipe()
         process.standardOutput = out
-        try process.run()
+        process.standardError = Pipe()
+        guard (try? process.run()) != nil else { return (127, "") }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return text
+        return (process.terminationStatus, text)
     }
 
     static let slurmConf: String? = {
@@ -69,20 +60,8 @@ import TestSupport
 
     /// Whether a cluster answers; when it does not and CI requires one, the test fails.
     static func slurmAvailable() -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["sinfo", "-h", "-o", "%T"]
-        var environment = ProcessInfo.processInfo.environment
-        if let conf = slurmConf { environment["SLURM_CONF"] = conf }
-        process.environment = environment
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        let up = (try? process.run()) != nil && {
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return process.terminationStatus == 0 && text.split(separator: "\n").contains { ["idle", "mixed", "allocated"].contains($0) }
-        }()
+        let sinfo = runSlurm(["sinfo", "-h", "-o", "%T"])
+        let up = sinfo.status == 0 && sinfo.stdout.split(separator: "\n").contains { ["idle", "mixed", "allocated"].contains($0) }
         if !up && ProcessInfo.processInfo.environment["HEADROOM_REQUIRE_SLURM"] == "1" {
             Issue.record("HEADROOM_REQUIRE_SLURM=1 but no Slurm cluster answers (sinfo); start one with Tools/slurm/local-cluster.sh start")
         }
@@ -163,7 +142,7 @@ import TestSupport
         #expect(r.stdout.contains("report             1         1"), "\(r.stdout)")
         // 12 head units on a cluster whose MaxArraySize is 8 (Tools/slurm/local-cluster.sh): two arrays,
         // the second with offset 8; both limited to 2 tasks at once.
-        let max = Int(try Self.runSlurm(["scontrol", "show", "config"]).split(separator: "\n")
+        let max = Int(Self.runSlurm(["scontrol", "show", "config"]).stdout.split(separator: "\n")
             .first { $0.hasPrefix("MaxArraySize") }?.split(separator: "=").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 1001
         let jobs = try Self.json(dir + "/slurm/jobs.json")["submissions"] as! [[String: Any]]
         let heads = jobs.filter { $0["stage"] as? String == "heads" }

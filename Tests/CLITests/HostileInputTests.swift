@@ -22,10 +22,11 @@ enum Hostile {
     }
 
     /// Runs headroom with a time limit; a hang is a test failure, not a stuck suite.
-    static func run(_ args: [String], seconds: Double = 120) throws -> CLI.Output {
+    static func run(_ args: [String], seconds: Double = 120, environment: [String: String]? = nil) throws -> CLI.Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
         process.arguments = args
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
