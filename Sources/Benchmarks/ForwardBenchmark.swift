@@ -69,7 +69,8 @@ public enum ForwardBenchmark {
             SequenceInput(tokens: (0..<o.tokens).map { _ in Int.random(in: 3..<V, using: &rng) }, logits: o.lastOnly ? .last : .all)
         }
         var options = ForwardOptions(memoryBudget: o.memoryBudget)
-        options.compareCached = o.compareCached
+        let cached = CachedLayerTimer()
+        if o.compareCached { options.observer = cached }
         log("bench forward: warm-up run")
         var stats = ForwardStats()
         let output = LogitsBuffer()  // reused, as a scoring loop would
@@ -79,12 +80,13 @@ public enum ForwardBenchmark {
         var cachedTimes: [Double] = []
         var wait = 0.0
         for r in 0..<o.runs {
+            cached.seconds = []
             let start = DispatchTime.now().uptimeNanoseconds
             let waitBefore = model.stream.waitSeconds
             _ = try model.forward(batch, options: options, into: output, stats: &stats)
             seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             layerTimes += stats.layerSeconds
-            cachedTimes += stats.cachedLayerSeconds
+            cachedTimes += cached.seconds
             wait += model.stream.waitSeconds - waitBefore
             log(String(format: "bench forward: run %d: %.3f s", r + 1, seconds.last!))
         }
@@ -200,4 +202,23 @@ public func resetPeakRSS() {
 
 func formatBytes(_ n: Int) -> String {
     String(format: "%.2f GB", Double(n) / 1e9)
+}
+
+/// With `--compare-cached`: after each layer, waits for the background decode to finish and runs the same
+/// layer again on a copy of its input with its weights already decoded. Paired with the walk's own time of
+/// that layer, it measures what streaming costs on exactly the same layer in the same moment.
+final class CachedLayerTimer: ForwardObserver, @unchecked Sendable {
+    private var input: [Float] = []
+    var seconds: [Double] = []
+
+    func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {
+        input = Array(UnsafeBufferPointer(start: x, count: count))
+    }
+
+    func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws {
+        replay.drain()
+        let started = DispatchTime.now().uptimeNanoseconds
+        try input.withUnsafeMutableBufferPointer { try replay.run(on: $0.baseAddress!) }
+        seconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+    }
 }

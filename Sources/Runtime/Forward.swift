@@ -49,12 +49,8 @@ public struct ForwardOptions: Sendable {
     /// Bytes of activations allowed in flight; sequences are processed in as many passes as needed.
     public var memoryBudget: Int?
     public var mask = ModelMask()
-    /// Benchmarks only: after each layer, wait for the background decode to finish and run the same layer
-    /// again on a copy of its input with its weights already decoded, recording both times. The pair measures
-    /// what streaming costs on exactly the same layer in the same moment.
-    public var compareCached = false
-    /// Watches the walk at its taps (each layer's input; its output without its FFN, when asked). It reads
-    /// and keeps; it never changes the arithmetic.
+    /// Watches the walk at its taps (each layer's input and output; its attention and its output without its
+    /// FFN, when asked). It reads and keeps; it never changes the arithmetic.
     public var observer: (any ForwardObserver)?
     /// Starts each pass at a later layer from a state the caller kept, instead of at the embeddings (the
     /// oracle's replay: layers below l compute exactly what the baseline computed).
@@ -98,9 +94,9 @@ public struct SequenceLogits: @unchecked Sendable {
 }
 
 /// What a forward shows as it walks: one pass at a time, each layer's input `[T, C]` before the layer runs,
-/// (when `wantsAttention`) its queries, keys and values, and (when `wantsOutputWithoutFFN`) the layer's output
-/// as if its FFN were removed (pre-LN: the residual after attention; post-LN: its final norm). Default
-/// implementations do nothing.
+/// (when `wantsAttention`) its queries, keys and values, (when `wantsOutputWithoutFFN`) the layer's output
+/// as if its FFN were removed (pre-LN: the residual after attention; post-LN: its final norm), and its output
+/// with a handle that can run the same layer again on another input. Default implementations do nothing.
 public protocol ForwardObserver: AnyObject, Sendable {
     var wantsOutputWithoutFFN: Bool { get }
     /// Whether to call `attention` at every layer with heads.
@@ -111,6 +107,7 @@ public protocol ForwardObserver: AnyObject, Sendable {
     func passStarted(tokens: Int)
     func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws
     func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws
+    func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws
     func passFinished()
 }
 
@@ -121,6 +118,7 @@ extension ForwardObserver {
     public func passStarted(tokens: Int) {}
     public func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {}
     public func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws {}
+    public func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws {}
     public func passFinished() {}
 }
 
@@ -133,14 +131,13 @@ public protocol ForwardResume: AnyObject, Sendable {
 /// Timing of the last forward, for benchmarks.
 public struct ForwardStats: Sendable {
     public var passes = 0
+    /// Each layer of each pass, waiting for its weights included.
     public var layerSeconds: [Double] = []
-    /// With `compareCached`: the same layers re-run with weights decoded and nothing decoding behind them.
-    public var cachedLayerSeconds: [Double] = []
     public init() {}
 }
 
 final class ForwardScratch {
-    let x = FloatBuffer(), xSaved = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
+    let x = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
     let backward = BackwardScratch()
 }
 
@@ -251,49 +248,18 @@ extension OPTModel {
             positionIDs += (0..<s.tokens.count).map { $0 + offset }
         }
         let T = tokens.count
-        let C = config.hiddenSize
-        let x = scratch.x.reserve(T * C)
-        let L = config.numHiddenLayers
-        var firstLayer = 0
+        let x = scratch.x.reserve(T * config.hiddenSize)
         let observer = options.observer
-        let resumed = try options.resume?.resume(into: x, count: T * C, layers: L)
-        if let resumed {
-            firstLayer = resumed
-        } else {
+        let resumed = try options.resume?.resume(into: x, count: T * config.hiddenSize, layers: config.numHiddenLayers)
+        if resumed == nil {
             observer?.passStarted(tokens: T)
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         }
-        // Streaming, the first layer is read ahead like the others (its planes are then used in place).
-        stream.prefetch(firstLayer)
         let spans = specs.map { spec in
-            LayerSpan(start: spec.start, count: spec.count, prefixRows: spec.prefix.map { p in (starts[p]!, sequences[p].tokens.count) })
+            LayerSpan(start: spec.start, count: spec.count, prefix: spec.prefix.map { p in .rows(start: starts[p]!, count: sequences[p].tokens.count) })
         }
-        for l in firstLayer..<L {
-            try observer?.layerInput(l, x, count: T * C)
-            let started = DispatchTime.now().uptimeNanoseconds
-            let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
-            let headsActive = options.mask.heads.map { m in plans[l].heads.map { m[l][$0] } }
-            let saved = options.compareCached ? scratch.xSaved.reserve(T * C) : nil
-            saved?.update(from: x, count: T * C)
-            var keepWithoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil
-            if let observer, observer.wantsOutputWithoutFFN { keepWithoutFFN = { try observer.layerOutputWithoutFFN(l, $0, count: T * C) } }
-            var tap: ((UnsafePointer<Float>, Int) -> Void)? = nil
-            if let observer, observer.wantsAttention {
-                let H = plans[l].heads.count, D = config.headDim
-                tap = { qkv, T in observer.attention(layer: l, qkv: qkv, T: T, heads: H, headDim: D) }
-            }
-            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
-                             ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer, qkvTap: tap, withoutFFN: keepWithoutFFN)
-            stats.layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
-            options.layerProgress?(l + 1, L)
-            if let saved {
-                stream.drain()
-                let again = DispatchTime.now().uptimeNanoseconds
-                try forwardLayer(x: saved, T: T, layer: l, weights: weights, spans: spans, headsActive: headsActive,
-                                 ffnActive: options.mask.ffns?[l] ?? true, scratch: scratch.layer)
-                stats.cachedLayerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - again) / 1e9)
-            }
-        }
+        try walk(x: x, T: T, from: resumed ?? 0, spans: spans, mask: options.mask, observer: observer,
+                 progress: options.layerProgress, layerSeconds: &stats.layerSeconds)
         if resumed == nil { observer?.passFinished() }
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []

@@ -48,24 +48,11 @@ extension OPTModel {
 
     /// Runs `tokens` after the cached ones, appends their keys and values, returns the last position's logits.
     func step(_ tokens: [Int], cache: KVCache) throws -> [Float] {
-        let T = tokens.count, C = config.hiddenSize, past = cache.count
-        stream.prefetch(0)
-        let x = scratch.x.reserve(T * C)
+        let T = tokens.count, past = cache.count
+        let x = scratch.x.reserve(T * config.hiddenSize)
         embed(tokens: tokens, positions: (0..<T).map { $0 + past }, into: x)
-        let L = config.numHiddenLayers
-        for l in 0..<L {
-            let weights = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-            let HD = cache.widths[l]
-            let prefix = past > 0 && HD > 0
-                ? KVPrefix(keys: cache.keys[l].pointer, values: cache.values[l].pointer, ld: HD, count: past) : nil
-            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
-                             headsActive: nil, ffnActive: true, scratch: scratch.layer, externalPrefix: prefix) { qkv, rows in
-                for t in 0..<rows {  // keys and values of the new tokens go to the cache after computing them
-                    (cache.keys[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + HD, count: HD)
-                    (cache.values[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + 2 * HD, count: HD)
-                }
-            }
-        }
+        var seconds: [Double] = []
+        try walk(x: x, T: T, spans: [LayerSpan(start: 0, count: T)], cache: cache, layerSeconds: &seconds)
         cache.count += T
         let logits = scratch.logits.reserve(config.vocabSize)
         lmHead(rows: [T - 1], x: x, into: logits)

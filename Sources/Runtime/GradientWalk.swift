@@ -33,6 +33,16 @@ public final class GradientWalker {
     }
 }
 
+/// Keeps each layer's input as the forward walk reaches it: the checkpoints the reverse walk recomputes from.
+private final class InputKeeper: ForwardObserver, @unchecked Sendable {
+    let inputs: SpillStore
+    var handles: [Int] = []
+    init(_ inputs: SpillStore) { self.inputs = inputs }
+    func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {
+        handles.append(try inputs.append(x, count: count))
+    }
+}
+
 extension OPTModel {
     /// Runs `body` with a walker that holds this model until it returns.
     public func withGradientWalker<R>(_ body: (GradientWalker) throws -> R) throws -> R {
@@ -76,15 +86,15 @@ extension OPTModel {
         // The forward keeps each layer's input; the backward re-runs each layer from it, keeping its internals.
         // The last layer keeps them on the way up, as the backward starts there.
         let b = scratch.backward
-        var handles: [Int] = []
-        for l in 0..<L {
-            let w = try stream.layer(l, next: l + 1 < L ? l + 1 : nil)
-            handles.append(try inputs.append(x))
-            try Profile.measure("checkpointed forward") { try x.withUnsafeMutableBufferPointer { buffer in
-                try forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
-                                 headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: l == L - 1 ? b.saved : nil)
-            } }
+        let keeper = InputKeeper(inputs)
+        var seconds: [Double] = []
+        try x.withUnsafeMutableBufferPointer { buffer in
+            try Profile.measure("checkpointed forward") {
+                try walk(x: buffer.baseAddress!, T: T, spans: [LayerSpan(start: 0, count: T)], observer: keeper,
+                         saving: (L - 1, b.saved), layerSeconds: &seconds)
+            }
         }
+        let handles = keeper.handles
         // Loss: mean NLL over the targets, predicted from positions context−1 … T−2.
         let n = targets.count, first = contextCount - 1
         let dH = Profile.measure("loss") {
@@ -100,8 +110,8 @@ extension OPTModel {
                 let x0 = b.x.reserve(T * C)
                 try inputs.read(handles[l], into: x0)
                 try Profile.measure("recompute") {
-                    try forwardLayer(x: x0, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T, prefixRows: nil)],
-                                     headsActive: nil, ffnActive: true, scratch: scratch.layer, saving: b.saved)
+                    try forwardLayer(x: x0, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T)],
+                                     mask: .all, taps: b.saved)
                 }
             }
             try Profile.measure("backward") { try backwardLayer(w, layer: l, saved: b.saved, dx: dx, T: T, scratch: b, observer: observer) }

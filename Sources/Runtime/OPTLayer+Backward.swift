@@ -9,28 +9,17 @@ import Basics
 
 /// What the backward of one layer needs from its forward. No weight gradients are computed, so no GEMM
 /// input is kept: only the layer norms' inputs, q/k/v, the heads' outputs and the ReLU's output. Buffers are
-/// reused across layers and examples; `forwardLayer(…, saving:)` fills them.
-final class LayerSaved {
-    enum Slot: Int, CaseIterable {
-        /// [T, 3·H·D], q already scaled by 1/√D
-        case qkv
-        /// [T, H·D]: A_h(t), the heads' outputs before out_proj
-        case ctx
-        /// [T, C] input of self_attn_layer_norm (pre-LN: the layer's input; post-LN: input + attention)
-        case attentionNormInput
-        /// [T, C] input of final_layer_norm (pre-LN: the FFN block's input; post-LN: its output + residual)
-        case ffnNormInput
-        /// [T, F] after the ReLU: positive exactly where the ReLU passed its input
-        case hidden
+/// reused across layers and examples; as the layer's taps, `forwardLayer` fills them.
+final class LayerSaved: LayerTaps {
+    typealias Slot = TapPoint
+    private let buffers = TapPoint.allCases.map { _ in FloatBuffer() }
+
+    func wants(_ point: TapPoint) -> Bool { point != .outputWithoutFFN }
+    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, count: Int) throws {
+        buffers[point.rawValue].reserve(count).update(from: values, count: count)
     }
 
-    private let buffers = Slot.allCases.map { _ in FloatBuffer() }
-
-    func keep(_ slot: Slot, _ source: UnsafePointer<Float>, count: Int) {
-        buffers[slot.rawValue].reserve(count).update(from: source, count: count)
-    }
-
-    subscript(_ slot: Slot) -> UnsafeMutablePointer<Float> { buffers[slot.rawValue].pointer }
+    subscript(_ slot: TapPoint) -> UnsafeMutablePointer<Float> { buffers[slot.rawValue].pointer }
 }
 
 /// Work buffers of the backward pass, sized for the largest layer and sequence seen.

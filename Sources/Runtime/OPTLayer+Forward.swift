@@ -5,11 +5,16 @@
 import HRZFormat
 import Files
 
-/// A sequence's rows in the pass, and the rows of the sequence it continues, if any.
+/// A sequence's rows in the pass, and what it continues, if anything: the rows of an earlier sequence of the
+/// same pass (shared-context scoring) or cached keys and values (generation).
 struct LayerSpan {
+    enum Prefix {
+        case rows(start: Int, count: Int)
+        case cached(KVPrefix)
+    }
     var start: Int
     var count: Int
-    var prefixRows: (start: Int, count: Int)?
+    var prefix: Prefix? = nil
 }
 
 /// Activations reused from layer to layer; sized for the largest pass.
@@ -32,21 +37,23 @@ final class LayerScratch {
 }
 
 extension OPTModel {
-    /// x `[T, C]` ← layer(x), in place. With `saving`, also keeps what the backward of this layer needs.
+    /// x `[T, C]` ← layer(x), in place. `taps` read the layer's internals at the points they want.
     func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
-                      headsActive: [Bool]?, ffnActive: Bool, scratch s: LayerScratch,
-                      externalPrefix: KVPrefix? = nil, qkvTap: ((UnsafePointer<Float>, Int) -> Void)? = nil,
-                      withoutFFN: ((UnsafePointer<Float>) throws -> Void)? = nil, saving saved: LayerSaved? = nil) throws {
+                      mask: LayerMask, taps: (any LayerTaps)?) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
         let lw = try bind(w, layer: l)
+        let s = scratch.layer
+        func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, _ count: Int) throws {
+            if let taps, taps.wants(point) { try taps.tap(point, values, count: count) }
+        }
 
         // --- self-attention block ---
         let ln = s.ln.reserve(T * C)
         let out = s.out.reserve(T * C)
         if let qkvWeights = lw.qkv, let outWeights = lw.outProj {
             if preLN {
-                saved?.keep(.attentionNormInput, x, count: T * C)
+                try tap(.attentionNormInput, x, T * C)
                 norm(lw.attentionNorm, out: ln, input: x, T: T)
             }
             let qkv = s.qkv.reserve(T * 3 * HD)
@@ -54,46 +61,53 @@ extension OPTModel {
             Profile.measure("qkv") { linear(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
-            qkvTap?(qkv, T)  // [T, 3·H·D], q scaled: generation keeps k and v, observers read attention
-            saved?.keep(.qkv, qkv, count: T * 3 * HD)
+            try tap(.qkv, qkv, T * 3 * HD)
             let ctx = s.ctx.reserve(T * HD)
             let attentionSpans = spans.map { span in
-                AttentionSpan(start: span.start, count: span.count, prefix: span.prefixRows.map { p in
-                    KVPrefix(keys: qkv + p.start * 3 * HD + HD, values: qkv + p.start * 3 * HD + 2 * HD, ld: 3 * HD, count: p.count)
-                } ?? externalPrefix)
+                let prefix: KVPrefix?
+                switch span.prefix {
+                case .rows(let start, let count)?:
+                    prefix = KVPrefix(keys: qkv + start * 3 * HD + HD, values: qkv + start * 3 * HD + 2 * HD, ld: 3 * HD, count: count)
+                case .cached(let cached)?: prefix = cached
+                case nil: prefix = nil
+                }
+                return AttentionSpan(start: span.start, count: span.count, prefix: prefix)
             }
             Profile.measure("attention") {
-                attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: headsActive, scores: s.scores)  // [T, H·D]
+                attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: mask.heads, scores: s.scores)  // [T, H·D]
             }
-            saved?.keep(.ctx, ctx, count: T * HD)
+            try tap(.ctx, ctx, T * HD)
             Profile.measure("out_proj") { linear(outWeights, layer: l, out: out, input: ctx, M: T, K: HD) }  // [T, C]
         } else {
             broadcastBias(lw.outBias, out: out, T: T, C: C)                                     // no heads: bias only
         }
         Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
         if !preLN {
-            saved?.keep(.attentionNormInput, x, count: T * C)
+            try tap(.attentionNormInput, x, T * C)
             norm(lw.attentionNorm, out: x, input: x, T: T)
         }
-        if let withoutFFN {  // what this layer would output with its FFN removed (the oracle's replay point)
-            if preLN { try withoutFFN(x) } else { norm(lw.ffnNorm, out: ln, input: x, T: T); try withoutFFN(ln) }
+        if let taps, taps.wants(.outputWithoutFFN) {  // what this layer would output with its FFN removed
+            if preLN { try taps.tap(.outputWithoutFFN, x, count: T * C) } else {
+                norm(lw.ffnNorm, out: ln, input: x, T: T)
+                try taps.tap(.outputWithoutFFN, ln, count: T * C)
+            }
         }
 
         // --- FFN block ---
-        if ffnActive, let fc1 = lw.fc1, let fc2 = lw.fc2 {
+        if mask.ffn, let fc1 = lw.fc1, let fc2 = lw.fc2 {
             if preLN {
-                saved?.keep(.ffnNormInput, x, count: T * C)
+                try tap(.ffnNormInput, x, T * C)
                 norm(lw.ffnNorm, out: ln, input: x, T: T)
             }
             let hidden = s.ffn.reserve(T * F)
             Profile.measure("fc1") { linear(fc1, layer: l, out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
             Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
-            saved?.keep(.hidden, hidden, count: T * F)
+            try tap(.hidden, hidden, T * F)
             Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: hidden, M: T, K: F) }                // [T, C]
             addInPlace(x, out, count: T * C)                                                     // residual
         }
         if !preLN {
-            saved?.keep(.ffnNormInput, x, count: T * C)
+            try tap(.ffnNormInput, x, T * C)
             norm(lw.ffnNorm, out: x, input: x, T: T)
         }
     }
