@@ -5,7 +5,7 @@ import Runtime
 
 struct BenchCommand: Command {
     static let name = "bench"
-    static let summary = "benchmarks: format (compression, decode), forward (tokens/s), backward, eval (wall time), prune (what it buys)"
+    static let summary = "benchmarks: format (compression, decode), forward (tokens/s), backward, eval (wall time), prune (what it buys), gemm (fp32 and bf16 GFLOP/s)"
     static let usage = """
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
            headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
@@ -14,6 +14,7 @@ struct BenchCommand: Command {
 
            headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--runs 3] [--threads N] [--json]
            headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
+           headroom bench gemm [--shapes MxNxK,...] [--threads N] [--runs 5] [--json]
            headroom bench prune [--preset P] [--heads 0,30,50,70] [--ffns 0,20] [--sequences 4] [--tokens 256]
                                 [--last-only] [--runs 3] [--threads N] [--cache-dir DIR] [--resident|--auto] [--json]
 
@@ -47,6 +48,10 @@ struct BenchCommand: Command {
     up to 4 threads, overlap above.
     Compare with the HF peer: python3 Tools/bench_peers.py forward …
 
+    gemm: best-of-runs GFLOP/s of cblas_sgemm and of the bf16 GEMM (weights packed once, activations
+    rounded and packed inside each call, as the runtime does) at squares and opt-1.3b's projection shapes
+    at 2048 tokens. Peer: python3 Tools/bench_peers.py gemm (torch bf16 matmul at the same shapes).
+
     format: compares plain zstd with byte-plane split zstd at levels 1, 3 and 9 on fp16 tensors
     drawn from N(0, 0.02) (the init and typical scale of trained OPT weights) and on the 16-bit
     tensors of any .hrz given with --model. Reports the lossless size ratio and single-core decode
@@ -66,6 +71,7 @@ struct BenchCommand: Command {
     var evalModel = ""
     var evalOptions = EvalOptions(tasks: [], shots: [], dataDirectory: "", outputDirectory: "")
     var prune = PruneBenchOptions()
+    var gemmShapes = GEMMBenchmark.defaultShapes
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
@@ -140,8 +146,18 @@ struct BenchCommand: Command {
             evalOptions.limit = try args.option("--limit", default: 100, in: 1...1_000_000)
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
+        case "gemm":
+            forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            forward.runs = try args.option("--runs", default: 5, in: 1...100)
+            if let text = try args.option("--shapes") {
+                gemmShapes = try text.split(separator: ",").map { item throws(UsageError) in
+                    let d = item.split(separator: "x").compactMap { Int($0) }
+                    guard d.count == 3, d.allSatisfy({ $0 >= 1 && $0 <= 65536 }) else { throw UsageError("--shapes takes MxNxK,… like 2048x2048x2048, got '\(item)'") }
+                    return GEMMShape(m: d[0], n: d[1], k: d[2])
+                }
+            }
         default:
-            let suites = ["format", "forward", "backward", "eval", "prune"]
+            let suites = ["format", "forward", "backward", "eval", "prune", "gemm"]
             throw UsageError("unknown benchmark '\(suite)'" + (Arguments.nearest(suite, in: suites).map { "; did you mean '\($0)'?" } ?? "")
                              + " (available: \(suites.joined(separator: ", ")))")
         }
@@ -153,6 +169,21 @@ struct BenchCommand: Command {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(json ? String(decoding: try encoder.encode(rows), as: UTF8.self) : PruneBenchmark.table(rows, prune))
+            return 0
+        }
+        if suite == "gemm" {
+            printError("bench gemm: OpenBLAS \(BLAS.coreName) kernels\(getenv("OPENBLAS_CORETYPE") != nil ? " (forced by OPENBLAS_CORETYPE)" : ""), bf16 kernel \(BF16Kernel.current.rawValue), \(forward.threads) threads")
+            var rows: [GEMMBenchRow] = []
+            for shape in gemmShapes {
+                let row = GEMMBenchmark.measure(shape, threads: forward.threads, rounds: forward.runs)
+                rows.append(row)
+                if !json { print(String(format: "%@  fp32 %7.1f GFLOP/s   bf16 %7.1f GFLOP/s  (%.2f×)", shape.description.padding(toLength: 18, withPad: " ", startingAt: 0), row.fp32Gflops, row.bf16Gflops, row.bf16Gflops / row.fp32Gflops)) }
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            }
             return 0
         }
         if suite == "backward" {

@@ -1,0 +1,52 @@
+/// GEMM throughput: `cblas_sgemm` (fp32) and Headroom's bf16 GEMM at given shapes, the hardware limits the
+/// forward's figures are fractions of. The bf16 weights are packed before timing (the runtime packs a layer
+/// once); the activations' rounding and packing are inside each timed call, as in the runtime.
+import Foundation
+import Runtime
+
+public struct GEMMShape: Codable, Sendable, CustomStringConvertible {
+    public var m: Int, n: Int, k: Int
+    public init(m: Int, n: Int, k: Int) { (self.m, self.n, self.k) = (m, n, k) }
+    public var description: String { "\(m)x\(n)x\(k)" }
+}
+
+public struct GEMMBenchRow: Codable, Sendable {
+    public var shape: GEMMShape
+    public var fp32Gflops: Double
+    public var bf16Gflops: Double
+    public var bf16Kernel: String
+    enum CodingKeys: String, CodingKey {
+        case shape, fp32Gflops = "fp32_gflops", bf16Gflops = "bf16_gflops", bf16Kernel = "bf16_kernel"
+    }
+}
+
+public enum GEMMBenchmark {
+    /// Squares and opt-1.3b's projections at 2048 tokens (q/k/v fused, out_proj, fc1, fc2).
+    public static let defaultShapes = [GEMMShape(m: 2048, n: 2048, k: 2048), GEMMShape(m: 4096, n: 4096, k: 4096),
+                                       GEMMShape(m: 2048, n: 6144, k: 2048), GEMMShape(m: 2048, n: 8192, k: 2048),
+                                       GEMMShape(m: 2048, n: 2048, k: 8192)]
+
+    /// Best of `rounds` GFLOP/s of out `[M, N]` = a `[M, K]` · bᵀ in each precision.
+    public static func measure(_ s: GEMMShape, threads: Int, rounds: Int = 5) -> GEMMBenchRow {
+        Threads.set(threads)
+        let a = (0..<(s.m * s.k)).map { Float($0 % 7) * 0.01 - 0.03 }
+        let b = (0..<(s.n * s.k)).map { Float($0 % 5) * 0.01 - 0.02 }
+        var c = [Float](repeating: 0, count: s.m * s.n)
+        let flops = 2 * Double(s.m) * Double(s.n) * Double(s.k)
+        func best(_ body: () -> Void) -> Double {
+            body()
+            var top = 0.0
+            for _ in 0..<rounds {
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                top = max(top, flops / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) / 1e9)
+            }
+            return top
+        }
+        let fp32 = best { BLAS.linear(out: &c, input: a, weight: b, bias: nil, M: s.m, N: s.n, K: s.k) }
+        let packed = b.withUnsafeBufferPointer { PackedMatrix(fp32: $0.baseAddress!, rows: s.n, columns: s.k) }
+        let scratch = BF16Scratch()
+        let bf16 = best { BF16.gemm(out: &c, input: a, weight: packed, bias: nil, M: s.m, scratch: scratch) }
+        return GEMMBenchRow(shape: s, fp32Gflops: fp32, bf16Gflops: bf16, bf16Kernel: BF16Kernel.current.rawValue)
+    }
+}

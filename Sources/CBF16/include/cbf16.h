@@ -1,0 +1,53 @@
+// bf16 GEMM for Headroom: C[M, N] = A[M, K] · B[N, K]ᵀ (+ bias), inputs rounded to bf16 (round to nearest
+// even), products accumulated in fp32. B (the weights) is packed once per layer; A (the activations) per call.
+//
+// Packed B: panels of HR_NR = 32 rows of B; panel j holds, for each k-pair p < ceil(K/2), the 32 rows' elements
+// (2p, 2p+1) side by side: [panel][pair][32][2] uint16. Rows past N and the odd column past K are zero.
+// Packed A: panels of HR_MR = 8 rows; panel i holds, for each k-pair, the 8 rows' (2p, 2p+1) as one uint32:
+// [panel][pair][8] uint32. Rows past M and the odd column past K are zero.
+#ifndef HEADROOM_CBF16_H
+#define HEADROOM_CBF16_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define HR_MR 8
+#define HR_NR 32
+
+/// Source element types the packers read.
+enum hr_dtype { HR_F32 = 0, HR_F16 = 1, HR_BF16 = 2 };
+
+/// 1 when this CPU executes AVX512-BF16 (vdpbf16ps) and the OS saves the AVX-512 state; else 0.
+int hr_bf16_fast_available(void);
+
+/// fp32 → bf16, round to nearest even (NaN stays NaN).
+uint16_t hr_bf16_round(float x);
+/// Rounds `count` floats to bf16 precision in place (the values stay fp32).
+void hr_bf16_round_floats(float *x, size_t count);
+
+/// uint16 elements of packed B for N rows and K columns.
+size_t hr_bf16_packed_b_count(int N, int K);
+/// uint32 elements of packed A for M rows and K columns.
+size_t hr_bf16_packed_a_count(int M, int K);
+
+/// Packs rows [n0, n1) of B into `packed` (sized for all N rows); n0 a multiple of HR_NR (rows up to the
+/// next multiple of HR_NR past N are zeroed). Element (n, k) is `src[(n − n0)·strideN + k·strideK]` of type
+/// `dtype`, so a block of rows or a transposed matrix packs without a copy.
+void hr_bf16_pack_b(const void *src, int dtype, ptrdiff_t strideN, ptrdiff_t strideK, int N, int K,
+                    int n0, int n1, uint16_t *packed);
+/// Packs rows [m0, m1) of A `[M, K]` (row stride lda, fp32) into `packed`; m0 a multiple of HR_MR.
+void hr_bf16_pack_a(const float *a, ptrdiff_t lda, int M, int K, int m0, int m1, uint32_t *packed);
+
+/// hr_bf16_pack_a with AVX512-BF16 conversions; call only when hr_bf16_fast_available(). Denormal inputs
+/// become zero, as the microkernel treats them anyway.
+void hr_bf16_pack_a_fast(const float *a, ptrdiff_t lda, int M, int K, int m0, int m1, uint32_t *packed);
+
+/// C rows [0, M), columns [n0, n1) (n0 a multiple of HR_NR) = A · Bᵀ, plus bias[n] when bias is not NULL,
+/// plus C's current values when accumulate is 1. The AVX512-BF16 microkernel; call only when
+/// hr_bf16_fast_available().
+void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                       const float *bias, int accumulate, float *c, ptrdiff_t ldc);
+
+/// Rows [n0, n1) of packed B widened to fp32 `[n1 − n0, K]` row-major (the portable path multiplies these).
+void hr_bf16_unpack_b(const uint16_t *packed, int N, int K, int n0, int n1, float *out);
+
+#endif

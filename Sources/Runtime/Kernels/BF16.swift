@@ -1,0 +1,181 @@
+/// bf16 compute: GEMM inputs rounded to bf16 (round to nearest even), products accumulated in fp32. Weights are
+/// packed once into the kernel's panel layout (`PackedMatrix`); activations are rounded and packed per call.
+/// Two paths with the same meaning: the AVX512-BF16 microkernel (`vdpbf16ps`, C target CBF16) where the CPU
+/// has it, else the rounded values widened back to fp32 and multiplied by `cblas_sgemm`.
+import Foundation
+import CBF16
+import Basics
+
+/// The arithmetic of the model's large GEMMs.
+public enum Precision: String, Sendable, Codable, CaseIterable {
+    /// fp32 throughout: exact against HF transformers in fp32.
+    case fp32
+    /// GEMM inputs (weights and activations) rounded to bf16, fp32 accumulation; norms, softmax, residuals and
+    /// the loss stay fp32.
+    case bf16
+}
+
+/// Which bf16 kernel runs on this machine.
+public enum BF16Kernel: String, Sendable {
+    /// vdpbf16ps microkernel (AVX512-BF16).
+    case avx512bf16 = "avx512-bf16"
+    /// bf16-rounded values widened to fp32, multiplied by cblas_sgemm: same meaning, fp32 speed.
+    case portable
+
+    /// What this CPU can run; `HEADROOM_BF16_KERNEL=portable` forces the portable path (tests compare both).
+    public static let detected: BF16Kernel = {
+        if let forced = ProcessInfo.processInfo.environment["HEADROOM_BF16_KERNEL"], forced == "portable" { return .portable }
+        return hr_bf16_fast_available() != 0 ? .avx512bf16 : .portable
+    }()
+
+    /// The kernel in use.
+    public static var current: BF16Kernel { detected }
+
+    /// Says once, on stderr, which path bf16 uses.
+    static func announce() {
+        announced.once {
+            FileHandle.standardError.write("headroom: bf16 GEMM kernel: \(current.rawValue)\(current == .portable ? " (this CPU lacks avx512_bf16: bf16 runs at fp32 speed, same results)" : "")\n".data(using: .utf8)!)
+        }
+    }
+    private static let announced = Once()
+    /// Tests silence the announcement.
+    nonisolated(unsafe) public static var quiet = false
+}
+
+/// Runs a closure once across threads.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func once(_ body: () -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        if !done { done = true; if !BF16Kernel.quiet { body() } }
+    }
+}
+
+/// B `[N, K]` in the bf16 kernel's panel layout (32-row panels, k in pairs), rounded once.
+public final class PackedMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let columns: Int
+    let storage: UnsafeMutablePointer<UInt16>
+    let count: Int
+
+    init(rows N: Int, columns K: Int) {
+        rows = N
+        columns = K
+        count = hr_bf16_packed_b_count(Int32(N), Int32(K))
+        storage = .allocate(capacity: max(1, count))
+    }
+
+    deinit { storage.deallocate() }
+
+    public var bytes: Int { 2 * count }
+
+    /// Packs fp32 `[N, K]` row-major (row stride `ld`).
+    public convenience init(fp32 source: UnsafePointer<Float>, rows N: Int, columns K: Int, ld: Int? = nil) {
+        self.init(rows: N, columns: K)
+        pack(rows: 0..<N) { range, out in
+            hr_bf16_pack_b(source + range.lowerBound * (ld ?? K), Int32(HR_F32.rawValue), ld ?? K, 1, Int32(N), Int32(K),
+                           Int32(range.lowerBound), Int32(range.upperBound), out)
+        }
+    }
+
+    /// Packs the transpose of fp32 `[K, N]` row-major: element (n, k) is `source[k·N + n]` (the backward's
+    /// input gradient multiplies by Wᵀ).
+    public convenience init(transposing source: UnsafePointer<Float>, rows N: Int, columns K: Int) {
+        self.init(rows: N, columns: K)
+        pack(rows: 0..<N) { range, out in
+            hr_bf16_pack_b(source + range.lowerBound, Int32(HR_F32.rawValue), 1, N, Int32(N), Int32(K),
+                           Int32(range.lowerBound), Int32(range.upperBound), out)
+        }
+    }
+
+    /// Fills rows in panel-aligned ranges on all cores; `body(range, storage)` packs one range.
+    func pack(rows range: Range<Int>, _ body: (Range<Int>, UnsafeMutablePointer<UInt16>) -> Void) {
+        let nr = Int(HR_NR)
+        let first = range.lowerBound / nr, last = (range.upperBound + nr - 1) / nr
+        let storage = self.storage
+        parallelRanges(last - first, minimumPerTask: 4) { panels in
+            let lo = (first + panels.lowerBound) * nr, hi = min(range.upperBound, (first + panels.upperBound) * nr)
+            body(max(lo, range.lowerBound)..<hi, storage)
+        }
+    }
+
+    /// Rows `range` (starting on a 32-row panel) from fp32 rows at `source` `[range.count, K]`.
+    func pack(fp32 source: UnsafePointer<Float>, rows range: Range<Int>) {
+        let (N, K) = (rows, columns)
+        pack(rows: range) { sub, out in
+            hr_bf16_pack_b(source + (sub.lowerBound - range.lowerBound) * K, Int32(HR_F32.rawValue), K, 1, Int32(N), Int32(K),
+                           Int32(sub.lowerBound), Int32(sub.upperBound), out)
+        }
+    }
+
+    /// Rows `range` widened to fp32 `[range.count, K]`.
+    func unpack(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        hr_bf16_unpack_b(storage, Int32(rows), Int32(columns), Int32(range.lowerBound), Int32(range.upperBound), out)
+    }
+}
+
+/// Work buffers of the bf16 GEMM.
+public final class BF16Scratch {
+    public init() {}
+    /// Packed activations.
+    var packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    var packedACapacity = 1
+    /// The portable path's rounded activations and widened weight block.
+    let rounded = FloatBuffer()
+    let widened = FloatBuffer()
+
+    func packedA(_ count: Int) -> UnsafeMutablePointer<UInt32> {
+        if count > packedACapacity {
+            packedA.deallocate()
+            packedA = .allocate(capacity: count)
+            packedACapacity = count
+        }
+        return packedA
+    }
+
+    deinit { packedA.deallocate() }
+}
+
+public enum BF16 {
+    /// out `[M, N]` (row stride ldOut) = round(input `[M, K]`) · Bᵀ (+ bias) (+ out, with `accumulate`),
+    /// B packed; fp32 accumulation.
+    public static func gemm(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, ldInput: Int? = nil, weight b: PackedMatrix,
+                     bias: UnsafePointer<Float>?, M: Int, ldOut: Int? = nil, accumulate: Bool = false, scratch: BF16Scratch,
+                     kernel: BF16Kernel = BF16Kernel.current) {
+        let N = b.rows, K = b.columns, lda = ldInput ?? K, ldc = ldOut ?? N
+        guard M > 0, N > 0 else { return }
+        BF16Kernel.announce()
+        switch kernel {
+        case .avx512bf16:
+            let mr = Int(HR_MR), panels = (M + mr - 1) / mr
+            let a = scratch.packedA(hr_bf16_packed_a_count(Int32(M), Int32(K)))
+            parallelRanges(panels, minimumPerTask: 4) { r in
+                hr_bf16_pack_a_fast(input, lda, Int32(M), Int32(K), Int32(r.lowerBound * mr), Int32(min(M, r.upperBound * mr)), a)
+            }
+            let nr = Int(HR_NR), nPanels = (N + nr - 1) / nr
+            let tasks = min(Threads.count, nPanels)
+            let run = { (t: Int) in
+                let lo = nPanels * t / tasks * nr, hi = min(N, nPanels * (t + 1) / tasks * nr)
+                if lo < hi {
+                    hr_bf16_gemm_fast(a, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, accumulate ? 1 : 0, out, ldc)
+                }
+            }
+            if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks, execute: run) }
+        case .portable:
+            let rounded = scratch.rounded.reserve(M * K)
+            for m in 0..<M { (rounded + m * K).update(from: input + m * lda, count: K) }
+            hr_bf16_round_floats(rounded, M * K)
+            let blockRows = max(32, min(N, (64 << 20) / max(1, 4 * K)) / 32 * 32)
+            let widened = scratch.widened.reserve(min(N, blockRows) * K)
+            var n0 = 0
+            while n0 < N {
+                let n1 = min(N, n0 + blockRows)
+                b.unpack(rows: n0..<n1, into: widened)
+                BLAS.linear(out: out + n0, input: rounded, weight: widened, bias: bias.map { $0 + n0 }, M: M, N: n1 - n0, K: K,
+                            ldOut: ldc, accumulate: accumulate)
+                n0 = n1
+            }
+        }
+    }
+}
