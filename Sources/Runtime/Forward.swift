@@ -139,6 +139,7 @@ public struct ForwardStats: Sendable {
 final class ForwardScratch {
     let x = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
     let backward = BackwardScratch()
+    let packed = PackedWeights()
 }
 
 extension OPTModel {
@@ -316,6 +317,10 @@ extension OPTModel {
                 BLAS.linear(out: projected, input: h, weight: w.baseAddress!, bias: nil, M: R, N: E, K: C)
             }
             features = UnsafePointer(projected)
+        }
+        if precision == .bf16 {
+            BF16.gemm(out: logits, input: features, weight: packedEmbedding(), bias: nil, M: R, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            return
         }
         let block = 8192
         let dtype = embedTokens.info.dtype

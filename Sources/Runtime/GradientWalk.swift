@@ -63,7 +63,11 @@ extension OPTModel {
             BLAS.linear(out: &features, input: hidden, weight: projectOut, bias: nil, M: rows, N: E, K: C)
         }
         var logits = [Float](repeating: 0, count: rows * V)
-        BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: rows, N: V, K: E)
+        if precision == .bf16 {
+            BF16.gemm(out: &logits, input: features, weight: packedEmbedding(), bias: nil, M: rows, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+        } else {
+            BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: rows, N: V, K: E)
+        }
         return logits
     }
 
@@ -143,7 +147,13 @@ extension OPTModel {
             }
         }
         var dFeatures = [Float](repeating: 0, count: n * E)
-        Profile.measure("loss lm head bw") { BLAS.gemm(M: n, N: E, K: V, a: dLogits, lda: V, b: embedding, ldb: E, c: &dFeatures, ldc: E) }
+        Profile.measure("loss lm head bw") {
+            if precision == .bf16 {
+                BF16.gemm(out: &dFeatures, input: dLogits, weight: packedEmbedding(transposed: true), bias: nil, M: n, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            } else {
+                BLAS.gemm(M: n, N: E, K: V, a: dLogits, lda: V, b: embedding, ldb: E, c: &dFeatures, ldc: E)
+            }
+        }
         var dNormed = dFeatures
         if let projectOut {
             dNormed = [Float](repeating: 0, count: n * C)

@@ -89,6 +89,11 @@ extension OPTModel {
     func linearBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int,
                         into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         let N = p.rows
+        if precision == .bf16 {  // the same bf16 GEMM, with Wᵀ packed
+            BF16.gemm(out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T,
+                      accumulate: accumulate, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            return
+        }
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K,
                       beta: accumulate || start > 0 ? 1 : 0, c: dInput, ldc: K)

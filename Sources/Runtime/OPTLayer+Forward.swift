@@ -113,7 +113,7 @@ extension OPTModel {
     }
 
     /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the bound weights stacked by rows, as one
-    /// matrix. A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection,
+    /// matrix. In bf16, both inputs rounded to bf16 and the weights packed once (`PackedWeights`). A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection,
     /// q/k/v fused.
     func linear(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, M: Int, K: Int) {
         let N = p.rows
@@ -124,6 +124,11 @@ extension OPTModel {
             row += part.rows
         }
         let hasBias = p.biases.contains { $0 != nil }
+        if precision == .bf16 {
+            BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: hasBias ? bias : nil, M: M,
+                      scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            return
+        }
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil, M: M, N: rows, K: K, ldOut: N)
         }
@@ -160,7 +165,7 @@ extension OPTModel {
     }
 
     /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination`.
-    private func widenRows(_ p: BoundLinear, _ range: Range<Int>, K: Int, into destination: UnsafeMutablePointer<Float>) {
+    func widenRows(_ p: BoundLinear, _ range: Range<Int>, K: Int, into destination: UnsafeMutablePointer<Float>) {
         var partStart = 0
         for part in p.parts {
             let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + part.rows)

@@ -23,6 +23,10 @@ public final class OPTModel: @unchecked Sendable {
     /// `final_layer_norm` weight and bias `[C]`, when present.
     let finalNorm: (weight: [Float], bias: [Float])?
     let scratch = ForwardScratch()
+    /// The arithmetic of the large GEMMs (projections, LM head, and their input gradients); fixed at opening.
+    public let precision: Precision
+    /// The bf16 kernel this model's GEMMs use (tests run both paths on one machine).
+    var bf16Kernel = BF16Kernel.current
     /// Held for the whole of each public run (recursive: a run may call another, e.g. importance a forward).
     private let runLock = NSRecursiveLock()
 
@@ -40,7 +44,8 @@ public final class OPTModel: @unchecked Sendable {
     /// `memoryLimit` (default: this machine's physical memory) bounds what opening may allocate: a small file
     /// whose zero-filled chunks decode to hundreds of GB is refused by name instead of exhausting memory.
     public init(path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30,
-                schedule: LayerStream.Schedule? = nil, memoryLimit: Int? = nil) throws {
+                schedule: LayerStream.Schedule? = nil, memoryLimit: Int? = nil, precision: Precision = .fp32) throws {
+        self.precision = precision
         reader = try HRZReader(path: path)
         config = reader.config
         plans = reader.metadata.layers
