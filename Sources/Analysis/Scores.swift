@@ -20,9 +20,12 @@ public struct ScoresFile: Codable, Sendable {
     public var truncated: Int?
     /// What the scores were computed from, where a study wrote them (a rerun recomputes them when it differs).
     public var inputs: InputRecord?
+    /// "fp32" or "bf16": the arithmetic the model ran in (absent in older files: fp32).
+    public var precision: String?
 
     public init(kind: String, method: String, task: String?, shots: Int?, model_sha256: String, examples: Int,
-                scores: [[Double]], notes: String? = nil, truncated: Int? = nil) {
+                scores: [[Double]], notes: String? = nil, truncated: Int? = nil, precision: String? = nil) {
+        self.precision = precision
         self.kind = kind
         self.method = method
         self.task = task

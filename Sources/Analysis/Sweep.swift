@@ -98,6 +98,7 @@ public struct SweepOptions: Sendable {
     public var grid = SweepGrid()
     public var limit: Int?
     public var memoryBudget: Int?
+    public var precision = Precision.fp32
     /// Heads scores files, e.g. one per task (and shots).
     public var heads: [(path: String, file: ScoresFile)] = []
     public var ffns: [(path: String, file: ScoresFile)] = []
@@ -126,6 +127,7 @@ public final class Sweep {
                                outputDirectory: options.outputDirectory)
         eval.limit = options.limit
         eval.memoryBudget = options.memoryBudget
+        eval.precision = options.precision
         evaluator = try Evaluator(modelPath: modelPath, options: eval)
         self.options = options
         self.modelPath = modelPath

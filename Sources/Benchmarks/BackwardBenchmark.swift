@@ -31,10 +31,10 @@ public struct BackwardBenchResult: Codable, Sendable {
 
 public enum BackwardBenchmark {
     /// Each sequence is `tokens` random ids: the first three quarters context, the rest continuation.
-    public static func run(model path: String, sequences: Int, tokens: Int, threads: Int, runs: Int = 3,
+    public static func run(model path: String, sequences: Int, tokens: Int, threads: Int, runs: Int = 3, precision: Precision = .fp32,
                            progress: ((String) -> Void)? = nil) throws -> BackwardBenchResult {
         Threads.set(threads)
-        let model = try OPTModel(path: path)
+        let model = try OPTModel(path: path, precision: precision)
         var rng = SplitMix64(seed: 1)
         let requests = (0..<sequences).map { _ in
             let ids = (0..<tokens).map { _ in 3 + Int(rng.next() % UInt64(min(model.config.vocabSize, 50265) - 3)) }

@@ -21,6 +21,7 @@ public struct ForwardBenchOptions: Sendable {
     public var compareCached = false
     /// nil: `LayerStream.Schedule.automatic`.
     public var schedule: LayerStream.Schedule?
+    public var precision = Precision.fp32
     public init() {}
 }
 
@@ -42,13 +43,19 @@ public struct ForwardBenchResult: Codable, Sendable {
     public var layerSecondsMedian: Double
     public var decodeWaitSeconds: Double
     public var passes: Int
+    /// fp32 or bf16, the GEMM kernels that ran (OpenBLAS's kernel set; the bf16 path), and the peak of that
+    /// precision's GEMM measured in the same process (`peakUtilization` is a fraction of it).
+    public var precision: String
+    public var kernels: String
+    public var gemmPeakGflops: Double
     /// With --compare-cached: median per-layer time of the same layers re-run with weights decoded.
     public var cachedLayerSecondsMedian: Double?
     /// Median over layers of streamed / cached time of the same layer.
     public var streamedOverCached: Double?
 
     enum CodingKeys: String, CodingKey {
-        case model, sequences, logits, threads, resident, schedule, gflops, passes
+        case model, sequences, logits, threads, resident, schedule, gflops, passes, precision, kernels
+        case gemmPeakGflops = "gemm_peak_gflops"
         case tokensPerSequence = "tokens_per_sequence", tokensPerS = "tokens_per_s", sgemmPeakGflops = "sgemm_peak_gflops"
         case peakUtilization = "peak_utilization", peakRssBytes = "peak_rss_bytes", secondsMedian = "seconds_median"
         case secondsRuns = "seconds_runs", layerSecondsMedian = "layer_seconds_median", decodeWaitSeconds = "decode_wait_seconds"
@@ -60,9 +67,16 @@ public enum ForwardBenchmark {
     public static func run(_ o: ForwardBenchOptions, log: (String) -> Void) throws -> ForwardBenchResult {
         Threads.set(o.threads)
         let path = try o.model ?? synthesize(o, log: log)
-        let peak = SGEMMPeak.measure(threads: o.threads)
-        log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (OpenBLAS %@ kernels)", peak, o.threads, BLAS.coreName))
-        let model = try OPTModel(path: path, resident: o.resident, schedule: o.schedule)
+        let sgemmPeak = SGEMMPeak.measure(threads: o.threads)
+        let openblas = "OpenBLAS \(BLAS.coreName)" + (getenv("OPENBLAS_CORETYPE") != nil ? " (forced by OPENBLAS_CORETYPE)" : "")
+        log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (%@ kernels)", sgemmPeak, o.threads, openblas))
+        var peak = sgemmPeak, kernels = openblas
+        if o.precision == .bf16 {
+            peak = GEMMBenchmark.measure(GEMMShape(m: 2048, n: 2048, k: 2048), threads: o.threads).bf16Gflops
+            kernels = "bf16 \(BF16Kernel.current.rawValue); \(openblas)"
+            log(String(format: "bench forward: bf16 GEMM peak %.1f GFLOP/s at 2048³ (%@ kernel)", peak, BF16Kernel.current.rawValue))
+        }
+        let model = try OPTModel(path: path, resident: o.resident, schedule: o.schedule, precision: o.precision)
         var rng = SystemRandomNumberGenerator()
         let V = min(model.config.vocabSize, 50265)
         let batch = (0..<o.sequences).map { _ in
@@ -97,10 +111,10 @@ public enum ForwardBenchmark {
             model: (path as NSString).lastPathComponent, sequences: o.sequences, tokensPerSequence: o.tokens,
             logits: o.lastOnly ? "last" : "all", threads: o.threads, resident: model.stream.resident,
             schedule: model.stream.schedule.rawValue,
-            tokensPerS: Double(o.sequences * o.tokens) / median, gflops: gflops, sgemmPeakGflops: peak,
+            tokensPerS: Double(o.sequences * o.tokens) / median, gflops: gflops, sgemmPeakGflops: sgemmPeak,
             peakUtilization: gflops / peak, peakRssBytes: peakRSS(), secondsMedian: median, secondsRuns: seconds,
             layerSecondsMedian: layerTimes.sorted()[layerTimes.count / 2], decodeWaitSeconds: wait / Double(o.runs),
-            passes: stats.passes,
+            passes: stats.passes, precision: o.precision.rawValue, kernels: kernels, gemmPeakGflops: peak,
             cachedLayerSecondsMedian: cachedTimes.isEmpty ? nil : cachedTimes.sorted()[cachedTimes.count / 2],
             streamedOverCached: cachedTimes.isEmpty ? nil : zip(layerTimes, cachedTimes).map { $0 / $1 }.sorted()[cachedTimes.count / 2])
     }
@@ -146,14 +160,15 @@ public enum ForwardBenchmark {
             cached = String(format: "\n  same layers cached %.4f s median; streamed / cached per layer %.3f (median)", c, ratio)
         }
         return String(format: """
-        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode)
+        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode), %@
+          kernels            %@
           tokens/s           %.1f
-          GFLOP/s            %.1f  (%.0f%% of the measured cblas_sgemm peak, %.1f GFLOP/s)
+          GFLOP/s            %.1f  (%.0f%% of the measured %@ GEMM peak, %.1f GFLOP/s)
           time per forward   %.3f s median of %d runs
           time per layer     %.4f s median; waiting for layer decode %.3f s per forward
           peak RSS           %@
         """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
-               r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.sgemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
+               r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
                r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
     }
 }

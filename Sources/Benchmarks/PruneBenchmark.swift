@@ -51,7 +51,7 @@ public enum PruneBenchmark {
                         _ = try Pruner.prune(source, plan: plan, to: path, level: 1, threads: o.forward.threads)
                     }
                 }
-                let model = try OPTModel(path: path)
+                let model = try OPTModel(path: path, precision: o.forward.precision)
                 let layerParameters = model.reader.layerParameters
                 let flops = ForwardBenchmark.forwardFLOPs(model, sequences: o.forward.sequences, tokens: o.forward.tokens, lastOnly: o.forward.lastOnly)
                 log(String(format: "bench prune: heads −%g%%, FFNs −%g%%: measuring", h, f))

@@ -26,6 +26,8 @@ public struct ResultsFile: Codable, Sendable {
     public var model: String
     public var model_sha256: String
     public var mask: String?
+    /// "fp32" or "bf16" (absent in files written before bf16 existed: fp32).
+    public var precision: String?
     /// Keyed "task/shots", e.g. "copa/5".
     public var cells: [String: CellResult]
 }
@@ -58,6 +60,8 @@ public struct EvalOptions: Sendable {
     public var memoryBudget: Int?
     /// Tokens per scoring batch (one forward); nil: the scorer's default. Shards of one cell must agree on it.
     public var batchTokens: Int?
+    /// The arithmetic of the model's GEMMs; part of every cell's inputs.
+    public var precision = Precision.fp32
 
     public init(tasks: [EvalTask], shots: [Int], dataDirectory: String, outputDirectory: String) {
         self.tasks = tasks
@@ -75,7 +79,7 @@ public final class Evaluator {
     let modelPath: String
 
     public init(modelPath: String, options: EvalOptions) throws {
-        let model = try OPTModel(path: modelPath)
+        let model = try OPTModel(path: modelPath, precision: options.precision)
         scorer = Scorer(model: model, tokenizer: try Tokenizer.load(modelPath))
         scorer.options = ForwardOptions(memoryBudget: options.memoryBudget, mask: options.mask)
         if let batch = options.batchTokens { scorer.tokensPerBatch = batch }
@@ -91,7 +95,7 @@ public final class Evaluator {
     /// What a cell depends on: the model's content, the split files' identities, the doc limit, the mask's
     /// contents (not its path), the precision and the tool's version.
     public func cellInputs(_ task: EvalTask, shots k: Int) -> InputRecord {
-        var record = InputRecord.base(modelID: scorer.model.contentID)
+        var record = InputRecord.base(modelID: scorer.model.contentID, precision: scorer.model.precision.rawValue)
         record["limit"] = options.limit.map(String.init) ?? "all"
         let eval = "\(options.dataDirectory)/\(task.rawValue)/\(task.evalSplit).jsonl"
         record["data \(task.evalSplit)"] = InputRecord.fileIdentity(eval) ?? "missing"
@@ -112,7 +116,8 @@ public final class Evaluator {
     public func run(progress: ((String, Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> ResultsFile {
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         let sha = scorer.model.contentID
-        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription, cells: [:])
+        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription,
+                                 precision: options.precision.rawValue, cells: [:])
         for task in options.tasks {
             for k in options.shots {
                 let key = "\(task.rawValue)/\(k)"
@@ -179,6 +184,8 @@ public final class Evaluator {
         var items: [(position: Int, index: Int, row: Row, doc: TaskDoc, requests: [Request])]
         public var requests: [Request] { items.flatMap(\.requests) }
         public var docs: Int { items.count }
+        /// Requests of each doc, in order (a doc's prediction is the argmax over its requests).
+        public var requestsPerDoc: [Int] { items.map(\.requests.count) }
     }
 
     /// Docs in the harness's shuffled order, few-shot draws from the same generator, contexts and requests.

@@ -128,7 +128,7 @@ extension Evaluator {
             let config = LMEvalResults.Config(model: "headroom", model_args: "pretrained=\(results.model)", model_sha256: results.model_sha256,
                                               num_fewshot: k, batch_size: nil, device: "cpu", no_cache: true, limit: options.limit,
                                               bootstrap_iters: 100_000, description_dict: [:], memory_budget: options.memoryBudget,
-                                              mask: results.mask, precision: "fp32", seed: 1234, harness: results.harness,
+                                              mask: results.mask, precision: results.precision ?? "fp32", seed: 1234, harness: results.harness,
                                               tool_version: "headroom \(Headroom.version)", date: date)
             let file = LMEvalResults(results: metrics, versions: versions, config: config)
             try AtomicFile.write([UInt8](try encoder.encode(file)), to: "\(directory)/results-\(k)shot.json")

@@ -78,7 +78,8 @@ extension Evaluator {
     /// lm-eval files), as an unsharded run writes them. Every shard must be present and computed from this
     /// run's inputs; the error names the first that is not.
     public func mergeShards(_ count: Int, log: (String) -> Void = { _ in }) throws -> ResultsFile {
-        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: scorer.model.contentID, mask: options.maskDescription, cells: [:])
+        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: scorer.model.contentID, mask: options.maskDescription,
+                                 precision: options.precision.rawValue, cells: [:])
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         for task in options.tasks {
             for k in options.shots {

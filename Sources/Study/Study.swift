@@ -33,6 +33,9 @@ public struct StudyOptions: Codable, Sendable {
     public var inductionSeed = 0
     /// A label for the report ("demo" for the embedded model).
     public var label: String?
+    /// The arithmetic of every unit's model (nil in manifests written before bf16 existed: fp32).
+    public var precision: Precision?
+    public var arithmetic: Precision { precision ?? .fp32 }
 
     public init(model: String, tasks: [String], shots: [Int], data: String) {
         self.model = model

@@ -103,6 +103,7 @@ public enum StudyReport {
                      "tasks \(escapeXML(o.tasks.joined(separator: ", ")))", "shots \(o.shots.map(String.init).joined(separator: ", "))",
                      "data <code>\(escapeXML(o.data))</code>"]
         if let l = o.limit { parts.append("first \(l) docs per cell") }
+        parts.append(o.arithmetic == .bf16 ? "<b>bf16</b> GEMMs (inputs rounded to bf16, fp32 accumulation)" : "fp32")
         parts.append("rendered \(ISO8601DateFormatter().string(from: Date()))")
         return parts.joined(separator: " · ") + ". Re-render with <code>headroom report \(escapeXML(i.directory))</code>."
     }

@@ -151,6 +151,7 @@ extension Study {
         var o = EvalOptions(tasks: tasks, shots: options.shots, dataDirectory: options.data, outputDirectory: path(out))
         o.limit = options.limit
         o.memoryBudget = options.memoryBudget
+        o.precision = options.arithmetic
         return o
     }
 
@@ -192,7 +193,7 @@ extension Study {
     /// The inputs of gradient importance for one task × shots: the model, the split it draws from, the number of
     /// examples and the draw rule.
     func importanceInputs(_ task: EvalTask, _ k: Int) -> InputRecord {
-        var r = InputRecord.base(modelID: modelID)
+        var r = InputRecord.base(modelID: modelID, precision: options.arithmetic.rawValue)
         let split = task == .lambadaOpenAI ? task.evalSplit : "train"
         r["data \(split)"] = InputRecord.fileIdentity("\(options.data)/\(task.rawValue)/\(split).jsonl") ?? "missing"
         r["examples"] = String(options.importanceExamples)
@@ -213,7 +214,7 @@ extension Study {
         if try kept("heads", task, k, shard: shard, as: HeadImportanceShard.self, inputs: inputs, label: label) {
             return
         }
-        let model = try OPTModel(path: options.model)
+        let model = try OPTModel(path: options.model, precision: options.arithmetic)
         let scorer = Scorer(model: model, tokenizer: try Tokenizer.load(options.model))
         let requests: [ImportanceRequest], truncated: Int
         do {
@@ -241,6 +242,7 @@ extension Study {
         var file = ScoresFile(kind: "heads", method: "gradient", task: task.rawValue, shots: k, model_sha256: modelID,
                               examples: examples, scores: scores, truncated: truncated > 0 ? truncated : nil)
         file.inputs = inputs
+        file.precision = options.arithmetic.rawValue
         try file.write(to: path(Self.scoresName("heads", task, k)))
         if truncated > 0 { log("  \(task.rawValue) \(k)-shot: \(truncated) of \(examples) contexts left-truncated to fit the model's positions") }
     }
@@ -307,6 +309,7 @@ extension Study {
         var file = ScoresFile(kind: "ffns", method: "oracle (cached layer inputs)", task: task.rawValue, shots: k, model_sha256: modelID,
                               examples: docs, scores: scores.map { [$0] }, notes: String(format: "baseline %.6f", baseline))
         file.inputs = inputs
+        file.precision = options.arithmetic.rawValue
         try file.write(to: path(Self.scoresName("ffns", task, k)))
     }
 
@@ -363,6 +366,7 @@ extension Study {
         o.grid = grid
         o.limit = options.limit
         o.memoryBudget = options.memoryBudget
+        o.precision = options.arithmetic
         o.heads = grid.heads == [0] ? [] : heads
         o.ffns = grid.ffns == [0] ? [] : ffns
         o.rankingFrom = name == "combined" ? "aggregate" : nil
@@ -377,8 +381,8 @@ extension Study {
     }
 
     func induction(_ kind: String) throws {
-        let model = try OPTModel(path: options.model)
-        var inputs = InputRecord.base(modelID: model.contentID)
+        let model = try OPTModel(path: options.model, precision: options.arithmetic)
+        var inputs = InputRecord.base(modelID: model.contentID, precision: options.arithmetic.rawValue)
         inputs["sequences"] = "\(options.inductionSequences) random, seed \(options.inductionSeed)"
         if try upToDate("induction/\(kind).json", inputs, label: kind) { return }
         let sequences = InductionSequences.random(count: options.inductionSequences, seed: UInt64(options.inductionSeed),
@@ -390,6 +394,7 @@ extension Study {
                               model_sha256: model.contentID, examples: sequences.count, scores: scores,
                               notes: "random sequences, seed \(options.inductionSeed)")
         file.inputs = inputs
+        file.precision = options.arithmetic.rawValue
         try file.write(to: path("induction/\(kind).json"))
     }
 
@@ -423,7 +428,7 @@ extension Study {
         let baseline = try ResultsFile.load(path("baseline/results.json"))
         let results = try ResultsFile.load(path("pruned/eval/results.json"))
         let plan = try PrunePlan.load(path("pruned/plan.json"), config: try HRZReader(path: options.model).config)
-        var inputs = InputRecord.base(modelID: modelID)
+        var inputs = InputRecord.base(modelID: modelID, precision: options.arithmetic.rawValue)
         inputs["pruned"] = try HRZReader(path: prunedPath).contentID
         inputs["original results"] = InputRecord.digest(baseline.cells)
         inputs["pruned results"] = InputRecord.digest(results.cells)

@@ -1,4 +1,5 @@
 /// A small argv scanner: options are taken out as they are asked for; `finish()` rejects leftovers.
+import Runtime
 import Evaluation
 
 
@@ -127,6 +128,9 @@ struct Arguments {
         if plural != nil && singular != nil { throw UsageError("give --tasks once") }
         return plural ?? singular
     }
+
+    /// `--precision fp32|bf16`: the arithmetic of the model's GEMMs (default fp32, exact against HF).
+    mutating func precision() throws(UsageError) -> Precision { try choice("--precision", default: Precision.fp32) }
 
     /// `--bos` / `--no-bos`: whether to prepend the BOS token, with the command's default when neither is given.
     mutating func bos(default value: Bool) throws(UsageError) -> Bool {

@@ -88,6 +88,30 @@ struct CLI {
                 .hasPrefix("Error: --heads names a scores file in prune and sweep; the oracle over single heads is importance ffns --single-heads"))
     }
 
+    /// `--precision bf16` runs, is recorded in every output, and is part of a cell's inputs: a later fp32 run
+    /// into the same directory recomputes the cell instead of keeping the bf16 result.
+    @Test func precisionIsRecordedAndInvalidatesCells() throws {
+        let demo = CLI.root.appendingPathComponent("Sources/Study/Demo/demo.hrz").path, data = CLI.root.appendingPathComponent("Sources/Study/Demo/tasks").path
+        let dir = CLI.temporary("precision-eval")
+        try? FileManager.default.removeItem(atPath: dir)
+        let bf16 = try CLI.run(["eval", demo, "--tasks", "demo_copy", "--data", data, "--limit", "4", "--precision", "bf16", "-o", dir])
+        #expect(bf16.status == 0, "\(bf16.stderr)")
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/results.json"))) as! [String: Any]
+        #expect(results["precision"] as? String == "bf16")
+        let cell = (results["cells"] as! [String: Any])["demo_copy/0"] as! [String: Any]
+        #expect((cell["inputs"] as! [String: String])["precision"] == "bf16")
+        let lmEval = try String(contentsOfFile: dir + "/lm-eval/results-0shot.json", encoding: .utf8)
+        #expect(lmEval.contains("\"precision\" : \"bf16\"") || lmEval.contains("\"precision\":\"bf16\""))
+        let fp32 = try CLI.run(["eval", demo, "--tasks", "demo_copy", "--data", data, "--limit", "4", "-o", dir])
+        #expect(fp32.status == 0 && fp32.stderr.contains("inputs changed (precision"), "\(fp32.stderr)")
+        let scores = CLI.temporary("precision-scores.json")
+        let i = try CLI.run(["induction", "prefix-matching", demo, "--count", "2", "--precision", "bf16", "-o", scores])
+        #expect(i.status == 0, "\(i.stderr)")
+        #expect(try String(contentsOfFile: scores, encoding: .utf8).contains("bf16"))
+        let bad = try CLI.run(["logits", demo, "--tokens", "2,5", "--precision", "fp16", "-o", CLI.temporary("x.npy")])
+        #expect(bad.status == 2 && bad.stderr.hasPrefix("Error: --precision takes"), "\(bad.stderr)")
+    }
+
     @Test func convertThenInspectAndVerify() throws {
         let out = CLI.temporary("cli.hrz")
         let c = try CLI.run(["convert", CLI.fixtures + "/post-ln-350m-style", "-o", out, "--threads", "2"])

@@ -5,18 +5,22 @@ import Runtime
 
 struct BenchCommand: Command {
     static let name = "bench"
-    static let summary = "benchmarks: format (compression, decode), forward (tokens/s), backward, eval (wall time), prune (what it buys), gemm (fp32 and bf16 GFLOP/s)"
+    static let summary = "benchmarks: format (compression, decode), forward (tokens/s), backward, eval (wall time), prune (what it buys), gemm (fp32 and bf16 GFLOP/s), fidelity (what bf16 costs)"
     static let usage = """
     Usage: headroom bench format [--elements N] [--model MODEL.hrz ...] [--json]
            headroom bench forward [--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256]
                                   [--last-only] [--threads N] [--runs 3] [--memory-budget B] [--stream|--resident]
                                   [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json]
+                                  [--precision fp32|bf16]
 
-           headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--runs 3] [--threads N] [--json]
-           headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR] [--json]
+           headroom bench backward MODEL.hrz [--sequences 4] [--tokens 256] [--runs 3] [--threads N] [--precision P] [--json]
+           headroom bench eval MODEL.hrz --data DIR [--tasks copa,arc_easy] [--shots 5] [--limit 100] [-o DIR]
+                               [--precision fp32|bf16] [--json]
            headroom bench gemm [--shapes MxNxK,...] [--threads N] [--runs 5] [--json]
+           headroom bench fidelity MODEL.hrz --data DIR --tasks T1,T2 [--shots 0,1,5] [--limit N]
+                                   [--importance-examples 32] [--threads N] [--json]
            headroom bench prune [--preset P] [--heads 0,30,50,70] [--ffns 0,20] [--sequences 4] [--tokens 256]
-                                [--last-only] [--runs 3] [--threads N] [--cache-dir DIR] [--resident|--auto] [--json]
+                                [--last-only] [--runs 3] [--threads N] [--cache-dir DIR] [--resident|--auto] [--precision P] [--json]
 
     prune: prunes the preset's synthetic model at every heads% × FFNs% point (a seeded random ranking;
     size and speed do not depend on which heads go) into --cache-dir, then measures each model's forward
@@ -48,6 +52,10 @@ struct BenchCommand: Command {
     up to 4 threads, overlap above.
     Compare with the HF peer: python3 Tools/bench_peers.py forward …
 
+    fidelity: bf16 against fp32 on the same prompts, per task × shots: |Δ log-likelihood| per request (max,
+    median), docs whose prediction flips, the headline metric in both, and the Spearman ρ of gradient head
+    importance on --importance-examples examples (0 skips it).
+
     gemm: best-of-runs GFLOP/s of cblas_sgemm and of the bf16 GEMM (weights packed once, activations
     rounded and packed inside each call, as the runtime does) at squares and opt-1.3b's projection shapes
     at 2048 tokens. Peer: python3 Tools/bench_peers.py gemm (torch bf16 matmul at the same shapes).
@@ -72,6 +80,7 @@ struct BenchCommand: Command {
     var evalOptions = EvalOptions(tasks: [], shots: [], dataDirectory: "", outputDirectory: "")
     var prune = PruneBenchOptions()
     var gemmShapes = GEMMBenchmark.defaultShapes
+    var importanceExamples = 32
 
     init(_ args: inout Arguments) throws(UsageError) {
         json = args.flag("--json")
@@ -102,6 +111,7 @@ struct BenchCommand: Command {
             if args.flag("--resident") { forward.resident = true }
             if let dir = try args.option("--cache-dir") { forward.cacheDirectory = dir }
             forward.compareCached = args.flag("--compare-cached")
+            forward.precision = try args.precision()
             if let schedule = try args.option("--schedule") {
                 guard let s = LayerStream.Schedule(rawValue: schedule) else { throw UsageError("--schedule takes overlap or inline, got '\(schedule)'") }
                 forward.schedule = s
@@ -130,11 +140,13 @@ struct BenchCommand: Command {
             prune.forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             if let dir = try args.option("--cache-dir") { prune.forward.cacheDirectory = dir }
             prune.forward.resident = args.flag("--resident") ? true : args.flag("--auto") ? nil : false
+            prune.forward.precision = try args.precision()
         case "backward":
             forward.sequences = try args.option("--sequences", default: 4, in: 1...10_000)
             forward.tokens = try args.option("--tokens", default: 256, in: 4...2048)
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             forward.runs = try args.option("--runs", default: 3, in: 1...100)
+            forward.precision = try args.precision()
             evalModel = try args.positional("MODEL.hrz")
         case "eval":
             let tasks = (try args.tasks() ?? "copa,arc_easy").split(separator: ",").map(String.init)
@@ -144,6 +156,20 @@ struct BenchCommand: Command {
             let out = try args.option("-o") ?? NSTemporaryDirectory() + "headroom-bench-eval"
             evalOptions = EvalOptions(tasks: tasks.map { EvalTask(rawValue: $0)! }, shots: [shots], dataDirectory: data, outputDirectory: out)
             evalOptions.limit = try args.option("--limit", default: 100, in: 1...1_000_000)
+            evalOptions.precision = try args.precision()
+            forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+            evalModel = try args.positional("MODEL.hrz")
+        case "fidelity":
+            let tasks = (try args.tasks() ?? "").split(separator: ",").map(String.init)
+            guard !tasks.isEmpty else { throw UsageError("missing --tasks T1,T2") }
+            guard let data = try args.option("--data") else { throw UsageError("missing --data DIR") }
+            evalOptions = EvalOptions(tasks: [], shots: try parseShots(try args.option("--shots") ?? "0,1,5"), dataDirectory: data, outputDirectory: "")
+            guard let resolved = Optional(tasks.compactMap { EvalTask.named($0, dataDirectory: data) }), resolved.count == tasks.count else {
+                throw UsageError("--tasks takes task names, got '\(tasks.joined(separator: ","))'")
+            }
+            evalOptions.tasks = resolved
+            evalOptions.limit = try args.positive("--limit")
+            importanceExamples = try args.option("--importance-examples", default: 32, in: 0...100_000)
             forward.threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
             evalModel = try args.positional("MODEL.hrz")
         case "gemm":
@@ -157,7 +183,7 @@ struct BenchCommand: Command {
                 }
             }
         default:
-            let suites = ["format", "forward", "backward", "eval", "prune", "gemm"]
+            let suites = ["format", "forward", "backward", "eval", "prune", "gemm", "fidelity"]
             throw UsageError("unknown benchmark '\(suite)'" + (Arguments.nearest(suite, in: suites).map { "; did you mean '\($0)'?" } ?? "")
                              + " (available: \(suites.joined(separator: ", ")))")
         }
@@ -169,6 +195,15 @@ struct BenchCommand: Command {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(json ? String(decoding: try encoder.encode(rows), as: UTF8.self) : PruneBenchmark.table(rows, prune))
+            return 0
+        }
+        if suite == "fidelity" {
+            Threads.set(forward.threads)
+            let rows = try FidelityBenchmark.run(model: evalModel, dataDirectory: evalOptions.dataDirectory, tasks: evalOptions.tasks,
+                                                 shots: evalOptions.shots, limit: evalOptions.limit, importanceExamples: importanceExamples) { printError($0) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(json ? String(decoding: try encoder.encode(rows), as: UTF8.self) : FidelityBenchmark.table(rows))
             return 0
         }
         if suite == "gemm" {
@@ -188,7 +223,7 @@ struct BenchCommand: Command {
         }
         if suite == "backward" {
             let r = try BackwardBenchmark.run(model: evalModel, sequences: forward.sequences, tokens: forward.tokens, threads: forward.threads,
-                                              runs: forward.runs) { printError($0) }
+                                              runs: forward.runs, precision: forward.precision) { printError($0) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(json ? String(decoding: try encoder.encode(r), as: UTF8.self)

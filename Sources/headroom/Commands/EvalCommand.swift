@@ -10,6 +10,7 @@ struct EvalCommand: Command {
     static let usage = """
     Usage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR
                          [--limit N] [--mask-heads FILE] [--mask-ffns FILE] [--memory-budget B] [--threads N]
+                         [--precision fp32|bf16]
            headroom eval --tasks list --data DIR      (the tasks, their splits, and which are under DIR)
            headroom eval MODEL.hrz ... -o OUTDIR --shard i/N      then      headroom eval MODEL.hrz ... -o OUTDIR --merge-shards N
 
@@ -41,6 +42,8 @@ struct EvalCommand: Command {
       --mask-ffns FILE    FFNs to mask, {"ffns": [layer, …]}
       --memory-budget B   activation bytes in flight (e.g. 2G)
       --threads N         threads (default: all cores)
+      --precision P       fp32 (default, exact against HF) or bf16 (GEMM inputs rounded to bf16, fp32
+                          accumulation; recorded in results.json and part of each cell's inputs)
     """
 
     var model: String
@@ -66,6 +69,7 @@ struct EvalCommand: Command {
         guard let out = o ?? (listOnly ? "" : nil) else { throw UsageError("missing -o OUTDIR") }
         options = EvalOptions(tasks: list, shots: shots, dataDirectory: data, outputDirectory: out)
         options.limit = try args.positive("--limit")
+        options.precision = try args.precision()
         shard = try args.shard()
         mergeShards = try args.positive("--merge-shards")
         options.batchTokens = try args.positive("--batch-tokens")

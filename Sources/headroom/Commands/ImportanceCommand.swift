@@ -13,7 +13,7 @@ struct ImportanceCommand: Command {
     Usage: headroom importance heads MODEL.hrz --task T --shots K --data DIR [--limit N] [--target-space] -o scores.json
            headroom importance heads MODEL.hrz --requests FILE.jsonl -o scores.json
            headroom importance ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--single-heads] [--no-cache] -o scores.json
-           common: [--memory-budget B] [--threads N]
+           common: [--memory-budget B] [--threads N] [--precision fp32|bf16]
            heads on several machines: add --shard i/N (writes scores.json.shard-<i>ofN.json), then --merge-shards N
 
     ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
@@ -57,6 +57,7 @@ struct ImportanceCommand: Command {
     var oracleHeads = false
     var memoryBudget: Int?
     var threads = ProcessInfo.processInfo.activeProcessorCount
+    var precision = Precision.fp32
     var shard: Shard?
     var mergeShards: Int?
 
@@ -71,6 +72,7 @@ struct ImportanceCommand: Command {
         if oracleHeads && kind != "ffns" { throw UsageError("--single-heads belongs to the oracle: headroom importance ffns --single-heads …") }
         memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+        precision = try args.precision()
         guard let o = try args.option("-o") else { throw UsageError("missing -o scores.json") }
         output = o
         requestsFile = try args.option("--requests")
@@ -101,7 +103,7 @@ struct ImportanceCommand: Command {
     func run() throws -> Int32 {
         Threads.set(threads)
         if kind == "ffns" { return try runFFNs() }
-        let opt = try OPTModel(path: model)
+        let opt = try OPTModel(path: model, precision: precision)
         var requests: [ImportanceRequest], truncated: Int
         if let requestsFile {
             (requests, truncated) = try ImportanceData.fit(try ImportanceData.tokenRequests(requestsFile, vocabSize: opt.config.vocabSize),
@@ -112,7 +114,7 @@ struct ImportanceCommand: Command {
                                                     scorer: scorer)
         }
         // The examples themselves (token ids) stand for task, shots, data, limit and draws.
-        var inputs = InputRecord.base(modelID: opt.contentID)
+        var inputs = InputRecord.base(modelID: opt.contentID, precision: precision.rawValue)
         inputs["examples"] = InputRecord.digest(requests.map { [$0.context, $0.continuation] })
         let bar = ProgressBar("importance")
         let tick = { (done: Int, total: Int) in bar.update(phase: "heads", done: done, total: total, unit: .count) }
@@ -142,7 +144,7 @@ struct ImportanceCommand: Command {
         try ScoresFile(kind: "heads", method: "gradient", task: task?.rawValue, shots: task == nil ? nil : shots, model_sha256: opt.contentID,
                        examples: requests.count, scores: scores,
                        notes: task == nil ? nil : (targetSpace ? "gold continuation with its leading space" : nil),
-                       truncated: truncated > 0 ? truncated : nil).write(to: output)
+                       truncated: truncated > 0 ? truncated : nil, precision: precision.rawValue).write(to: output)
         print("wrote \(output): head importance of \(requests.count) examples, [\(scores.count)][\(scores.first?.count ?? 0)]"
               + (truncated > 0 ? "; \(truncated) contexts left-truncated to fit \(opt.config.maxPositionEmbeddings) positions" : ""))
         return 0
@@ -152,6 +154,7 @@ struct ImportanceCommand: Command {
         var options = EvalOptions(tasks: [task!], shots: [shots], dataDirectory: data!, outputDirectory: NSTemporaryDirectory())
         options.limit = limit
         options.memoryBudget = memoryBudget
+        options.precision = precision
         let evaluator = try Evaluator(modelPath: model, options: options)
         let bar = ProgressBar("importance")
         let tick = { (done: Int, total: Int) in bar.update(phase: oracleHeads ? "heads" : "ffns", done: done, total: total, unit: .count) }
@@ -163,7 +166,8 @@ struct ImportanceCommand: Command {
         let what = oracleHeads ? "head h of layer l" : "layer l's FFN"
         try ScoresFile(kind: oracleHeads ? "heads" : "ffns", method: cached ? "oracle (cached layer inputs)" : "oracle (from scratch)",
                        task: task!.rawValue, shots: shots, model_sha256: evaluator.modelID, examples: result.docs, scores: scores,
-                       notes: String(format: "baseline %.6f; scores = baseline − metric without %@; %.2f s", result.baseline, what, result.seconds))
+                       notes: String(format: "baseline %.6f; scores = baseline − metric without %@; %.2f s", result.baseline, what, result.seconds),
+                       precision: precision.rawValue)
             .write(to: output)
         print(String(format: "wrote %@: oracle %@ importance over %d docs (baseline %.4f) in %.2f s", output, oracleHeads ? "head" : "FFN",
                      result.docs, result.baseline, result.seconds))

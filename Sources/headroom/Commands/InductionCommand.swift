@@ -9,7 +9,7 @@ struct InductionCommand: Command {
     static let name = "induction"
     static let summary = "induction-head scores: prefix matching and the copying probe, on random or given sequences"
     static let usage = """
-    Usage: headroom induction prefix-matching|copying MODEL.hrz [--count N --seed S | --sequences FILE.jsonl] -o scores.json
+    Usage: headroom induction prefix-matching|copying MODEL.hrz [--count N --seed S | --sequences FILE.jsonl] [--precision fp32|bf16] -o scores.json
 
     Input per base sequence: BOS (id 2) and the sequence repeated 4 times. A head's prefix-matching score
     is its attention, from each token in copies 2-4, to the token right after every earlier occurrence of
@@ -34,6 +34,7 @@ struct InductionCommand: Command {
     var count: Int
     var seed: Int
     var sequencesFile: String?
+    var precision = Precision.fp32
 
     init(_ args: inout Arguments) throws(UsageError) {
         kind = try args.positional("prefix-matching or copying")
@@ -42,6 +43,7 @@ struct InductionCommand: Command {
         output = o
         count = try args.option("--count", default: 100, in: 1...100_000)
         seed = try args.option("--seed", default: 0, in: 0...Int.max)
+        precision = try args.precision()
         sequencesFile = try args.option("--sequences")
         model = try args.positional("MODEL.hrz")
     }
@@ -51,7 +53,7 @@ struct InductionCommand: Command {
 
     func run() throws -> Int32 {
         Threads.set(ProcessInfo.processInfo.activeProcessorCount)
-        let opt = try OPTModel(path: model)
+        let opt = try OPTModel(path: model, precision: precision)
         let sequences = try sequencesFile.map { try InductionSequences.read($0, kind: kind, vocabSize: opt.config.vocabSize, positions: opt.config.maxPositionEmbeddings) }
             ?? InductionSequences.random(count: count, seed: UInt64(seed), tokenizer: try Tokenizer.load(model))
         let bar = ProgressBar("induction")
@@ -62,7 +64,8 @@ struct InductionCommand: Command {
                                        : "attention to the token after earlier occurrences, copies 2-4"
         try ScoresFile(kind: kind, method: method, task: nil, shots: nil,
                        model_sha256: opt.contentID, examples: sequences.count, scores: scores,
-                       notes: sequencesFile == nil ? "random sequences, seed \(seed)" : "sequences from \(sequencesFile!)").write(to: output)
+                       notes: sequencesFile == nil ? "random sequences, seed \(seed)" : "sequences from \(sequencesFile!)",
+                       precision: precision.rawValue).write(to: output)
         print("wrote \(output): \(kind) scores of \(sequences.count) sequences, [\(scores.count)][\(scores.first?.count ?? 0)]")
         return 0
     }

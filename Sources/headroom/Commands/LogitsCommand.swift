@@ -9,6 +9,7 @@ struct LogitsCommand: Command {
     static let summary = "run the model on token ids (or text) and write float32 logits [T, V] as .npy"
     static let usage = """
     Usage: headroom logits MODEL.hrz (--tokens ID,ID,... | --text TEXT [--bos|--no-bos]) -o OUT.npy [--threads N] [--memory-budget BYTES]
+                                  [--precision fp32|bf16]
 
     Runs the exact fp32 forward pass and writes the logits at every position, float32 [T, vocab_size],
     in NumPy .npy format (np.load reads it). --text tokenizes with the model's embedded tokenizer.
@@ -18,6 +19,7 @@ struct LogitsCommand: Command {
       --text TEXT          text to tokenize instead (--bos prepends id 2 as HF's OPT tokenizer does; default --no-bos)
       -o FILE              output .npy (required; written atomically)
       --threads N          threads (default: all cores)
+      --precision P        fp32 (default, exact) or bf16 (GEMM inputs rounded to bf16, fp32 accumulation)
       --memory-budget B    activation bytes in flight (suffixes K, M, G); default: unbounded
     """
 
@@ -27,6 +29,7 @@ struct LogitsCommand: Command {
     var bos: Bool
     var output: String
     var threads: Int
+    var precision = Precision.fp32
     var budget: Int?
 
     init(_ args: inout Arguments) throws(UsageError) {
@@ -41,6 +44,7 @@ struct LogitsCommand: Command {
         guard let o = try args.option("-o") else { throw UsageError("missing -o OUT.npy") }
         output = o
         threads = try args.option("--threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
+        precision = try args.precision()
         budget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
         model = try args.positional("MODEL.hrz")
     }
@@ -51,7 +55,7 @@ struct LogitsCommand: Command {
     func run() throws -> Int32 {
         Threads.set(threads)
         let ids = try tokens ?? Tokenizer.load(model).encode(text ?? "", bos: bos)
-        let opt = try OPTModel(path: model)
+        let opt = try OPTModel(path: model, precision: precision)
         let out = try opt.forward([SequenceInput(tokens: ids, logits: .all)], options: ForwardOptions(memoryBudget: budget))
         try NPY.write(out[0].values, shape: [ids.count, opt.config.vocabSize], to: output)
         print("wrote \(output): float32 [\(ids.count), \(opt.config.vocabSize)]")

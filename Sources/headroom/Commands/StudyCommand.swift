@@ -10,6 +10,7 @@ struct StudyCommand: Command {
     static let usage = """
     Usage: headroom study [MODEL.hrz --tasks T1,T2 --data DIR] [--shots 0,1,5] [-o DIR] [--limit N]
                           [--importance-examples N] [--prune heads=70,ffns=20] [--induction-sequences N]
+                          [--precision fp32|bf16]
                           [--shards N] [--plan | --slurm [--sbatch "ARGS"] [--array-limit K] [--wait]]
            headroom study -o DIR --unit STAGE:ID        headroom study -o DIR --status
 
@@ -44,6 +45,8 @@ struct StudyCommand: Command {
       --combined-ffns LIST    FFN percentages of the combined grid (default 0,10,…,50)
       --memory-budget B       activation bytes in flight; saved layer inputs beyond it spill to $TMPDIR
       --threads N             threads (default: all cores; in a Slurm job, SLURM_CPUS_PER_TASK)
+      --precision P           fp32 (default, exact) or bf16 for every unit; recorded in study.json, in every
+                              result and scores file and in the report, and part of every unit's stamp
       --shards N              split each cell, importance cell and sweep into N units (default 1)
 
     Planning and clusters:
@@ -144,6 +147,7 @@ struct StudyCommand: Command {
                      ffns: try parsePercentages(try args.option("--ffns-grid"), "--ffns-grid"),
                      combined: try parsePercentages(try args.option("--combined-ffns"), "--combined-ffns"))
         let memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+        let precision = try args.precision()
         let model = args.isEmpty ? nil : try args.positional("MODEL.hrz")
         if let model {
             guard let data else { throw UsageError("missing --data DIR (needed with MODEL)") }
@@ -182,6 +186,7 @@ struct StudyCommand: Command {
             }
         }
         options.memoryBudget = memoryBudget
+        options.precision = precision == .fp32 ? nil : precision
     }
 
     var inputs: [String] {

@@ -12,7 +12,7 @@ struct SweepCommand: Command {
     static let usage = """
     Usage: headroom sweep MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR --heads SCORES[,SCORES…]
                           [--ffns SCORES[,SCORES…]] [--grid heads=0:90:10[,ffns=0:50:10]]
-                          [--ranking-from TASK|aggregate] [--limit N] [--memory-budget B] [--threads N] -o OUTDIR
+                          [--ranking-from TASK|aggregate] [--limit N] [--memory-budget B] [--threads N] [--precision fp32|bf16] -o OUTDIR
 
     For each task × shots cell and each grid point (heads%, ffns%), removes the floor(p · total / 100)
     lowest-scoring heads and FFNs (the global ranking `prune` uses) with masks, not by rewriting the
@@ -38,6 +38,7 @@ struct SweepCommand: Command {
       --limit N            the first N docs of each cell's shuffled order
       --memory-budget B    activation bytes in flight (e.g. 2G)
       --threads N          threads (default: all cores)
+      --precision P        fp32 (default, exact) or bf16 (GEMM inputs rounded to bf16, fp32 accumulation)
     """
 
     var model: String
@@ -63,6 +64,7 @@ struct SweepCommand: Command {
         if let r = options.rankingFrom, r != "aggregate", EvalTask.named(r, dataDirectory: data) == nil { throw UsageError("--ranking-from takes a task name or aggregate, got '\(r)'") }
         options.limit = try args.positive("--limit")
         options.memoryBudget = try parseBytes(try args.option("--memory-budget"), "--memory-budget")
+        options.precision = try args.precision()
         options.shard = try args.shard()
         mergeShards = try args.positive("--merge-shards")
         if options.shard != nil && mergeShards != nil { throw UsageError("give --shard i/N or --merge-shards N, not both") }
