@@ -15,7 +15,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // bf16 packing and the AVX512-BF16 GEMM microkernel (C: Swift cannot express vdpbf16ps). Optimised
         // even in debug builds, so the tests that run it stay quick.
-        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]),
         // Threads helpers, an RNG, SHA-256, huge-page buffers, text checks: what every stage shares.
         .target(name: "Basics"),
         // OPT's configuration, its tensors' names and shapes, and the layer plan of a pruned model.

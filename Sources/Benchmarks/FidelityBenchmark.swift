@@ -62,11 +62,19 @@ public enum FidelityBenchmark {
                 let metric = task.headlineMetric
                 var rho: Double?
                 if importanceExamples > 0 {
-                    let requests = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: dataDirectory, limit: importanceExamples,
+                    let requests: [ImportanceRequest]
+                    do {
+                        requests = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: dataDirectory, limit: importanceExamples,
                                                                 scorer: fp32.scorer).requests
-                    let x = try fp32.scorer.model.headImportance(requests).flatMap { $0 }
-                    let y = try bf16.scorer.model.headImportance(requests).flatMap { $0 }
-                    rho = Ranking.spearman(x, y)
+                    } catch let e as TaskError {
+                        log("bench fidelity: \(task.rawValue) \(k)-shot: no head importance: \(e)")
+                        requests = []
+                    }
+                    if !requests.isEmpty {
+                        let x = try fp32.scorer.model.headImportance(requests).flatMap { $0 }
+                        let y = try bf16.scorer.model.headImportance(requests).flatMap { $0 }
+                        rho = Ranking.spearman(x, y)
+                    }
                 }
                 rows.append(FidelityRow(task: task.rawValue, shots: k, docs: work.docs, requests: deltas.count,
                                         maxAbsDeltaLL: deltas.last ?? 0, medianAbsDeltaLL: deltas.isEmpty ? 0 : deltas[deltas.count / 2],

@@ -92,8 +92,7 @@ void hr_bf16_pack_b(const void *src, int dtype, ptrdiff_t strideN, ptrdiff_t str
             memset(row, 0, sizeof(uint16_t) * Kp * 2);
         }
         uint32_t *out = (uint32_t *)packed + (size_t)panel * Kp * HR_NR + j;
-        const uint32_t *pairs = (const uint32_t *)row;
-        for (int p = 0; p < Kp; p++) out[(size_t)p * HR_NR] = pairs[p];
+        for (int p = 0; p < Kp; p++) out[(size_t)p * HR_NR] = (uint32_t)row[2 * p] | ((uint32_t)row[2 * p + 1] << 16);
     }
 }
 
@@ -155,6 +154,34 @@ TARGET void hr_bf16_pack_a_fast(const float *a, ptrdiff_t lda, int M, int K, int
             if (K % 2) out[(size_t)(Kp - 1) * HR_MR + r] = hr_bf16_round(src[K - 1]);
         }
     }
+}
+
+/// hr_bf16_pack_b for fp32 rows (strideK 1) with vcvtne2ps2bf16: per panel, 16 pairs of 32 rows at a time,
+/// transposed through a tile; tails by the portable packer.
+TARGET void hr_bf16_pack_b_fast(const float *src, ptrdiff_t strideN, int N, int K, int n0, int n1, uint16_t *packed) {
+    const int Kp = pairs_of(K), full = K / 32;
+    int n = n0;
+    for (; n + HR_NR <= n1 && n + HR_NR <= N; n += HR_NR) {
+        uint32_t *out = (uint32_t *)packed + (size_t)(n / HR_NR) * Kp * HR_NR;
+        uint32_t tile[HR_NR][16] __attribute__((aligned(64)));
+        for (int q = 0; q < full; q++) {
+            for (int j = 0; j < HR_NR; j++) {
+                const float *r = src + (ptrdiff_t)(n - n0 + j) * strideN + q * 32;
+                _mm512_store_si512((void *)tile[j], (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r + 16), _mm512_loadu_ps(r)));
+            }
+            uint32_t *o = out + (size_t)q * 16 * HR_NR;
+            for (int p = 0; p < 16; p++)
+                for (int j = 0; j < HR_NR; j++) o[p * HR_NR + j] = tile[j][p];
+        }
+        for (int j = 0; j < HR_NR; j++) {  // columns past the last full 32
+            const float *r = src + (ptrdiff_t)(n - n0 + j) * strideN;
+            for (int p = full * 16; p < K / 2; p++)
+                out[(size_t)p * HR_NR + j] = (uint32_t)hr_bf16_round(r[2 * p]) | ((uint32_t)hr_bf16_round(r[2 * p + 1]) << 16);
+            if (K % 2) out[(size_t)(Kp - 1) * HR_NR + j] = hr_bf16_round(r[K - 1]);
+        }
+    }
+    if (n < n1 || n % HR_NR != 0)
+        hr_bf16_pack_b(src + (ptrdiff_t)(n - n0) * strideN, HR_F32, strideN, 1, N, K, n, n1, packed);
 }
 
 /// c tile [rows ≤ 8, cols ≤ 32] (+)= Σ over kc pairs. init: 0 zero, 1 bias, 2 load c, 3 load c + bias.

@@ -92,6 +92,29 @@ struct BF16KernelTests {
         #expect(hr_bf16_round(Float(bitPattern: 0x7F7F_FFFF)) == 0x7F80)  // the largest float rounds to infinity
     }
 
+    /// The AVX512-BF16 packers write exactly what the portable ones write, tails and odd K included, also when a
+    /// matrix is packed in panel-aligned pieces.
+    @Test func fastPackersMatchPortablePackers() {
+        guard hr_bf16_fast_available() != 0 else { return }
+        for (N, K) in [(1, 1), (33, 31), (64, 64), (97, 2057), (40, 96)] {
+            let w = Self.values(N * K, seed: UInt64(N * 31 + K))
+            let count = hr_bf16_packed_b_count(Int32(N), Int32(K))
+            var portable = [UInt16](repeating: 1, count: count), fast = [UInt16](repeating: 2, count: count)
+            hr_bf16_pack_b(w, Int32(HR_F32.rawValue), K, 1, Int32(N), Int32(K), 0, Int32(N), &portable)
+            let split = min(N, 32)
+            w.withUnsafeBufferPointer { p in
+                hr_bf16_pack_b_fast(p.baseAddress! + split * K, K, Int32(N), Int32(K), Int32(split), Int32(N), &fast)
+                hr_bf16_pack_b_fast(p.baseAddress!, K, Int32(N), Int32(K), 0, Int32(split), &fast)
+            }
+            #expect(portable == fast, "B \(N)×\(K)")
+            let aCount = hr_bf16_packed_a_count(Int32(N), Int32(K))
+            var a1 = [UInt32](repeating: 1, count: aCount), a2 = [UInt32](repeating: 2, count: aCount)
+            hr_bf16_pack_a(w, K, Int32(N), Int32(K), 0, Int32(N), &a1)
+            hr_bf16_pack_a_fast(w, K, Int32(N), Int32(K), 0, Int32(N), &a2)
+            #expect(a1 == a2, "A \(N)×\(K)")
+        }
+    }
+
     /// Packing a transposed matrix equals packing its explicit transpose.
     @Test func transposedPackingMatchesExplicitTranspose() {
         let (N, K) = (45, 70)

@@ -34,6 +34,10 @@ size_t hr_bf16_packed_a_count(int M, int K);
 /// `dtype`, so a block of rows or a transposed matrix packs without a copy.
 void hr_bf16_pack_b(const void *src, int dtype, ptrdiff_t strideN, ptrdiff_t strideK, int N, int K,
                     int n0, int n1, uint16_t *packed);
+/// hr_bf16_pack_b for fp32 rows with unit column stride, using AVX512-BF16 conversions (denormals become zero,
+/// as the microkernel treats them anyway); call only when hr_bf16_fast_available().
+void hr_bf16_pack_b_fast(const float *src, ptrdiff_t strideN, int N, int K, int n0, int n1, uint16_t *packed);
+
 /// Packs rows [m0, m1) of A `[M, K]` (row stride lda, fp32) into `packed`; m0 a multiple of HR_MR.
 void hr_bf16_pack_a(const float *a, ptrdiff_t lda, int M, int K, int m0, int m1, uint32_t *packed);
 

@@ -73,10 +73,7 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Packs fp32 `[N, K]` row-major (row stride `ld`).
     public convenience init(fp32 source: UnsafePointer<Float>, rows N: Int, columns K: Int, ld: Int? = nil) {
         self.init(rows: N, columns: K)
-        pack(rows: 0..<N) { range, out in
-            hr_bf16_pack_b(source + range.lowerBound * (ld ?? K), Int32(HR_F32.rawValue), ld ?? K, 1, Int32(N), Int32(K),
-                           Int32(range.lowerBound), Int32(range.upperBound), out)
-        }
+        pack(fp32: source, ld: ld ?? K, rows: 0..<N)
     }
 
     /// Packs the transpose of fp32 `[K, N]` row-major: element (n, k) is `source[k·N + n]` (the backward's
@@ -100,12 +97,17 @@ public final class PackedMatrix: @unchecked Sendable {
         }
     }
 
-    /// Rows `range` (starting on a 32-row panel) from fp32 rows at `source` `[range.count, K]`.
-    func pack(fp32 source: UnsafePointer<Float>, rows range: Range<Int>) {
-        let (N, K) = (rows, columns)
+    /// Rows `range` (starting on a 32-row panel) from fp32 rows at `source` `[range.count, K]` (row stride `ld`).
+    func pack(fp32 source: UnsafePointer<Float>, ld: Int? = nil, rows range: Range<Int>) {
+        let (N, K) = (rows, columns), ld = ld ?? K
+        let fast = BF16Kernel.current == .avx512bf16
         pack(rows: range) { sub, out in
-            hr_bf16_pack_b(source + (sub.lowerBound - range.lowerBound) * K, Int32(HR_F32.rawValue), K, 1, Int32(N), Int32(K),
-                           Int32(sub.lowerBound), Int32(sub.upperBound), out)
+            let rows = source + (sub.lowerBound - range.lowerBound) * ld
+            if fast {
+                hr_bf16_pack_b_fast(rows, ld, Int32(N), Int32(K), Int32(sub.lowerBound), Int32(sub.upperBound), out)
+            } else {
+                hr_bf16_pack_b(rows, Int32(HR_F32.rawValue), ld, 1, Int32(N), Int32(K), Int32(sub.lowerBound), Int32(sub.upperBound), out)
+            }
         }
     }
 
