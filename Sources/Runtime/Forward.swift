@@ -319,7 +319,7 @@ extension OPTModel {
             features = UnsafePointer(projected)
         }
         if precision == .bf16 {
-            BF16.gemm(out: logits, input: features, weight: packedEmbedding(), bias: nil, M: R, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            unembedBF16(features, rows: R, into: logits)
             return
         }
         let block = 8192

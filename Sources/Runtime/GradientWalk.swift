@@ -64,7 +64,7 @@ extension OPTModel {
         }
         var logits = [Float](repeating: 0, count: rows * V)
         if precision == .bf16 {
-            BF16.gemm(out: &logits, input: features, weight: packedEmbedding(), bias: nil, M: rows, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            features.withUnsafeBufferPointer { f in logits.withUnsafeMutableBufferPointer { unembedBF16(f.baseAddress!, rows: rows, into: $0.baseAddress!) } }
         } else {
             BLAS.linear(out: &logits, input: features, weight: embedding, bias: nil, M: rows, N: V, K: E)
         }
@@ -149,7 +149,7 @@ extension OPTModel {
         var dFeatures = [Float](repeating: 0, count: n * E)
         Profile.measure("loss lm head bw") {
             if precision == .bf16 {
-                BF16.gemm(out: &dFeatures, input: dLogits, weight: packedEmbedding(transposed: true), bias: nil, M: n, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+                dLogits.withUnsafeBufferPointer { d in dFeatures.withUnsafeMutableBufferPointer { embedBackwardBF16(d.baseAddress!, rows: n, into: $0.baseAddress!) } }
             } else {
                 BLAS.gemm(M: n, N: E, K: V, a: dLogits, lda: V, b: embedding, ldb: E, c: &dFeatures, ldc: E)
             }

@@ -27,6 +27,11 @@ public final class OPTModel: @unchecked Sendable {
     public let precision: Precision
     /// The bf16 kernel this model's GEMMs use (tests run both paths on one machine).
     var bf16Kernel = BF16Kernel.current
+    /// In bf16, every layer's packed weights are kept when they total at most this (default 6 GiB: opt-2.7b);
+    /// a bigger model keeps one layer's.
+    public var packedLimit = 6 << 30 {
+        didSet { scratch.packed.limit = 2 * layerElements <= packedLimit ? Int.max : 0 }
+    }
     /// Held for the whole of each public run (recursive: a run may call another, e.g. importance a forward).
     private let runLock = NSRecursiveLock()
 
@@ -68,6 +73,7 @@ public final class OPTModel: @unchecked Sendable {
         } else {
             finalNorm = nil
         }
+        self.scratch.packed.limit = 2 * layerElements <= packedLimit ? Int.max : 0
     }
 
     /// Every tensor the config and layer plans imply is present with the implied shape, and nothing else.

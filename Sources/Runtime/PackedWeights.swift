@@ -1,22 +1,28 @@
 /// The bf16 weight representation: each projection packed once into the bf16 kernel's panels, straight from
-/// its decoded 16-bit or fp32 rows (fp16 rounds to bf16 here, once; bf16 is copied exactly). Packs are kept
-/// across passes and runs while they fit `limit`; past it only the current layer's stay, so a streamed
-/// model's memory stays bounded.
+/// its decoded 16-bit or fp32 rows (fp16 rounds to bf16 here, once; bf16 is copied exactly). When every
+/// layer's packs fit `OPTModel.packedLimit` they are all kept across passes and runs (packing opt-1.3b costs
+/// about 0.3 s); otherwise only the current layer's stay, so a model streamed from disk holds one layer of
+/// packs at a time.
 import Foundation
 import CBF16
 
 final class PackedWeights {
     private var matrices: [String: (layer: Int, matrix: PackedMatrix)] = [:]
     private var bytes = 0
-    /// Bytes of packed weights kept at most (default 6 GiB: every layer of opt-2.7b).
-    var limit = 6 << 30
+    /// Bytes of packed weights kept at most before falling back to the current layer's.
+    var limit = Int.max
     let scratch = BF16Scratch()
 
-    /// The pack for (layer, key), made by `make` on first use. Layer −1 holds model-level matrices.
+    /// Whether packs outlive their use (every layer's fit the limit).
+    var keeps: Bool { limit > 0 }
+
+    /// The pack for (layer, key), made by `make` on first use and kept while they fit; with `limit` 0, made
+    /// for this use only (a streamed model then holds one matrix's pack at a time). Layer −1: model-level.
     func get(_ layer: Int, _ key: String, _ make: () -> PackedMatrix) -> PackedMatrix {
         let name = "\(layer).\(key)"
         if let m = matrices[name] { return m.matrix }
         let m = make()
+        if limit == 0 { return m }
         if bytes + m.bytes > limit {
             matrices = matrices.filter { $0.value.layer == layer || $0.value.layer < 0 }
             bytes = matrices.values.reduce(0) { $0 + $1.matrix.bytes }
@@ -50,6 +56,51 @@ extension OPTModel {
                 start = end
             }
             return matrix
+        }
+    }
+
+    /// out `[R, V]` = round(features `[R, E]`) · embed_tokensᵀ in bf16: the tied LM head. The whole packed
+    /// table when packs are kept, else packed and multiplied 8192 rows at a time.
+    func unembedBF16(_ features: UnsafePointer<Float>, rows R: Int, into out: UnsafeMutablePointer<Float>) {
+        let V = config.vocabSize, E = config.wordEmbedProjDim
+        if scratch.packed.keeps {
+            BF16.gemm(out: out, input: features, weight: packedEmbedding(), bias: nil, M: R, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            return
+        }
+        embeddingBlocks { v0, n, rows in
+            let block = PackedMatrix(rows: n, columns: E)
+            block.pack(fp32: rows, rows: 0..<n)
+            BF16.gemm(out: out + v0, input: features, weight: block, bias: nil, M: R, ldOut: V, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+        }
+    }
+
+    /// out `[n, E]` = round(dLogits `[n, V]`) · embed_tokens in bf16: the LM head's input gradient, over vocabulary
+    /// blocks accumulated when packs are not kept.
+    func embedBackwardBF16(_ dLogits: UnsafePointer<Float>, rows n: Int, into out: UnsafeMutablePointer<Float>) {
+        let V = config.vocabSize, E = config.wordEmbedProjDim
+        if scratch.packed.keeps {
+            BF16.gemm(out: out, input: dLogits, weight: packedEmbedding(transposed: true), bias: nil, M: n, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            return
+        }
+        embeddingBlocks { v0, count, rows in
+            let block = PackedMatrix(transposing: rows, rows: E, columns: count)
+            BF16.gemm(out: out, input: dLogits + v0, ldInput: V, weight: block, bias: nil, M: n, accumulate: v0 > 0,
+                      scratch: scratch.packed.scratch, kernel: bf16Kernel)
+        }
+    }
+
+    /// Calls `body(firstRow, rows, fp32 [rows, E])` over embed_tokens in blocks of 8192 rows.
+    private func embeddingBlocks(_ body: (Int, Int, UnsafePointer<Float>) -> Void) {
+        let V = config.vocabSize, E = config.wordEmbedProjDim, blockRows = 8192
+        let dtype = embedTokens.info.dtype
+        let table = UnsafeRawPointer(embedTokens.buffer.pointer)
+        let block = scratch.layer.weight.reserve(min(V, blockRows) * E)
+        var start = 0
+        while start < V {
+            let end = min(V, start + blockRows)
+            widen(table + start * E * dtype.size, dtype: dtype, into: block, count: (end - start) * E)
+            body(start, end - start, block)
+            start = end
         }
     }
 

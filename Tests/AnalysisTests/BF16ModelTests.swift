@@ -54,6 +54,20 @@ struct BF16ModelTests {
         }
     }
 
+    /// A model too big to keep its packs (OPT-66B) packs each matrix for one use and the LM head in vocabulary
+    /// blocks: the same logits, bit for bit, and the same importance up to fp32 summation order.
+    @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"])
+    func packingPerUseMatchesKeptPacks(_ fixture: String) throws {
+        let kept = try open(fixture, .bf16), perUse = try open(fixture, .bf16)
+        perUse.packedLimit = 0
+        let batch = Self.sequences.map { SequenceInput(tokens: $0.map { $0 % kept.config.vocabSize }, logits: .all) }
+        #expect(try kept.forward(batch).map(\.values) == perUse.forward(batch).map(\.values))
+        let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44])]
+        let a = try kept.headImportance(requests).flatMap { $0 }, b = try perUse.headImportance(requests).flatMap { $0 }
+        let scale = a.map(abs).max()!
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(fixture): \(a) vs \(b)")
+    }
+
     @Test(arguments: ["safetensors-f32", "safetensors-sharded-f16", "post-ln-350m-style"])
     func headImportanceCloseToFP32(_ fixture: String) throws {
         let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44]),
