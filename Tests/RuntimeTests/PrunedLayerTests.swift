@@ -81,6 +81,23 @@ struct FastExpTests {
         #expect(fastExp(-Float.infinity) == 0)
     }
 
+    /// The causal softmax (AVX-512 where the CPU has it) against float64 softmax on rows of every length mod 16.
+    @Test func causalSoftmaxMatchesFloat64() {
+        let rows = 40, prefix = 7, ld = 64
+        var p = (0..<(rows * ld)).map { Float(sin(Double($0) * 0.37) * 9) }
+        let original = p
+        causalSoftmax(&p, rows: rows, prefix: prefix, ld: ld, parallel: false)
+        for i in 0..<rows {
+            let valid = min(ld, prefix + i + 1)
+            let x = (0..<valid).map { Double(original[i * ld + $0]) }
+            let m = x.max()!, e = x.map { Foundation.exp($0 - m) }, sum = e.reduce(0, +)
+            for j in 0..<ld {
+                let expected = j < valid ? e[j] / sum : 0
+                #expect(abs(Double(p[i * ld + j]) - expected) <= 1e-6 * max(expected, 1e-3), "row \(i) column \(j)")
+            }
+        }
+    }
+
     /// Non-finite scores (a model with NaN or infinite weights) give NaN probabilities, as torch's softmax
     /// does, instead of trapping in the float-to-integer conversion.
     @Test func nonFiniteScoresGiveNaNNotATrap() {

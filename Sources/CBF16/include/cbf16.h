@@ -54,4 +54,11 @@ void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N
 /// Rows [n0, n1) of packed B widened to fp32 `[n1 − n0, K]` row-major (the portable path multiplies these).
 void hr_bf16_unpack_b(const uint16_t *packed, int N, int K, int n0, int n1, float *out);
 
+/// In place, rows [0, rows) of p (row stride ld): row i keeps columns 0 ..< prefix + i + 1 as their softmax
+/// (exp by the runtime's polynomial; a row holding NaN gives NaN) and zeroes the rest. Returns 0 without
+/// touching p when this CPU lacks AVX-512 (the caller then runs its scalar loop).
+int hr_softmax_causal(float *p, int rows, int prefix, int ld);
+/// 1 when this CPU executes AVX-512F and the OS saves its state.
+int hr_avx512_available(void);
+
 #endif

@@ -2,6 +2,7 @@
 /// Reference: HF `modeling_opt.py`, `OPTAttention.forward` (eager path): softmax(q·kᵀ + causal mask)·v,
 /// with q already scaled by 1/√D.
 import Foundation
+import CBF16
 import HRZFormat
 import Basics
 
@@ -82,6 +83,8 @@ let attentionBlock = 64
 /// Masked positions get exactly 0, as softmax with a −∞ mask does.
 public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: Int, ld: Int, parallel: Bool = true) {
     let body = { (range: Range<Int>) in
+        // AVX-512 where the CPU has it (C: Swift's scalar reductions here ran at one element per add latency).
+        if hr_softmax_causal(p + range.lowerBound * ld, Int32(range.count), Int32(prefix + range.lowerBound), Int32(ld)) != 0 { return }
         for i in range {
             let row = p + i * ld
             let valid = prefix + i + 1
@@ -106,7 +109,9 @@ public func causalSoftmax(_ p: UnsafeMutablePointer<Float>, rows: Int, prefix: I
 @inline(__always)
 public func fastExp(_ x: Float) -> Float {
     let clamped = x > -87 ? min(x, 88) : -87
-    let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+    // Round to nearest even by the 1.5·2²³ shift (exact for |v| < 2²²), not `rounded()`: that is a libm call,
+    // which keeps softmax loops from vectorizing.
+    let n = (clamped * 1.442695041 + 12582912) - 12582912
     let r = (clamped - n * 0.693359375) + n * 2.12194440e-4
     var p: Float = 1.0 / 720
     p = p * r + 1.0 / 120
