@@ -7,6 +7,7 @@ Usage:
     python3 Tools/bench_peers.py ct2 --preset opt-1.3b --sequences 8 --tokens 256 --threads 2 --compute-type int8|float32|bfloat16
     python3 Tools/bench_peers.py pair --headroom .build/release/headroom --preset opt-1.3b [--pairs 3] [--last-only] [--peer-all-logits]
                                       [--precision fp32|bf16] [--peer hf|ct2] [--dtype fp32|bf16] [--compute-type int8|float32]
+                                      [--headroom-args=--resident]
     python3 Tools/bench_peers.py eval --requests OUT/requests/*.jsonl --preset opt-125m --tokenizer ../shared/data/tokenizer/opt [--dtype bf16]
     python3 Tools/bench_peers.py sgemm --threads 2
     python3 Tools/bench_peers.py gemm --threads 2 [--shapes 2048x2048x2048,...]   (torch fp32 and bf16 matmul at bench gemm's shapes)
@@ -131,7 +132,8 @@ def pair(args):
     import sys
     common = ["--preset", args.preset, "--sequences", str(args.sequences), "--tokens", str(args.tokens),
               "--threads", str(args.threads), "--runs", "1"] + (["--layers", str(args.layers)] if args.layers else [])
-    ours_cmd = [args.headroom, "bench", "forward", "--json", "--precision", args.precision] + common + (["--last-only"] if args.last_only else [])
+    ours_cmd = ([args.headroom, "bench", "forward", "--json", "--precision", args.precision] + common + (["--last-only"] if args.last_only else [])
+                + args.headroom_args.split())
     peer_last = args.last_only and not args.peer_all_logits
     if args.peer == "ct2":
         peer_last = False
@@ -231,6 +233,7 @@ def main():
     ap.add_argument("--compute-type", default="int8", choices=["int8", "float32", "bfloat16", "int8_float32", "int8_bfloat16"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--peer", default="hf", choices=["hf", "ct2"])
+    ap.add_argument("--headroom-args", default="", help="more options for headroom bench forward in pair, e.g. --resident")
     ap.add_argument("--shapes", default="2048x2048x2048,4096x4096x4096,2048x6144x2048,2048x8192x2048,2048x2048x8192")
     ap.add_argument("--requests", nargs="*", default=[])
     ap.add_argument("--tokenizer", default="../shared/data/tokenizer/opt")

@@ -4,7 +4,8 @@ import CBF16
 @testable import Runtime
 
 /// The bf16 GEMM against a float64 reference computed from the same bf16-rounded inputs, over odd shapes, tails
-/// and every blocking edge (8-row panels, 32-column panels, 128-pair K blocks, 32-panel M blocks), on both
+/// and every blocking edge (12-row panels, 32-column panels, 2048-pair K blocks, 16-panel M blocks, ~4 MB
+/// column blocks), on both
 /// kernel paths; and the two paths against each other.
 struct BF16KernelTests {
     init() { Threads.set(2); BF16Kernel.quiet = true }
@@ -25,7 +26,7 @@ struct BF16KernelTests {
 
     static let shapes: [(M: Int, N: Int, K: Int)] = [
         (1, 1, 1), (1, 31, 3), (7, 33, 5), (8, 32, 2), (9, 65, 255), (17, 64, 256), (3, 100, 257),
-        (8, 32, 511), (257, 97, 300), (300, 40, 64), (5, 2049, 17), (64, 96, 1024), (2, 7, 0), (10, 40, 4099), (9, 33, 8200),
+        (8, 32, 511), (257, 97, 300), (300, 40, 64), (5, 2049, 17), (64, 96, 1024), (2, 7, 0), (10, 40, 4099), (9, 33, 8200), (13, 545, 4500), (25, 64, 24),
     ]
 
     static var paths: [BF16Kernel] { hr_bf16_fast_available() != 0 ? [.avx512bf16, .portable] : [.portable] }

@@ -3,14 +3,14 @@
 //
 // Packed B: panels of HR_NR = 32 rows of B; panel j holds, for each k-pair p < ceil(K/2), the 32 rows' elements
 // (2p, 2p+1) side by side: [panel][pair][32][2] uint16. Rows past N and the odd column past K are zero.
-// Packed A: panels of HR_MR = 8 rows; panel i holds, for each k-pair, the 8 rows' (2p, 2p+1) as one uint32:
-// [panel][pair][8] uint32. Rows past M and the odd column past K are zero.
+// Packed A: panels of HR_MR = 12 rows; panel i holds, for each k-pair, the 12 rows' (2p, 2p+1) as one uint32:
+// [panel][pair][12] uint32. Rows past M and the odd column past K are zero.
 #ifndef HEADROOM_CBF16_H
 #define HEADROOM_CBF16_H
 #include <stddef.h>
 #include <stdint.h>
 
-#define HR_MR 8
+#define HR_MR 12
 #define HR_NR 32
 
 /// Source element types the packers read.
