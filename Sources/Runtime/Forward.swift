@@ -128,7 +128,7 @@ public protocol ForwardResume: AnyObject, Sendable {
     func resume(into x: UnsafeMutablePointer<Float>, count: Int, layers: Int) throws -> Int?
 }
 
-/// Timing of the last forward, for benchmarks.
+/// Timing of the last forward.
 public struct ForwardStats: Sendable {
     public var passes = 0
     /// Each layer of each pass, waiting for its weights included.

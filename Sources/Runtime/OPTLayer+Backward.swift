@@ -41,8 +41,8 @@ final class BackwardScratch {
     let heads = FloatBuffer()
 }
 
-/// fp32 copies of layer weights, widened once and reused by later passes over the same layer: gradient
-/// importance runs three passes per example (forward, recompute, backward), so a small model is widened once
+/// fp32 copies of layer weights, widened once and reused by later passes over the same layer: a reverse
+/// walk runs three passes per example (forward, recompute, backward), so a small model is widened once
 /// for the whole run. `weightBlocks` keeps whole matrices here only while `keeping` is set (by a caller that
 /// checked the model's fp32 layers fit in `limit`); otherwise it widens in bounded blocks and only small
 /// tensors (layer norms) are kept. Past `limit` only the current layer's tensors stay: memory stays bounded.
@@ -90,8 +90,12 @@ extension OPTModel {
                         into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
         let N = p.rows
         if precision == .bf16 {  // the same bf16 GEMM, with Wᵀ packed
-            BF16.gemm(out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T,
-                      accumulate: accumulate, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            if scratch.packed.keeps {
+                BF16.gemm(out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T,
+                          accumulate: accumulate, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            } else {
+                linearBackwardPackingPerUse(p, layer: layer, dOut: dOut, T: T, K: K, into: dInput, accumulate: accumulate)
+            }
             return
         }
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in

@@ -125,8 +125,12 @@ extension OPTModel {
         }
         let hasBias = p.biases.contains { $0 != nil }
         if precision == .bf16 {
-            BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: hasBias ? bias : nil, M: M,
-                      scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            if scratch.packed.keeps {
+                BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: hasBias ? bias : nil, M: M,
+                          scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            } else {
+                linearPackingPerUse(p, layer: layer, out: out, input: input, M: M, K: K, bias: hasBias ? bias : nil)
+            }
             return
         }
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in
@@ -136,7 +140,7 @@ extension OPTModel {
 
     /// Calls `body(firstRow, rows, weight)` over the bound weights stacked by rows `[ΣNᵢ, K]`, as fp32 row blocks
     /// that together cover every row once. The fp32 source, cheapest first:
-    /// - the whole matrix kept by `WidenedLayer` (gradient importance keeps small models' weights widened);
+    /// - the whole matrix kept by `WidenedLayer` (the reverse walk keeps small models' weights widened);
     /// - a single packed f32 tensor, in place;
     /// - 16-bit rows widened just before use into one reusable buffer, in blocks of at most `widenBlockBytes`,
     ///   so even OPT-66B's fc1 `[36864, 9216]` never exists in fp32 all at once.

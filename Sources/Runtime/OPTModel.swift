@@ -5,7 +5,7 @@ import HRZFormat
 import OPTSchema
 import Files
 
-/// Sendable because runs take turns: every public run (forward, generate, gradient importance, induction
+/// Sendable because runs take turns: every public run (forward, generate, the reverse walk, layer
 /// probes) holds `runLock`, so the scratch buffers and the layer stream belong to one run at a time and a
 /// second thread's call waits instead of racing.
 public final class OPTModel: @unchecked Sendable {
@@ -32,7 +32,7 @@ public final class OPTModel: @unchecked Sendable {
     public var packedLimit = 6 << 30 {
         didSet { scratch.packed.limit = 2 * layerElements <= packedLimit ? Int.max : 0 }
     }
-    /// Held for the whole of each public run (recursive: a run may call another, e.g. importance a forward).
+    /// Held for the whole of each public run (recursive: a run may call another, e.g. a reverse walk a forward).
     private let runLock = NSRecursiveLock()
 
     func exclusive<R>(_ body: () throws -> R) rethrows -> R {
@@ -43,6 +43,8 @@ public final class OPTModel: @unchecked Sendable {
     /// Most bytes of fp32 weights widened at once: 16-bit matrices are widened and multiplied in row blocks
     /// of this size (256 MiB: one block per matrix up to OPT-6.7B, a few for 66B's fc1 and fc2).
     public var widenBlockBytes = 256 << 20
+    /// Bytes of packed bf16 weights a projection holds at once when packs are not kept (a streamed big model).
+    public var packBlockBytes = 256 << 20
 
     /// Opens `path`. `resident` keeps all decoded layers in memory after first use; nil decides by size
     /// (resident when the decoded layers take at most `residentLimit` bytes).

@@ -45,8 +45,9 @@ extension OPTModel {
                 return all.withUnsafeBufferPointer { PackedMatrix(transposing: $0.baseAddress!, rows: K, columns: N) }
             }
             let matrix = PackedMatrix(rows: N, columns: K)
-            // fp32 row blocks of a multiple of 32 rows (the kernel's panel), widened just before packing.
-            let blockRows = max(32, min(N, widenBlockBytes / max(1, 4 * K)) / 32 * 32)
+            // fp32 row blocks of a multiple of 32 rows (the kernel's panel) and at most 64 MB, widened just before
+            // packing: a streamed 66B layer's memory is its decoded planes plus one matrix's pack.
+            let blockRows = max(32, min(N, min(widenBlockBytes, 64 << 20) / max(1, 4 * K)) / 32 * 32)
             let block = scratch.layer.weight.reserve(min(N, blockRows) * K)
             var start = 0
             while start < N {
@@ -60,7 +61,7 @@ extension OPTModel {
     }
 
     /// out `[R, V]` = round(features `[R, E]`) · embed_tokensᵀ in bf16: the tied LM head. The whole packed
-    /// table when packs are kept, else packed and multiplied 8192 rows at a time.
+    /// table when packs are kept, else packed and multiplied in blocks of at most 64 MB of rows.
     func unembedBF16(_ features: UnsafePointer<Float>, rows R: Int, into out: UnsafeMutablePointer<Float>) {
         let V = config.vocabSize, E = config.wordEmbedProjDim
         if scratch.packed.keeps {
@@ -89,9 +90,10 @@ extension OPTModel {
         }
     }
 
-    /// Calls `body(firstRow, rows, fp32 [rows, E])` over embed_tokens in blocks of 8192 rows.
+    /// Calls `body(firstRow, rows, fp32 [rows, E])` over embed_tokens in blocks of at most 64 MB (a multiple of
+    /// 32 rows).
     private func embeddingBlocks(_ body: (Int, Int, UnsafePointer<Float>) -> Void) {
-        let V = config.vocabSize, E = config.wordEmbedProjDim, blockRows = 8192
+        let V = config.vocabSize, E = config.wordEmbedProjDim, blockRows = max(32, (64 << 20) / (4 * E) / 32 * 32)
         let dtype = embedTokens.info.dtype
         let table = UnsafeRawPointer(embedTokens.buffer.pointer)
         let block = scratch.layer.weight.reserve(min(V, blockRows) * E)
@@ -126,6 +128,52 @@ extension OPTModel {
                 start = end
             }
             return matrix
+        }
+    }
+}
+
+extension OPTModel {
+    /// Rows of fp32 weights widened at once before packing: at most 64 MB, a multiple of the 32-row panel.
+    func packingRows(K: Int) -> Int { max(32, min(widenBlockBytes, 64 << 20) / max(1, 4 * K) / 32 * 32) }
+
+    /// out `[M, ΣNᵢ]` = round(input `[M, K]`) · Wᵀ (+ bias) for a model whose packs are not kept: the activations
+    /// are packed once, the weights in row blocks of at most `packBlockBytes`, each multiplied and dropped.
+    func linearPackingPerUse(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                             M: Int, K: Int, bias: UnsafePointer<Float>?) {
+        let N = p.rows, s = scratch.packed.scratch
+        let a = BF16.prepare(input, M: M, K: K, scratch: s, kernel: bf16Kernel)
+        let blockRows = max(32, packBlockBytes / max(1, 2 * K) / 32 * 32), widenRows = packingRows(K: K)
+        let fp32 = scratch.layer.weight.reserve(min(N, widenRows) * K)
+        var start = 0
+        while start < N {
+            let end = min(N, start + blockRows)
+            let block = PackedMatrix(rows: end - start, columns: K)
+            var sub = start
+            while sub < end {
+                let next = min(end, sub + widenRows)
+                self.widenRows(p, sub..<next, K: K, into: fp32)
+                block.pack(fp32: fp32, rows: (sub - start)..<(next - start))
+                sub = next
+            }
+            BF16.multiply(a, weight: block, bias: bias.map { $0 + start }, out: out + start, ldOut: N, accumulate: false, scratch: s)
+            start = end
+        }
+    }
+
+    /// dInput `[T, K]` (+)= round(dOut `[T, ΣNᵢ]`) · W for a model whose packs are not kept: W's rows in blocks of
+    /// at most 64 MB of fp32, each block's transpose packed and its products accumulated.
+    func linearBackwardPackingPerUse(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int,
+                                     into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let N = p.rows, rows = max(1, min(N, min(widenBlockBytes, 64 << 20) / max(1, 4 * K)))
+        let fp32 = scratch.layer.weight.reserve(rows * K)
+        var n0 = 0
+        while n0 < N {
+            let n1 = min(N, n0 + rows)
+            widenRows(p, n0..<n1, K: K, into: fp32)
+            let block = PackedMatrix(transposing: fp32, rows: K, columns: n1 - n0)
+            BF16.gemm(out: dInput, input: dOut + n0, ldInput: N, weight: block, bias: nil, M: T, ldOut: K,
+                      accumulate: accumulate || n0 > 0, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            n0 = n1
         }
     }
 }

@@ -1,5 +1,5 @@
 /// `headroom synth`: random-weight OPT models with the real shapes, written straight into HRZ chunk by chunk
-/// (bounded memory). Real weights cannot be downloaded here, so benchmarks and scale tests use these.
+/// (bounded memory). Real weights cannot be downloaded here, so speed and scale measurements use these.
 import Foundation
 import HRZFormat
 import Basics

@@ -45,9 +45,9 @@ struct LayerMask {
     static let all = LayerMask()
 }
 
-/// Runs one layer again, with the weights it just used, on another input `[T, C]` in place: a benchmark's
-/// streamed-versus-cached comparison of the same layer at the same moment (`drain` first, so nothing decodes
-/// behind the re-run).
+/// Runs one layer again, with the weights it just used, on another input `[T, C]` in place: what a streamed
+/// layer costs against the same layer with its weights already decoded, at the same moment (`drain` first,
+/// so nothing decodes behind the re-run).
 public struct LayerReplay {
     let drainStream: () -> Void
     let body: (UnsafeMutablePointer<Float>) throws -> Void

@@ -60,6 +60,9 @@ struct BF16ModelTests {
     func packingPerUseMatchesKeptPacks(_ fixture: String) throws {
         let kept = try open(fixture, .bf16), perUse = try open(fixture, .bf16)
         perUse.packedLimit = 0
+        // Blocks of one 32-row panel of packed weights, widened 3 rows at a time: every block edge is crossed.
+        perUse.packBlockBytes = 1
+        perUse.widenBlockBytes = 3 * 4 * perUse.config.hiddenSize
         let batch = Self.sequences.map { SequenceInput(tokens: $0.map { $0 % kept.config.vocabSize }, logits: .all) }
         #expect(try kept.forward(batch).map(\.values) == perUse.forward(batch).map(\.values))
         let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44])]

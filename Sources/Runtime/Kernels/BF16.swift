@@ -139,15 +139,30 @@ public final class BF16Scratch {
     deinit { packedA.deallocate() }
 }
 
+/// Activations `[M, K]` rounded and laid out for one kernel path, reusable against several weight blocks.
+struct PreparedActivations {
+    let M: Int, K: Int
+    let kernel: BF16Kernel
+    /// avx512bf16: packed panels; portable: the rounded values as fp32 `[M, K]`.
+    let packed: UnsafeMutableRawPointer
+}
+
 public enum BF16 {
     /// out `[M, N]` (row stride ldOut) = round(input `[M, K]`) · Bᵀ (+ bias) (+ out, with `accumulate`),
     /// B packed; fp32 accumulation.
     public static func gemm(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, ldInput: Int? = nil, weight b: PackedMatrix,
                      bias: UnsafePointer<Float>?, M: Int, ldOut: Int? = nil, accumulate: Bool = false, scratch: BF16Scratch,
                      kernel: BF16Kernel = BF16Kernel.current) {
-        let N = b.rows, K = b.columns, lda = ldInput ?? K, ldc = ldOut ?? N
-        guard M > 0, N > 0 else { return }
+        guard M > 0, b.rows > 0 else { return }
+        let a = prepare(input, ldInput: ldInput, M: M, K: b.columns, scratch: scratch, kernel: kernel)
+        multiply(a, weight: b, bias: bias, out: out, ldOut: ldOut ?? b.rows, accumulate: accumulate, scratch: scratch)
+    }
+
+    /// Rounds and lays out input `[M, K]` (row stride ldInput) for `multiply`; valid until `scratch` is used again.
+    static func prepare(_ input: UnsafePointer<Float>, ldInput: Int? = nil, M: Int, K: Int, scratch: BF16Scratch,
+                        kernel: BF16Kernel) -> PreparedActivations {
         BF16Kernel.announce()
+        let lda = ldInput ?? K
         switch kernel {
         case .avx512bf16:
             let mr = Int(HR_MR), panels = (M + mr - 1) / mr
@@ -155,19 +170,35 @@ public enum BF16 {
             parallelRanges(panels, minimumPerTask: 4) { r in
                 hr_bf16_pack_a_fast(input, lda, Int32(M), Int32(K), Int32(r.lowerBound * mr), Int32(min(M, r.upperBound * mr)), a)
             }
+            return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(a))
+        case .portable:
+            let rounded = scratch.rounded.reserve(M * K)
+            for m in 0..<M { (rounded + m * K).update(from: input + m * lda, count: K) }
+            hr_bf16_round_floats(rounded, M * K)
+            return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(rounded))
+        }
+    }
+
+    /// out `[M, N]` (row stride ldOut) = a · Bᵀ (+ bias) (+ out, with `accumulate`).
+    static func multiply(_ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+                         ldOut ldc: Int, accumulate: Bool, scratch: BF16Scratch) {
+        let M = a.M, N = b.rows, K = b.columns
+        precondition(K == a.K, "bf16 GEMM: activations have \(a.K) columns, weights \(K)")
+        guard M > 0, N > 0 else { return }
+        switch a.kernel {
+        case .avx512bf16:
+            let packed = a.packed.assumingMemoryBound(to: UInt32.self)
             let nr = Int(HR_NR), nPanels = (N + nr - 1) / nr
             let tasks = min(Threads.count, nPanels)
             let run = { (t: Int) in
                 let lo = nPanels * t / tasks * nr, hi = min(N, nPanels * (t + 1) / tasks * nr)
                 if lo < hi {
-                    hr_bf16_gemm_fast(a, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, accumulate ? 1 : 0, out, ldc)
+                    hr_bf16_gemm_fast(packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, accumulate ? 1 : 0, out, ldc)
                 }
             }
             if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks, execute: run) }
         case .portable:
-            let rounded = scratch.rounded.reserve(M * K)
-            for m in 0..<M { (rounded + m * K).update(from: input + m * lda, count: K) }
-            hr_bf16_round_floats(rounded, M * K)
+            let rounded = a.packed.assumingMemoryBound(to: Float.self)
             let blockRows = max(32, min(N, (64 << 20) / max(1, 4 * K)) / 32 * 32)
             let widened = scratch.widened.reserve(min(N, blockRows) * K)
             var n0 = 0
