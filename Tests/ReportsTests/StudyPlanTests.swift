@@ -6,6 +6,7 @@ import Testing
 import HRZFormat
 import TestSupport
 import Files
+import Runtime
 
 /// The plan, its costs' scheduling and the Slurm text handling, without a cluster.
 struct StudyPlanTests {
@@ -101,6 +102,11 @@ struct StudyPlanTests {
         other.inductionSeed = 1
         let changed = try Study(options: other, directory: study.directory)
         #expect(!changed.isDone(UnitID(stage: "induction", id: 0), plan: changed.plan()))
+        // So does another precision; the unit's scores file records the one it ran in.
+        var bf16 = study.options
+        bf16.precision = .bf16
+        #expect(!(try Study(options: bf16, directory: study.directory)).isDone(UnitID(stage: "induction", id: 0), plan: plan))
+        #expect(try ScoresFile.load(study.directory + "/induction/prefix-matching.json").precision == "fp32")
         // An edited output is not done either.
         try Data("{}".utf8).write(to: URL(fileURLWithPath: study.directory + "/induction/prefix-matching.json"))
         #expect(!study.isDone(UnitID(stage: "induction", id: 0), plan: plan))

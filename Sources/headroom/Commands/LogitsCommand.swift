@@ -58,7 +58,7 @@ struct LogitsCommand: Command {
         let opt = try OPTModel(path: model, precision: precision)
         let out = try opt.forward([SequenceInput(tokens: ids, logits: .all)], options: ForwardOptions(memoryBudget: budget))
         try NPY.write(out[0].values, shape: [ids.count, opt.config.vocabSize], to: output)
-        print("wrote \(output): float32 [\(ids.count), \(opt.config.vocabSize)]")
+        print("wrote \(output): float32 [\(ids.count), \(opt.config.vocabSize)]" + (precision == .bf16 ? ", computed with bf16 GEMMs" : ""))
         return 0
     }
 }
