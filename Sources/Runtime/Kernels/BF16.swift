@@ -23,10 +23,10 @@ public enum BF16Kernel: String, Sendable {
     case portable
 
     /// What this CPU can run; `HEADROOM_BF16_KERNEL=portable` forces the portable path (tests compare both).
-    public static let detected: BF16Kernel = {
-        if let forced = ProcessInfo.processInfo.environment["HEADROOM_BF16_KERNEL"], forced == "portable" { return .portable }
-        return hr_bf16_fast_available() != 0 ? .avx512bf16 : .portable
-    }()
+    public static let detected: BF16Kernel = forced || hr_bf16_fast_available() == 0 ? .portable : .avx512bf16
+
+    /// `HEADROOM_BF16_KERNEL=portable` is set.
+    static let forced = ProcessInfo.processInfo.environment["HEADROOM_BF16_KERNEL"] == "portable"
 
     /// The kernel in use.
     public static var current: BF16Kernel { detected }
@@ -34,7 +34,9 @@ public enum BF16Kernel: String, Sendable {
     /// Says once, on stderr, which path bf16 uses.
     static func announce() {
         announced.once {
-            FileHandle.standardError.write("headroom: bf16 GEMM kernel: \(current.rawValue)\(current == .portable ? " (this CPU lacks avx512_bf16: bf16 runs at fp32 speed, same results)" : "")\n".data(using: .utf8)!)
+            let why = forced ? " (forced by HEADROOM_BF16_KERNEL)"
+                             : " (this CPU lacks avx512_bf16: the same bf16 arithmetic at fp32 speed)"
+            FileHandle.standardError.write("headroom: bf16 GEMM kernel: \(current.rawValue)\(current == .portable ? why : "")\n".data(using: .utf8)!)
         }
     }
     private static let announced = Once()
