@@ -4,9 +4,11 @@
 // measured 1.2–1.7× faster on Zen 5 than L1-sized blocks) serves every row panel of an MC block.
 #include "cbf16.h"
 #include <string.h>
+#include <math.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
 #include <cpuid.h>
-#include <math.h>
+#endif
 
 #define KC_PAIRS 2048
 #define MC_PANELS 16
@@ -14,6 +16,7 @@
 #define NC_BYTES (4 << 20)
 #endif
 
+#if defined(__x86_64__)
 int hr_bf16_fast_available(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
@@ -28,6 +31,9 @@ int hr_bf16_fast_available(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xE6) == 0xE6;
 }
+#else
+int hr_bf16_fast_available(void) { return 0; }
+#endif
 
 uint16_t hr_bf16_round(float x) {
     uint32_t u;
@@ -127,6 +133,7 @@ void hr_bf16_unpack_b(const uint16_t *packed, int N, int K, int n0, int n1, floa
     }
 }
 
+#if defined(__x86_64__)
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
 /// hr_bf16_pack_a with vcvtne2ps2bf16 (round to nearest even; like the microkernel, it treats denormal inputs
@@ -326,3 +333,19 @@ int hr_softmax_causal(float *p, int rows, int prefix, int ld) {
     softmax_rows_avx512(p, rows, prefix, ld);
     return 1;
 }
+
+#else  // not x86-64: only the portable paths exist; the fast entry points are never called (availability is 0)
+
+void hr_bf16_pack_a_fast(const float *a, ptrdiff_t lda, int M, int K, int m0, int m1, uint32_t *packed) {
+    hr_bf16_pack_a(a, lda, M, K, m0, m1, packed);
+}
+void hr_bf16_pack_b_fast(const float *src, ptrdiff_t strideN, int N, int K, int n0, int n1, uint16_t *packed) {
+    hr_bf16_pack_b(src, HR_F32, strideN, 1, N, K, n0, n1, packed);
+}
+void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                       const float *bias, int accumulate, float *c, ptrdiff_t ldc) {
+    (void)a; (void)M; (void)K; (void)b; (void)N; (void)n0; (void)n1; (void)bias; (void)accumulate; (void)c; (void)ldc;
+}
+int hr_avx512_available(void) { return 0; }
+int hr_softmax_causal(float *p, int rows, int prefix, int ld) { (void)p; (void)rows; (void)prefix; (void)ld; return 0; }
+#endif
