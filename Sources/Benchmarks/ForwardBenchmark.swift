@@ -67,12 +67,13 @@ public enum ForwardBenchmark {
     public static func run(_ o: ForwardBenchOptions, log: (String) -> Void) throws -> ForwardBenchResult {
         Threads.set(o.threads)
         let path = try o.model ?? synthesize(o, log: log)
-        let sgemmPeak = SGEMMPeak.measure(threads: o.threads)
+        let square = GEMMShape(m: 2048, n: 2048, k: 2048)
+        let sgemmPeak = GEMMBenchmark.gflops(square, .fp32, threads: o.threads)
         let openblas = "OpenBLAS \(BLAS.coreName)" + (getenv("OPENBLAS_CORETYPE") != nil ? " (forced by OPENBLAS_CORETYPE)" : "")
         log(String(format: "bench forward: cblas_sgemm peak %.1f GFLOP/s on %d threads (%@ kernels)", sgemmPeak, o.threads, openblas))
         var peak = sgemmPeak, kernels = openblas
         if o.precision == .bf16 {
-            peak = GEMMBenchmark.measure(GEMMShape(m: 2048, n: 2048, k: 2048), threads: o.threads).bf16Gflops
+            peak = GEMMBenchmark.gflops(square, .bf16, threads: o.threads)
             kernels = "bf16 \(BF16Kernel.current.rawValue); \(openblas)"
             log(String(format: "bench forward: bf16 GEMM peak %.1f GFLOP/s at 2048³ (%@ kernel)", peak, BF16Kernel.current.rawValue))
         }
@@ -170,26 +171,6 @@ public enum ForwardBenchmark {
         """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
                r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
                r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
-    }
-}
-
-/// The best GFLOP/s of square fp32 GEMMs through the same `cblas_sgemm` the runtime uses.
-public enum SGEMMPeak {
-    public static func measure(threads: Int, size: Int = 2048, rounds: Int = 5) -> Double {
-        Threads.set(threads)
-        let n = size
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n), b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
-        for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.01; b[i] = Float(i % 5) * 0.01 }
-        var best = 0.0
-        for _ in 0..<rounds {
-            let start = DispatchTime.now().uptimeNanoseconds
-            BLAS.gemm(transB: true, M: n, N: n, K: n, a: a, lda: n, b: b, ldb: n, c: c, ldc: n)
-            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            best = max(best, 2 * Double(n) * Double(n) * Double(n) / s / 1e9)
-        }
-        return best
     }
 }
 

@@ -28,6 +28,13 @@ public enum GEMMBenchmark {
 
     /// Best of `rounds` GFLOP/s of out `[M, N]` = a `[M, K]` · bᵀ in each precision.
     public static func measure(_ s: GEMMShape, threads: Int, rounds: Int = 5) -> GEMMBenchRow {
+        GEMMBenchRow(shape: s, fp32Gflops: gflops(s, .fp32, threads: threads, rounds: rounds),
+                     bf16Gflops: gflops(s, .bf16, threads: threads, rounds: rounds), bf16Kernel: BF16Kernel.current.rawValue)
+    }
+
+    /// Best of `rounds` GFLOP/s of one precision's GEMM at shape `s`, after one untimed call: `cblas_sgemm`
+    /// for fp32, Headroom's bf16 GEMM (weights packed beforehand) for bf16.
+    public static func gflops(_ s: GEMMShape, _ precision: Precision, threads: Int, rounds: Int = 5) -> Double {
         Threads.set(threads)
         let a = (0..<(s.m * s.k)).map { Float($0 % 7) * 0.01 - 0.03 }
         let b = (0..<(s.n * s.k)).map { Float($0 % 5) * 0.01 - 0.02 }
@@ -43,10 +50,13 @@ public enum GEMMBenchmark {
             }
             return top
         }
-        let fp32 = best { BLAS.linear(out: &c, input: a, weight: b, bias: nil, M: s.m, N: s.n, K: s.k) }
-        let packed = b.withUnsafeBufferPointer { PackedMatrix(fp32: $0.baseAddress!, rows: s.n, columns: s.k) }
-        let scratch = BF16Scratch()
-        let bf16 = best { BF16.gemm(out: &c, input: a, weight: packed, bias: nil, M: s.m, scratch: scratch) }
-        return GEMMBenchRow(shape: s, fp32Gflops: fp32, bf16Gflops: bf16, bf16Kernel: BF16Kernel.current.rawValue)
+        switch precision {
+        case .fp32:
+            return best { BLAS.linear(out: &c, input: a, weight: b, bias: nil, M: s.m, N: s.n, K: s.k) }
+        case .bf16:
+            let packed = b.withUnsafeBufferPointer { PackedMatrix(fp32: $0.baseAddress!, rows: s.n, columns: s.k) }
+            let scratch = BF16Scratch()
+            return best { BF16.gemm(out: &c, input: a, weight: packed, bias: nil, M: s.m, scratch: scratch) }
+        }
     }
 }

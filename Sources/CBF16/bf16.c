@@ -17,19 +17,20 @@
 #endif
 
 #if defined(__x86_64__)
-int hr_bf16_fast_available(void) {
+int hr_avx512_available(void) {
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    if (!(b & (1u << 16))) return 0;                 // avx512f
-    if (a < 1) return 0;                             // no leaf 7 subleaf 1
-    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
-    if (!(a & (1u << 5))) return 0;                  // avx512_bf16
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) return 0;  // avx512f
     // The OS must save the opmask and zmm state (XCR0 bits 1, 2, 5, 6, 7).
-    unsigned c1, d1, a1, b1;
-    if (!__get_cpuid(1, &a1, &b1, &c1, &d1) || !(c1 & (1u << 27))) return 0;  // osxsave
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;         // osxsave
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xE6) == 0xE6;
+}
+
+int hr_bf16_fast_available(void) {
+    unsigned a, b, c, d;
+    if (!hr_avx512_available() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1) return 0;  // leaf 7 subleaf 1 exists
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));                          // avx512_bf16
 }
 #else
 int hr_bf16_fast_available(void) { return 0; }
@@ -314,16 +315,6 @@ __attribute__((target("avx512f"))) static void softmax_rows_avx512(float *p, int
         }
         if (valid < ld) memset(row + valid, 0, sizeof(float) * (size_t)(ld - valid));
     }
-}
-
-int hr_avx512_available(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) return 0;
-    unsigned a1, b1, c1, d1;
-    if (!__get_cpuid(1, &a1, &b1, &c1, &d1) || !(c1 & (1u << 27))) return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xE6) == 0xE6;
 }
 
 int hr_softmax_causal(float *p, int rows, int prefix, int ld) {

@@ -180,7 +180,8 @@ extension OPTModel {
         }
     }
 
-    private func stackedFloats(_ p: BoundLinear, N: Int, K: Int) -> [Float] {
+    /// The bound projection widened whole to fp32 `[ΣNᵢ, K]`.
+    func stackedFloats(_ p: BoundLinear, N: Int, K: Int) -> [Float] {
         var out = [Float](repeating: 0, count: N * K)
         out.withUnsafeMutableBufferPointer { widenRows(p, 0..<N, K: K, into: $0.baseAddress!) }
         return out

@@ -30,7 +30,7 @@ public final class OPTModel: @unchecked Sendable {
     /// In bf16, every layer's packed weights are kept when they total at most this (default 6 GiB: opt-2.7b);
     /// a bigger model keeps one layer's.
     public var packedLimit = 6 << 30 {
-        didSet { scratch.packed.limit = 2 * layerElements <= packedLimit ? Int.max : 0 }
+        didSet { scratch.packed.keeps = 2 * layerElements <= packedLimit }
     }
     /// Held for the whole of each public run (recursive: a run may call another, e.g. a reverse walk a forward).
     private let runLock = NSRecursiveLock()
@@ -75,7 +75,7 @@ public final class OPTModel: @unchecked Sendable {
         } else {
             finalNorm = nil
         }
-        self.scratch.packed.limit = 2 * layerElements <= packedLimit ? Int.max : 0
+        self.scratch.packed.keeps = 2 * layerElements <= packedLimit
     }
 
     /// Every tensor the config and layer plans imply is present with the implied shape, and nothing else.

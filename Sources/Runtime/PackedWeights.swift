@@ -1,34 +1,23 @@
-/// The bf16 weight representation: each projection packed once into the bf16 kernel's panels, straight from
-/// its decoded 16-bit or fp32 rows (fp16 rounds to bf16 here, once; bf16 is copied exactly). When every
-/// layer's packs fit `OPTModel.packedLimit` they are all kept across passes and runs (packing opt-1.3b costs
-/// about 0.3 s); otherwise only the current layer's stay, so a model streamed from disk holds one layer of
-/// packs at a time.
+/// The bf16 weight representation: each projection packed into the bf16 kernel's panels, straight from its
+/// decoded 16-bit or fp32 rows (fp16 rounds to bf16 here, once; bf16 is copied exactly). When every layer's
+/// packs fit `OPTModel.packedLimit` they are made once and kept across passes and runs (packing opt-1.3b costs
+/// about 0.3 s); otherwise each matrix is packed for its one use, in blocks, so a model streamed from disk
+/// never holds a whole matrix's pack.
 import Foundation
 import CBF16
 
 final class PackedWeights {
-    private var matrices: [String: (layer: Int, matrix: PackedMatrix)] = [:]
-    private var bytes = 0
-    /// Bytes of packed weights kept at most before falling back to the current layer's.
-    var limit = Int.max
+    private var matrices: [String: PackedMatrix] = [:]
+    /// Whether packs are made once and kept (every layer's fit `OPTModel.packedLimit`).
+    var keeps = true
     let scratch = BF16Scratch()
 
-    /// Whether packs outlive their use (every layer's fit the limit).
-    var keeps: Bool { limit > 0 }
-
-    /// The pack for (layer, key), made by `make` on first use and kept while they fit; with `limit` 0, made
-    /// for this use only (a streamed model then holds one matrix's pack at a time). Layer −1: model-level.
+    /// The kept pack for (layer, key), made by `make` on first use. Layer −1: model-level matrices.
     func get(_ layer: Int, _ key: String, _ make: () -> PackedMatrix) -> PackedMatrix {
         let name = "\(layer).\(key)"
-        if let m = matrices[name] { return m.matrix }
+        if let m = matrices[name] { return m }
         let m = make()
-        if limit == 0 { return m }
-        if bytes + m.bytes > limit {
-            matrices = matrices.filter { $0.value.layer == layer || $0.value.layer < 0 }
-            bytes = matrices.values.reduce(0) { $0 + $1.matrix.bytes }
-        }
-        matrices[name] = (layer, m)
-        bytes += m.bytes
+        matrices[name] = m
         return m
     }
 }
@@ -40,23 +29,26 @@ extension OPTModel {
         scratch.packed.get(layer, transposed ? p.key + ".T" : p.key) {
             let N = p.rows
             if transposed {
-                var all = [Float](repeating: 0, count: N * K)
-                weightBlocks(p, layer: layer, K: K) { start, rows, weight in (all.withUnsafeMutableBufferPointer { $0.baseAddress! } + start * K).update(from: weight, count: rows * K) }
-                return all.withUnsafeBufferPointer { PackedMatrix(transposing: $0.baseAddress!, rows: K, columns: N) }
+                return stackedFloats(p, N: N, K: K).withUnsafeBufferPointer { PackedMatrix(transposing: $0.baseAddress!, rows: K, columns: N) }
             }
             let matrix = PackedMatrix(rows: N, columns: K)
-            // fp32 row blocks of a multiple of 32 rows (the kernel's panel) and at most 64 MB, widened just before
-            // packing: a streamed 66B layer's memory is its decoded planes plus one matrix's pack.
-            let blockRows = max(32, min(N, min(widenBlockBytes, 64 << 20) / max(1, 4 * K)) / 32 * 32)
-            let block = scratch.layer.weight.reserve(min(N, blockRows) * K)
-            var start = 0
-            while start < N {
-                let end = min(N, start + blockRows)
-                widenRows(p, start..<end, K: K, into: block)
-                matrix.pack(fp32: block, rows: start..<end)
-                start = end
-            }
+            pack(p, rows: 0..<N, K: K, into: matrix)
             return matrix
+        }
+    }
+
+    /// Rows `range` of the bound projection packed into `matrix`'s rows from 0, widened to fp32 just before in
+    /// blocks of at most 64 MB (a multiple of the 32-row panel), so a 66B layer's memory is its decoded planes
+    /// plus the pack.
+    func pack(_ p: BoundLinear, rows range: Range<Int>, K: Int, into matrix: PackedMatrix) {
+        let blockRows = max(32, min(widenBlockBytes, 64 << 20) / max(1, 4 * K) / 32 * 32)
+        let fp32 = scratch.layer.weight.reserve(min(range.count, blockRows) * K)
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let end = min(range.upperBound, start + blockRows)
+            widenRows(p, start..<end, K: K, into: fp32)
+            matrix.pack(fp32: fp32, rows: (start - range.lowerBound)..<(end - range.lowerBound))
+            start = end
         }
     }
 
@@ -110,51 +102,32 @@ extension OPTModel {
     func packedEmbedding(transposed: Bool = false) -> PackedMatrix {
         scratch.packed.get(-1, transposed ? "embed_tokens.T" : "embed_tokens") {
             let V = config.vocabSize, E = config.wordEmbedProjDim
-            let dtype = embedTokens.info.dtype
-            let table = UnsafeRawPointer(embedTokens.buffer.pointer)
             if transposed {
+                let dtype = embedTokens.info.dtype, table = UnsafeRawPointer(embedTokens.buffer.pointer)
                 var all = [Float](repeating: 0, count: V * E)
                 all.withUnsafeMutableBufferPointer { widen(table, dtype: dtype, into: $0.baseAddress!, count: V * E) }
                 return all.withUnsafeBufferPointer { PackedMatrix(transposing: $0.baseAddress!, rows: E, columns: V) }
             }
             let matrix = PackedMatrix(rows: V, columns: E)
-            let blockRows = 8192
-            let block = scratch.layer.weight.reserve(min(V, blockRows) * E)
-            var start = 0
-            while start < V {
-                let end = min(V, start + blockRows)
-                widen(table + start * E * dtype.size, dtype: dtype, into: block, count: (end - start) * E)
-                matrix.pack(fp32: block, rows: start..<end)
-                start = end
-            }
+            embeddingBlocks { v0, n, rows in matrix.pack(fp32: rows, rows: v0..<(v0 + n)) }
             return matrix
         }
     }
 }
 
 extension OPTModel {
-    /// Rows of fp32 weights widened at once before packing: at most 64 MB, a multiple of the 32-row panel.
-    func packingRows(K: Int) -> Int { max(32, min(widenBlockBytes, 64 << 20) / max(1, 4 * K) / 32 * 32) }
-
     /// out `[M, ΣNᵢ]` = round(input `[M, K]`) · Wᵀ (+ bias) for a model whose packs are not kept: the activations
     /// are packed once, the weights in row blocks of at most `packBlockBytes`, each multiplied and dropped.
     func linearPackingPerUse(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                              M: Int, K: Int, bias: UnsafePointer<Float>?) {
         let N = p.rows, s = scratch.packed.scratch
         let a = BF16.prepare(input, M: M, K: K, scratch: s, kernel: bf16Kernel)
-        let blockRows = max(32, packBlockBytes / max(1, 2 * K) / 32 * 32), widenRows = packingRows(K: K)
-        let fp32 = scratch.layer.weight.reserve(min(N, widenRows) * K)
+        let blockRows = max(32, packBlockBytes / max(1, 2 * K) / 32 * 32)
         var start = 0
         while start < N {
             let end = min(N, start + blockRows)
             let block = PackedMatrix(rows: end - start, columns: K)
-            var sub = start
-            while sub < end {
-                let next = min(end, sub + widenRows)
-                self.widenRows(p, sub..<next, K: K, into: fp32)
-                block.pack(fp32: fp32, rows: (sub - start)..<(next - start))
-                sub = next
-            }
+            pack(p, rows: start..<end, K: K, into: block)
             BF16.multiply(a, weight: block, bias: bias.map { $0 + start }, out: out + start, ldOut: N, accumulate: false, scratch: s)
             start = end
         }

@@ -22,36 +22,22 @@ public enum BF16Kernel: String, Sendable {
     /// bf16-rounded values widened to fp32, multiplied by cblas_sgemm: same meaning, fp32 speed.
     case portable
 
-    /// What this CPU can run; `HEADROOM_BF16_KERNEL=portable` forces the portable path (tests compare both).
-    public static let detected: BF16Kernel = forced || hr_bf16_fast_available() == 0 ? .portable : .avx512bf16
+    /// The kernel in use: what this CPU can run, unless `HEADROOM_BF16_KERNEL=portable` forces the portable
+    /// path (tests compare both).
+    public static let current: BF16Kernel = forced || hr_bf16_fast_available() == 0 ? .portable : .avx512bf16
 
     /// `HEADROOM_BF16_KERNEL=portable` is set.
     static let forced = ProcessInfo.processInfo.environment["HEADROOM_BF16_KERNEL"] == "portable"
 
-    /// The kernel in use.
-    public static var current: BF16Kernel { detected }
-
-    /// Says once, on stderr, which path bf16 uses.
-    static func announce() {
-        announced.once {
-            let why = forced ? " (forced by HEADROOM_BF16_KERNEL)"
-                             : " (this CPU lacks avx512_bf16: the same bf16 arithmetic at fp32 speed)"
-            FileHandle.standardError.write("headroom: bf16 GEMM kernel: \(current.rawValue)\(current == .portable ? why : "")\n".data(using: .utf8)!)
-        }
-    }
-    private static let announced = Once()
+    /// Says once, on stderr, which path bf16 uses (a static's initializer runs once, thread-safely).
+    static func announce() { _ = announcement }
+    private static let announcement: Void = {
+        guard !quiet else { return }
+        let why = forced ? " (forced by HEADROOM_BF16_KERNEL)" : " (this CPU lacks avx512_bf16: the same bf16 arithmetic at fp32 speed)"
+        FileHandle.standardError.write("headroom: bf16 GEMM kernel: \(current.rawValue)\(current == .portable ? why : "")\n".data(using: .utf8)!)
+    }()
     /// Tests silence the announcement.
     nonisolated(unsafe) public static var quiet = false
-}
-
-/// Runs a closure once across threads.
-final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
-    func once(_ body: () -> Void) {
-        lock.lock(); defer { lock.unlock() }
-        if !done { done = true; if !BF16Kernel.quiet { body() } }
-    }
 }
 
 /// B `[N, K]` in the bf16 kernel's panel layout (32-row panels, k in pairs), rounded once.
@@ -122,23 +108,10 @@ public final class PackedMatrix: @unchecked Sendable {
 /// Work buffers of the bf16 GEMM.
 public final class BF16Scratch {
     public init() {}
-    /// Packed activations.
-    var packedA = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-    var packedACapacity = 1
-    /// The portable path's rounded activations and widened weight block.
-    let rounded = FloatBuffer()
+    /// The prepared activations: packed 32-bit pairs (avx512bf16) or rounded floats (portable).
+    let activations = FloatBuffer()
+    /// The portable path's widened weight block.
     let widened = FloatBuffer()
-
-    func packedA(_ count: Int) -> UnsafeMutablePointer<UInt32> {
-        if count > packedACapacity {
-            packedA.deallocate()
-            packedA = .allocate(capacity: count)
-            packedACapacity = count
-        }
-        return packedA
-    }
-
-    deinit { packedA.deallocate() }
 }
 
 /// Activations `[M, K]` rounded and laid out for one kernel path, reusable against several weight blocks.
@@ -168,13 +141,14 @@ public enum BF16 {
         switch kernel {
         case .avx512bf16:
             let mr = Int(HR_MR), panels = (M + mr - 1) / mr
-            let a = scratch.packedA(hr_bf16_packed_a_count(Int32(M), Int32(K)))
+            let count = hr_bf16_packed_a_count(Int32(M), Int32(K))
+            let a = UnsafeMutableRawPointer(scratch.activations.reserve(count)).bindMemory(to: UInt32.self, capacity: count)
             parallelRanges(panels, minimumPerTask: 4) { r in
                 hr_bf16_pack_a_fast(input, lda, Int32(M), Int32(K), Int32(r.lowerBound * mr), Int32(min(M, r.upperBound * mr)), a)
             }
             return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(a))
         case .portable:
-            let rounded = scratch.rounded.reserve(M * K)
+            let rounded = UnsafeMutableRawPointer(scratch.activations.reserve(M * K)).bindMemory(to: Float.self, capacity: M * K)
             for m in 0..<M { (rounded + m * K).update(from: input + m * lda, count: K) }
             hr_bf16_round_floats(rounded, M * K)
             return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(rounded))
