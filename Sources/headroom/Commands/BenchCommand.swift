@@ -42,8 +42,9 @@ struct BenchCommand: Command {
 
     forward: times the forward pass over SEQUENCES × TOKENS random tokens on a synthetic model with the
     preset's real shapes (synthesized into --cache-dir on first use, default $TMPDIR/headroom-bench), after
-    one warm-up run. Reports tokens/s, GFLOP/s, the fraction of the cblas_sgemm peak measured in the same
-    process, per-layer time and peak RSS. --json prints one object with tokens_per_s, gflops and
+    one warm-up run. Reports the GEMM kernels that ran, tokens/s, GFLOP/s, the fraction of the GEMM peak of
+    the chosen precision measured in the same process (cblas_sgemm, or the bf16 kernel at 2048³), per-layer
+    time and peak RSS. --json prints one object with tokens_per_s, gflops and
     peak_rss_bytes among its keys. --compare-cached re-runs every layer right after it, with its weights
     already decoded and nothing decoding behind it, and reports streamed vs cached time per layer (the
     cost of streaming, measured on the same layers in the same moment); the re-runs count in the
