@@ -90,6 +90,7 @@ public enum ForwardBenchmark {
         var stats = ForwardStats()
         let output = LogitsBuffer()  // reused, as a scoring loop would
         _ = try model.forward(batch, options: options, into: output, stats: &stats)
+        Profile.reset()  // with HEADROOM_PROFILE=1 the command prints the timed runs' sections only
         var seconds: [Double] = []
         var layerTimes: [Double] = []
         var cachedTimes: [Double] = []

@@ -1,7 +1,12 @@
 // bf16 packing and GEMM; see include/cbf16.h for the layouts. The microkernel is a 12 × 32 tile of fp32
 // accumulators (24 zmm; 8 rows measured 1–4% slower) updated with vdpbf16ps: per k-pair, two 32-lane loads of B and one broadcast of A per
-// row. Blocking: a B panel of up to KC pairs (K ≤ 4096 in one block: C tiles are then written once, which
-// measured 1.2–1.7× faster on Zen 5 than L1-sized blocks) serves every row panel of an MC block.
+// row. With its operands in L2 that loop runs at the instruction's limit (2 per cycle per core, measured); what
+// the GEMM loses is memory latency, so the tile prefetches: its C lines for writing as it starts (without it
+// the tile's stores wait on their read-for-ownership: up to 8% at 2048³), its A panel 128 pairs ahead and its
+// B panel 16 pairs ahead into L1 (cold weights stream from DRAM once per pass).
+// Blocking: a B panel of up to KC pairs (K ≤ 8192, every OPT ≤ 6.7B projection, in one block: C tiles are then
+// written once; splitting K in two measured 3–6% slower at fc2's shape) serves every row panel of an MC block
+// (8 panels, 96 rows of A: 384 KB at K = 2048, kept in L2 beside the B panel; the A prefetch covers larger K).
 #include "cbf16.h"
 #include <string.h>
 #include <math.h>
@@ -10,8 +15,8 @@
 #include <cpuid.h>
 #endif
 
-#define KC_PAIRS 2048
-#define MC_PANELS 16
+#define KC_PAIRS 4096
+#define MC_PANELS 8
 #ifndef NC_BYTES
 #define NC_BYTES (4 << 20)
 #endif
@@ -135,7 +140,7 @@ void hr_bf16_unpack_b(const uint16_t *packed, int N, int K, int n0, int n1, floa
 }
 
 #if defined(__x86_64__)
-#define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,prfchw")))
 
 /// hr_bf16_pack_a with vcvtne2ps2bf16 (round to nearest even; like the microkernel, it treats denormal inputs
 /// as zero). Sixteen pairs of eight rows at a time, transposed through a small tile.
@@ -197,8 +202,10 @@ TARGET void hr_bf16_pack_b_fast(const float *src, ptrdiff_t strideN, int N, int 
 }
 
 /// c tile [rows ≤ HR_MR, cols ≤ 32] (+)= Σ over kc pairs. init: 0 zero, 1 bias, 2 load c, 3 load c + bias.
+/// With `pk`, the tile goes there instead of to c: max(0, ·) rounded to bf16 as one row panel's 16 pairs of
+/// packed A (12 × 16 uint32, contiguous; rows past `rows` and columns past `cols` zero).
 TARGET static void kernel_tile(int kc, const uint32_t *a, const uint16_t *b, float *c, ptrdiff_t ldc,
-                               int rows, int cols, const float *bias, int init) {
+                               int rows, int cols, const float *bias, int init, uint32_t *pk) {
     const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
     __m512 acc[HR_MR][2];
@@ -214,7 +221,27 @@ TARGET static void kernel_tile(int kc, const uint32_t *a, const uint16_t *b, flo
             acc[r][1] = b1;
         }
     }
+    if (pk) {  // the tile's 768 bytes of packed output, for writing
+#pragma clang loop unroll(full)
+        for (int l = 0; l < HR_MR; l++) __builtin_prefetch(pk + 16 * l, 1, 3);
+    } else {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < HR_MR; r++) {  // this tile's C lines, for writing (past a row's end: harmless, never faults)
+            if (r < rows) {
+                __builtin_prefetch(c + r * ldc, 1, 3);
+                __builtin_prefetch(c + r * ldc + 16, 1, 3);
+            }
+        }
+    }
     for (int p = 0; p < kc; p++) {
+        // Ahead in A and B (past a panel's end: the next panel's start, or nothing; prefetches never fault).
+        _mm_prefetch((const char *)(b + (size_t)(p + 16) * 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + (size_t)(p + 16) * 64 + 32), _MM_HINT_T0);
+        if ((p & 3) == 0) {  // four pairs of A are 192 bytes: three lines
+            _mm_prefetch((const char *)(a + (size_t)(p + 128) * HR_MR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a + (size_t)(p + 128) * HR_MR + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a + (size_t)(p + 128) * HR_MR + 32), _MM_HINT_T0);
+        }
         const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)p * 64));
         const __m512bh w1 = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)p * 64 + 32));
 #pragma clang loop unroll(full)
@@ -223,6 +250,23 @@ TARGET static void kernel_tile(int kc, const uint32_t *a, const uint16_t *b, flo
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, w0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, w1);
         }
+    }
+    if (pk) {
+        // Row r's 32 columns → 16 pairs (vcvtne2ps2bf16 puts its second operand in the low half), transposed
+        // into the panel's [pair][row] order through a small tile.
+        uint32_t tile[HR_MR][16] __attribute__((aligned(64)));
+        const __m512 zero = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int r = 0; r < HR_MR; r++) {
+            const __m512 lo = r < rows ? _mm512_maskz_max_ps(m0, acc[r][0], zero) : zero;
+            const __m512 hi = r < rows ? _mm512_maskz_max_ps(m1, acc[r][1], zero) : zero;
+            _mm512_store_si512((void *)tile[r], (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+        const int pairs = (cols + 1) / 2;
+        for (int q = 0; q < pairs; q++)
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR_MR; r++) pk[q * HR_MR + r] = tile[r][q];
+        return;
     }
 #pragma clang loop unroll(full)
     for (int r = 0; r < HR_MR; r++) {
@@ -233,17 +277,15 @@ TARGET static void kernel_tile(int kc, const uint32_t *a, const uint16_t *b, flo
     }
 }
 
-TARGET void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
-                              const float *bias, int accumulate, float *c, ptrdiff_t ldc) {
-    const int Kp = pairs_of(K), Mpanels = (M + HR_MR - 1) / HR_MR;
-    if (n1 > N) n1 = N;
-    if (Kp == 0) {  // empty sum: C = bias (+ C)
-        for (int m = 0; m < M; m++)
-            for (int n = n0; n < n1; n++) c[m * ldc + n] = (accumulate ? c[m * ldc + n] : 0) + (bias ? bias[n] : 0);
-        return;
-    }
-    for (int kc0 = 0; kc0 < Kp; kc0 += KC_PAIRS) {
-        const int kc = Kp - kc0 < KC_PAIRS ? Kp - kc0 : KC_PAIRS;
+/// The blocked GEMM behind both entry points: tiles to C, or (pk) to packed A of the next GEMM with `pk_pairs`
+/// pairs per panel, this GEMM's column n being its column column0 + n. ReLU needs the whole sum, so then K is
+/// one block.
+TARGET static void gemm_blocked(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                                const float *bias, int accumulate, float *c, ptrdiff_t ldc,
+                                uint32_t *pk, int pk_pairs, int column0) {
+    const int Kp = pairs_of(K), Mpanels = (M + HR_MR - 1) / HR_MR, kc_max = pk ? Kp : KC_PAIRS;
+    for (int kc0 = 0; kc0 < Kp; kc0 += kc_max) {
+        const int kc = Kp - kc0 < kc_max ? Kp - kc0 : kc_max;
         const int init = (kc0 > 0 || accumulate ? 2 : 0) | (kc0 == 0 && bias ? 1 : 0);
         // B in blocks of about NC_BYTES (kept in L3 while every row block passes over them), so a wide B (the
         // LM head's 50272 rows) is read from memory once instead of once per row block.
@@ -257,13 +299,44 @@ TARGET void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b
                     const int cols = n1 - n < HR_NR ? n1 - n : HR_NR;
                     for (int mp = mc0; mp < mc1; mp++) {
                         const int rows = M - mp * HR_MR < HR_MR ? M - mp * HR_MR : HR_MR;
+                        uint32_t *tile_pk = pk ? pk + ((size_t)mp * pk_pairs + (size_t)(column0 + n) / 2) * HR_MR : NULL;
                         kernel_tile(kc, a + ((size_t)mp * Kp + kc0) * HR_MR, bp, c + (size_t)mp * HR_MR * ldc + n, ldc,
-                                    rows, cols, bias ? bias + n : NULL, init);
+                                    rows, cols, bias ? bias + n : NULL, init, tile_pk);
                     }
                 }
             }
         }
     }
+}
+
+TARGET void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                              const float *bias, int accumulate, float *c, ptrdiff_t ldc) {
+    if (n1 > N) n1 = N;
+    if (pairs_of(K) == 0) {  // empty sum: C = bias (+ C)
+        for (int m = 0; m < M; m++)
+            for (int n = n0; n < n1; n++) c[m * ldc + n] = (accumulate ? c[m * ldc + n] : 0) + (bias ? bias[n] : 0);
+        return;
+    }
+    gemm_blocked(a, M, K, b, N, n0, n1, bias, accumulate, c, ldc, NULL, 0, 0);
+}
+
+TARGET void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                                        const float *bias, uint32_t *packed, int packedK, int column0) {
+    if (n1 > N) n1 = N;
+    if (pairs_of(K) == 0) {  // empty sum: relu(bias), through the portable packer a row at a time
+        float row[HR_NR];
+        for (int m = 0; m < M; m++)
+            for (int n = n0; n < n1; n += HR_NR) {
+                const int cols = n1 - n < HR_NR ? n1 - n : HR_NR;
+                for (int j = 0; j < cols; j++) row[j] = bias && bias[n + j] > 0 ? bias[n + j] : 0;
+                for (int j = 0; j < cols; j += 2) {
+                    const uint32_t lo = hr_bf16_round(row[j]), hi = j + 1 < cols ? hr_bf16_round(row[j + 1]) : 0;
+                    packed[((size_t)(m / HR_MR) * pairs_of(packedK) + (size_t)(column0 + n + j) / 2) * HR_MR + m % HR_MR] = lo | hi << 16;
+                }
+            }
+        return;
+    }
+    gemm_blocked(a, M, K, b, N, n0, n1, bias, 0, NULL, 0, packed, pairs_of(packedK), column0);
 }
 
 // ---- Causal softmax rows (fp32): the attention's softmax, vectorized -------------------------------------
@@ -336,6 +409,10 @@ void hr_bf16_pack_b_fast(const float *src, ptrdiff_t strideN, int N, int K, int 
 void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
                        const float *bias, int accumulate, float *c, ptrdiff_t ldc) {
     (void)a; (void)M; (void)K; (void)b; (void)N; (void)n0; (void)n1; (void)bias; (void)accumulate; (void)c; (void)ldc;
+}
+void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                                 const float *bias, uint32_t *packed, int packedK, int column0) {
+    (void)a; (void)M; (void)K; (void)b; (void)N; (void)n0; (void)n1; (void)bias; (void)packed; (void)packedK; (void)column0;
 }
 int hr_avx512_available(void) { return 0; }
 int hr_softmax_causal(float *p, int rows, int prefix, int ld) { (void)p; (void)rows; (void)prefix; (void)ld; return 0; }

@@ -99,11 +99,16 @@ extension OPTModel {
                 try tap(.ffnNormInput, x, T * C)
                 norm(lw.ffnNorm, out: ln, input: x, T: T)
             }
-            let hidden = s.ffn.reserve(T * F)
-            Profile.measure("fc1") { linear(fc1, layer: l, out: hidden, input: preLN ? ln : x, M: T, K: C) }  // [T, F]
-            Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
-            try tap(.hidden, hidden, T * F)
-            Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: hidden, M: T, K: F) }                // [T, C]
+            let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
+            if precision == .bf16, fusesFeedForward, !(taps?.wants(.hidden) ?? false) {
+                feedForwardBF16(fc1: fc1, fc2: fc2, layer: l, out: out, input: input, M: T)             // no fp32 hidden state
+            } else {
+                let hidden = s.ffn.reserve(T * F)
+                Profile.measure("fc1") { linear(fc1, layer: l, out: hidden, input: input, M: T, K: C) }  // [T, F]
+                Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
+                try tap(.hidden, hidden, T * F)
+                Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: hidden, M: T, K: F) }    // [T, C]
+            }
             addInPlace(x, out, count: T * C)                                                     // residual
         }
         if !preLN {
@@ -117,25 +122,33 @@ extension OPTModel {
     /// q/k/v fused.
     func linear(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, M: Int, K: Int) {
         let N = p.rows
-        let bias = scratch.layer.bias.reserve(N)
+        let bias = stackedBias(p)
+        if precision == .bf16 {
+            if scratch.packed.keeps {
+                BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: bias, M: M,
+                          scratch: scratch.packed.scratch, kernel: bf16Kernel)
+            } else {
+                let a = BF16.prepare(input, M: M, K: K, scratch: scratch.packed.scratch, kernel: bf16Kernel)
+                linearPackingPerUse(p, layer: layer, out: out, activations: a, bias: bias)
+            }
+            return
+        }
+        weightBlocks(p, layer: layer, K: K) { start, rows, weight in
+            BLAS.linear(out: out + start, input: input, weight: weight, bias: bias.map { $0 + start }, M: M, N: rows, K: K, ldOut: N)
+        }
+    }
+
+    /// The bound biases stacked `[ΣNᵢ]` in fp32 (zeros for a part without one), or nil when no part has one.
+    /// Valid until the next call.
+    func stackedBias(_ p: BoundLinear) -> UnsafePointer<Float>? {
+        guard p.biases.contains(where: { $0 != nil }) else { return nil }
+        let bias = scratch.layer.bias.reserve(p.rows)
         var row = 0
         for (part, b) in zip(p.parts, p.biases) {
             if let b { b.widen(elements: 0..<part.rows, into: bias + row) } else { (bias + row).update(repeating: 0, count: part.rows) }
             row += part.rows
         }
-        let hasBias = p.biases.contains { $0 != nil }
-        if precision == .bf16 {
-            if scratch.packed.keeps {
-                BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: hasBias ? bias : nil, M: M,
-                          scratch: scratch.packed.scratch, kernel: bf16Kernel)
-            } else {
-                linearPackingPerUse(p, layer: layer, out: out, input: input, M: M, K: K, bias: hasBias ? bias : nil)
-            }
-            return
-        }
-        weightBlocks(p, layer: layer, K: K) { start, rows, weight in
-            BLAS.linear(out: out + start, input: input, weight: weight, bias: hasBias ? bias + start : nil, M: M, N: rows, K: K, ldOut: N)
-        }
+        return UnsafePointer(bias)
     }
 
     /// Calls `body(firstRow, rows, weight)` over the bound weights stacked by rows `[ΣNᵢ, K]`, as fp32 row blocks

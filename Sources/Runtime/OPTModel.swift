@@ -27,6 +27,8 @@ public final class OPTModel: @unchecked Sendable {
     public let precision: Precision
     /// The bf16 kernel this model's GEMMs use (tests run both paths on one machine).
     var bf16Kernel = BF16Kernel.current
+    /// In bf16, fc1's epilogue packs the hidden state for fc2 when no tap reads it (tests turn it off to compare).
+    var fusesFeedForward = true
     /// In bf16, every layer's packed weights are kept when they total at most this (default 6 GiB: opt-2.7b);
     /// a bigger model keeps one layer's.
     public var packedLimit = 6 << 30 {

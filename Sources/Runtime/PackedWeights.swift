@@ -116,19 +116,56 @@ extension OPTModel {
 }
 
 extension OPTModel {
-    /// out `[M, ΣNᵢ]` = round(input `[M, K]`) · Wᵀ (+ bias) for a model whose packs are not kept: the activations
-    /// are packed once, the weights in row blocks of at most `packBlockBytes`, each multiplied and dropped.
-    func linearPackingPerUse(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
-                             M: Int, K: Int, bias: UnsafePointer<Float>?) {
-        let N = p.rows, s = scratch.packed.scratch
-        let a = BF16.prepare(input, M: M, K: K, scratch: s, kernel: bf16Kernel)
-        let blockRows = max(32, packBlockBytes / max(1, 2 * K) / 32 * 32)
+    /// out `[M, C]` = fc2(max(0, fc1(input `[M, C]`))) in bf16, fc1's tiles rounding and packing the hidden state
+    /// for fc2 as they finish (`BF16.multiplyReLU`): the `[M, F]` fp32 hidden state is never written, cleared
+    /// by a ReLU pass and read back to be packed. The same values as fc1, ReLU and fc2 one after another; used
+    /// when no tap reads the hidden state.
+    func feedForwardBF16(fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>,
+                         input: UnsafePointer<Float>, M: Int) {
+        let C = config.hiddenSize, F = fc1.rows, s = scratch.packed.scratch
+        let hidden = BF16.room(M: M, K: F, kernel: bf16Kernel, in: s.next)
+        Profile.measure("fc1") {
+            let a = BF16.prepare(input, M: M, K: C, scratch: s, kernel: bf16Kernel)
+            let bias = stackedBias(fc1)
+            if scratch.packed.keeps {
+                BF16.multiplyReLU(a, weight: packed(fc1, layer: layer, K: C), bias: bias, into: hidden, column0: 0, scratch: s)
+            } else {
+                perUseBlocks(fc1, K: C) { start, block in
+                    BF16.multiplyReLU(a, weight: block, bias: bias.map { $0 + start }, into: hidden, column0: start, scratch: s)
+                }
+            }
+        }
+        Profile.measure("fc2") {
+            let bias = stackedBias(fc2)
+            if scratch.packed.keeps {
+                BF16.multiply(hidden, weight: packed(fc2, layer: layer, K: F), bias: bias, out: out, ldOut: C, accumulate: false, scratch: s)
+            } else {
+                linearPackingPerUse(fc2, layer: layer, out: out, activations: hidden, bias: bias)
+            }
+        }
+    }
+
+    /// out `[M, ΣNᵢ]` = a · Wᵀ (+ bias) for a model whose packs are not kept: the weights packed in row blocks of
+    /// at most `packBlockBytes`, each multiplied and dropped.
+    func linearPackingPerUse(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, activations a: PreparedActivations,
+                             bias: UnsafePointer<Float>?) {
+        let N = p.rows
+        perUseBlocks(p, K: a.K) { start, block in
+            BF16.multiply(a, weight: block, bias: bias.map { $0 + start }, out: out + start, ldOut: N, accumulate: false,
+                          scratch: scratch.packed.scratch)
+        }
+    }
+
+    /// Calls `body(firstRow, pack)` over the bound projection's rows in blocks of at most `packBlockBytes` (a
+    /// multiple of 32 rows), each packed just before and dropped after.
+    func perUseBlocks(_ p: BoundLinear, K: Int, _ body: (Int, PackedMatrix) -> Void) {
+        let N = p.rows, blockRows = max(32, packBlockBytes / max(1, 2 * K) / 32 * 32)
         var start = 0
         while start < N {
             let end = min(N, start + blockRows)
             let block = PackedMatrix(rows: end - start, columns: K)
             pack(p, rows: start..<end, K: K, into: block)
-            BF16.multiply(a, weight: block, bias: bias.map { $0 + start }, out: out + start, ldOut: N, accumulate: false, scratch: s)
+            body(start, block)
             start = end
         }
     }

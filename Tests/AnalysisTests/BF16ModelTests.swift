@@ -54,6 +54,20 @@ struct BF16ModelTests {
         }
     }
 
+    /// fc1's fused ReLU-and-pack epilogue (used unless a tap reads the hidden state) gives the same logits, bit
+    /// for bit, as fc1, ReLU and fc2 one after another; kept packs and packs made per use alike.
+    @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"])
+    func fusedFeedForwardMatchesUnfused(_ fixture: String) throws {
+        for limit in [6 << 30, 0] {
+            let fused = try open(fixture, .bf16), unfused = try open(fixture, .bf16)
+            unfused.fusesFeedForward = false
+            fused.packedLimit = limit
+            unfused.packedLimit = limit
+            let batch = Self.sequences.map { SequenceInput(tokens: $0.map { $0 % fused.config.vocabSize }, logits: .all) }
+            #expect(try fused.forward(batch).map(\.values) == unfused.forward(batch).map(\.values), "\(fixture), pack limit \(limit)")
+        }
+    }
+
     /// A model too big to keep its packs (OPT-66B) packs each matrix for one use and the LM head in vocabulary
     /// blocks: the same logits, bit for bit, and the same importance up to fp32 summation order.
     @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"])

@@ -4,9 +4,9 @@ import CBF16
 @testable import Runtime
 
 /// The bf16 GEMM against a float64 reference computed from the same bf16-rounded inputs, over odd shapes, tails
-/// and every blocking edge (12-row panels, 32-column panels, 2048-pair K blocks, 16-panel M blocks, ~4 MB
-/// column blocks), on both
-/// kernel paths; and the two paths against each other.
+/// and every blocking edge (12-row panels, 32-column panels, 4096-pair K blocks, 8-panel M blocks, ~4 MB
+/// column blocks), on both kernel paths; the two paths against each other; and fc1's fused ReLU-and-pack
+/// epilogue against the GEMM, ReLU and packing one after another.
 struct BF16KernelTests {
     init() { Threads.set(2); BF16Kernel.quiet = true }
 
@@ -62,6 +62,40 @@ struct BF16KernelTests {
                 }
                 #expect(worst <= 1, "\(path) \(s) bias \(withBias) accumulate \(accumulate): error \(worst) of the bound")
             }
+        }
+    }
+
+    /// `multiplyReLU` writes, bit for bit, what multiplying, max(0, ·) and `prepare` give, into a column block of
+    /// the next GEMM's activations (other columns untouched), over partial row panels, partial and odd column
+    /// tails, a K past one block, and a block that starts mid-matrix.
+    @Test(arguments: BF16KernelTests.paths)
+    func reluPackEpilogueMatchesGEMMThenReLUThenPacking(_ path: BF16Kernel) throws {
+        let cases: [(M: Int, N: Int, K: Int, column0: Int, nextK: Int)] = [
+            (1, 1, 1, 0, 1), (37, 70, 300, 0, 70), (25, 64, 24, 32, 128), (13, 33, 8200, 0, 33), (113, 96, 513, 64, 161),
+            (12, 32, 64, 0, 32),
+        ]
+        for (i, c) in cases.enumerated() {
+            let a = Self.values(c.M * c.K, seed: UInt64(i) * 5 + 1), w = Self.values(c.N * c.K, seed: UInt64(i) * 5 + 2)
+            let bias = Self.values(c.N, seed: UInt64(i) * 5 + 3)
+            let packed = w.withUnsafeBufferPointer { PackedMatrix(fp32: $0.baseAddress!, rows: c.N, columns: c.K) }
+            // Reference: C, ReLU, placed in columns column0 ..< column0 + N of zeros, prepared.
+            var product = [Float](repeating: 0, count: c.M * c.N)
+            BF16.gemm(out: &product, input: a, weight: packed, bias: bias, M: c.M, scratch: BF16Scratch(), kernel: path)
+            var hidden = [Float](repeating: 0, count: c.M * c.nextK)
+            for m in 0..<c.M { for n in 0..<c.N { hidden[m * c.nextK + c.column0 + n] = max(0, product[m * c.N + n]) } }
+            let reference = BF16Scratch()
+            let expected = BF16.prepare(hidden, M: c.M, K: c.nextK, scratch: reference, kernel: path)
+            // Under test: the epilogue into zeroed activations.
+            let scratch = BF16Scratch()
+            let next = BF16.room(M: c.M, K: c.nextK, kernel: path, in: scratch.next)
+            let words = path == .avx512bf16 ? hr_bf16_packed_a_count(Int32(c.M), Int32(c.nextK)) : c.M * c.nextK
+            next.packed.initializeMemory(as: UInt32.self, repeating: 0, count: words)
+            let prepared = BF16.prepare(a, M: c.M, K: c.K, scratch: scratch, kernel: path)
+            BF16.multiplyReLU(prepared, weight: packed, bias: bias, into: next, column0: c.column0, scratch: scratch)
+            let got = UnsafeBufferPointer(start: next.packed.assumingMemoryBound(to: UInt32.self), count: words)
+            let want = UnsafeBufferPointer(start: expected.packed.assumingMemoryBound(to: UInt32.self), count: words)
+            let differing = zip(got, want).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(path) \(c): \(differing) of \(words) words differ")
         }
     }
 

@@ -51,6 +51,15 @@ void hr_bf16_pack_a_fast(const float *a, ptrdiff_t lda, int M, int K, int m0, in
 void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
                        const float *bias, int accumulate, float *c, ptrdiff_t ldc);
 
+/// max(0, A · Bᵀ + bias) for C's columns [n0, n1) (n0 a multiple of HR_NR), rounded to bf16 and written straight
+/// into packed A of the next GEMM (hr_bf16_pack_a's layout for [M, packedK]), this GEMM's column n being the next
+/// one's column column0 + n (column0 even): fc1's epilogue feeding fc2, with no fp32 hidden state in between.
+/// Equal to writing C, applying max(0, ·) and hr_bf16_pack_a_fast, except that the packer's scalar tail rounds
+/// denormals where this flushes them (vcvtne2ps2bf16). The panels' rows past M are written as zero. Call only
+/// when hr_bf16_fast_available().
+void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+                                 const float *bias, uint32_t *packed, int packedK, int column0);
+
 /// Rows [n0, n1) of packed B widened to fp32 `[n1 − n0, K]` row-major (the portable path multiplies these).
 void hr_bf16_unpack_b(const uint16_t *packed, int N, int K, int n0, int n1, float *out);
 

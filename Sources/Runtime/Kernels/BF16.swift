@@ -110,6 +110,8 @@ public final class BF16Scratch {
     public init() {}
     /// The prepared activations: packed 32-bit pairs (avx512bf16) or rounded floats (portable).
     let activations = FloatBuffer()
+    /// A second set, written by one GEMM's epilogue for the next (`BF16.multiplyReLU`).
+    let next = FloatBuffer()
     /// The portable path's widened weight block.
     let widened = FloatBuffer()
 }
@@ -138,21 +140,65 @@ public enum BF16 {
                         kernel: BF16Kernel) -> PreparedActivations {
         BF16Kernel.announce()
         let lda = ldInput ?? K
+        let a = room(M: M, K: K, kernel: kernel, in: scratch.activations)
         switch kernel {
         case .avx512bf16:
             let mr = Int(HR_MR), panels = (M + mr - 1) / mr
-            let count = hr_bf16_packed_a_count(Int32(M), Int32(K))
-            let a = UnsafeMutableRawPointer(scratch.activations.reserve(count)).bindMemory(to: UInt32.self, capacity: count)
+            let packed = a.packed.assumingMemoryBound(to: UInt32.self)
             parallelRanges(panels, minimumPerTask: 4) { r in
-                hr_bf16_pack_a_fast(input, lda, Int32(M), Int32(K), Int32(r.lowerBound * mr), Int32(min(M, r.upperBound * mr)), a)
+                hr_bf16_pack_a_fast(input, lda, Int32(M), Int32(K), Int32(r.lowerBound * mr), Int32(min(M, r.upperBound * mr)), packed)
             }
-            return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(a))
         case .portable:
-            let rounded = UnsafeMutableRawPointer(scratch.activations.reserve(M * K)).bindMemory(to: Float.self, capacity: M * K)
+            let rounded = a.packed.assumingMemoryBound(to: Float.self)
             for m in 0..<M { (rounded + m * K).update(from: input + m * lda, count: K) }
             hr_bf16_round_floats(rounded, M * K)
-            return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(rounded))
         }
+        return a
+    }
+
+    /// Room in `buffer` for activations `[M, K]` laid out for `kernel` (contents unset).
+    static func room(M: Int, K: Int, kernel: BF16Kernel, in buffer: FloatBuffer) -> PreparedActivations {
+        let count = kernel == .avx512bf16 ? hr_bf16_packed_a_count(Int32(M), Int32(K)) : M * K
+        return PreparedActivations(M: M, K: K, kernel: kernel, packed: UnsafeMutableRawPointer(buffer.reserve(count)))
+    }
+
+    /// Columns `column0 ..< column0 + N` of `next` (activations `[M, next.K]` from `room(…, in: scratch.next)`) =
+    /// round(max(0, a · Bᵀ + bias)): fc1 feeding fc2 with no fp32 `[M, F]` hidden state written and read back.
+    /// The fast kernel does it in its tile epilogue; the portable path multiplies into `next`'s rounded floats
+    /// and applies max and rounding there. Either way the same values as `multiply`, max(0, ·) and `prepare`.
+    static func multiplyReLU(_ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?,
+                             into next: PreparedActivations, column0: Int, scratch: BF16Scratch) {
+        let M = a.M, N = b.rows, K = b.columns
+        precondition(K == a.K && next.M == M && next.kernel == a.kernel && column0 % 2 == 0 && column0 + N <= next.K,
+                     "bf16 GEMM: activations \(a.M)×\(a.K) and \(next.M)×\(next.K) (from column \(column0)) against weights \(N)×\(K)")
+        guard M > 0, N > 0 else { return }
+        switch a.kernel {
+        case .avx512bf16:
+            let packed = a.packed.assumingMemoryBound(to: UInt32.self), out = next.packed.assumingMemoryBound(to: UInt32.self)
+            inTasks(N) { lo, hi in
+                hr_bf16_gemm_relu_pack_fast(packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, out,
+                                            Int32(next.K), Int32(column0))
+            }
+        case .portable:
+            let out = next.packed.assumingMemoryBound(to: Float.self) + column0
+            multiply(a, weight: b, bias: bias, out: out, ldOut: next.K, accumulate: false, scratch: scratch)
+            for m in 0..<M {
+                let row = out + m * next.K
+                for j in 0..<N { row[j] = max(row[j], 0) }
+                hr_bf16_round_floats(row, N)
+            }
+        }
+    }
+
+    /// Runs `body(lo, hi)` over C's columns split into 32-column panels, one range per thread.
+    private static func inTasks(_ N: Int, _ body: (Int, Int) -> Void) {
+        let nr = Int(HR_NR), nPanels = (N + nr - 1) / nr
+        let tasks = min(Threads.count, nPanels)
+        func run(_ t: Int) {
+            let lo = nPanels * t / tasks * nr, hi = min(N, nPanels * (t + 1) / tasks * nr)
+            if lo < hi { body(lo, hi) }
+        }
+        if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks) { run($0) } }
     }
 
     /// out `[M, N]` (row stride ldOut) = a · Bᵀ (+ bias) (+ out, with `accumulate`).
@@ -164,15 +210,9 @@ public enum BF16 {
         switch a.kernel {
         case .avx512bf16:
             let packed = a.packed.assumingMemoryBound(to: UInt32.self)
-            let nr = Int(HR_NR), nPanels = (N + nr - 1) / nr
-            let tasks = min(Threads.count, nPanels)
-            let run = { (t: Int) in
-                let lo = nPanels * t / tasks * nr, hi = min(N, nPanels * (t + 1) / tasks * nr)
-                if lo < hi {
-                    hr_bf16_gemm_fast(packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, accumulate ? 1 : 0, out, ldc)
-                }
+            inTasks(N) { lo, hi in
+                hr_bf16_gemm_fast(packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, accumulate ? 1 : 0, out, ldc)
             }
-            if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks, execute: run) }
         case .portable:
             let rounded = a.packed.assumingMemoryBound(to: Float.self)
             let blockRows = max(32, min(N, (64 << 20) / max(1, 4 * K)) / 32 * 32)

@@ -252,7 +252,7 @@ struct BenchCommand: Command {
             } else {
                 print(ForwardBenchmark.table(result))
             }
-            if Profile.enabled { print("sections (all runs, warm-up included):\n" + Profile.report()) }
+            if Profile.enabled { print("sections of the timed runs:\n" + Profile.report()) }
             return 0
         }
         let rows = try FormatBenchmark.run(syntheticElements: elements, models: models) { printError($0) }
