@@ -280,7 +280,7 @@ TARGET static void kernel_tile(int kc, const uint32_t *a, const uint16_t *b, flo
 /// The blocked GEMM behind both entry points: tiles to C, or (pk) to packed A of the next GEMM with `pk_pairs`
 /// pairs per panel, this GEMM's column n being its column column0 + n. ReLU needs the whole sum, so then K is
 /// one block.
-TARGET static void gemm_blocked(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
+TARGET static void gemm_blocked(const uint32_t *a, int M, int K, const uint16_t *b, int n0, int n1,
                                 const float *bias, int accumulate, float *c, ptrdiff_t ldc,
                                 uint32_t *pk, int pk_pairs, int column0) {
     const int Kp = pairs_of(K), Mpanels = (M + HR_MR - 1) / HR_MR, kc_max = pk ? Kp : KC_PAIRS;
@@ -317,7 +317,7 @@ TARGET void hr_bf16_gemm_fast(const uint32_t *a, int M, int K, const uint16_t *b
             for (int n = n0; n < n1; n++) c[m * ldc + n] = (accumulate ? c[m * ldc + n] : 0) + (bias ? bias[n] : 0);
         return;
     }
-    gemm_blocked(a, M, K, b, N, n0, n1, bias, accumulate, c, ldc, NULL, 0, 0);
+    gemm_blocked(a, M, K, b, n0, n1, bias, accumulate, c, ldc, NULL, 0, 0);
 }
 
 TARGET void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const uint16_t *b, int N, int n0, int n1,
@@ -336,66 +336,7 @@ TARGET void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const u
             }
         return;
     }
-    gemm_blocked(a, M, K, b, N, n0, n1, bias, 0, NULL, 0, packed, pairs_of(packedK), column0);
-}
-
-// ---- Causal softmax rows (fp32): the attention's softmax, vectorized -------------------------------------
-
-/// e^x for the softmax after subtracting the row maximum: the same Cody–Waite reduction and degree-6 Taylor
-/// polynomial as the runtime's scalar fastExp, sixteen lanes at a time; below −87 gives 0, NaN stays NaN.
-TARGET static inline __m512 exp16(__m512 x) {
-    const __m512 c = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.442695041f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 r = _mm512_add_ps(_mm512_sub_ps(c, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f))), _mm512_mul_ps(n, _mm512_set1_ps(2.12194440e-4f)));
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-    const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
-    __m512 y = _mm512_mul_ps(p, scale);
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ), _mm512_setzero_ps());
-    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-
-__attribute__((target("avx512f"))) static void softmax_rows_avx512(float *p, int rows, int prefix, int ld) {
-    for (int i = 0; i < rows; i++) {
-        float *row = p + (size_t)i * ld;
-        const int valid = prefix + i + 1;
-        __m512 m = _mm512_set1_ps(-INFINITY);
-        __mmask16 nan = 0;
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, row + j);
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            m = _mm512_max_ps(m, v);
-        }
-        const float maximum = nan ? NAN : _mm512_reduce_max_ps(m);
-        const __m512 mx = _mm512_set1_ps(maximum);
-        __m512 s = _mm512_setzero_ps();
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), mx));
-            _mm512_mask_storeu_ps(row + j, k, e);
-            s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, e));
-        }
-        const __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            _mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + j), inverse));
-        }
-        if (valid < ld) memset(row + valid, 0, sizeof(float) * (size_t)(ld - valid));
-    }
-}
-
-int hr_softmax_causal(float *p, int rows, int prefix, int ld) {
-    static int avx512 = -1;
-    if (avx512 < 0) avx512 = hr_avx512_available();
-    if (!avx512) return 0;
-    softmax_rows_avx512(p, rows, prefix, ld);
-    return 1;
+    gemm_blocked(a, M, K, b, n0, n1, bias, 0, NULL, 0, packed, pairs_of(packedK), column0);
 }
 
 #else  // not x86-64: only the portable paths exist; the fast entry points are never called (availability is 0)
@@ -415,5 +356,4 @@ void hr_bf16_gemm_relu_pack_fast(const uint32_t *a, int M, int K, const uint16_t
     (void)a; (void)M; (void)K; (void)b; (void)N; (void)n0; (void)n1; (void)bias; (void)packed; (void)packedK; (void)column0;
 }
 int hr_avx512_available(void) { return 0; }
-int hr_softmax_causal(float *p, int rows, int prefix, int ld) { (void)p; (void)rows; (void)prefix; (void)ld; return 0; }
 #endif

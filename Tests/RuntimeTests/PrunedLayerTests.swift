@@ -46,9 +46,13 @@ struct KernelTests {
         expectClose(out, referenceLinear(x, w, b, M: M, N: N, K: K), tolerance: 1e-5, "linear")
     }
 
-    @Test func attentionMatchesReference() {
+    /// Both attention paths (the AVX-512 head kernel, used without a prefix where the CPU has AVX-512, and the
+    /// BLAS block loop) against the reference, at OPT's head sizes and odd ones, over every tile edge
+    /// (12- and 6-row blocks, 32-key and 64-column chunks).
+    @Test(arguments: [(11, 3, 5), (1, 2, 64), (37, 2, 64), (100, 1, 80), (300, 2, 128), (70, 1, 17)], [true, false])
+    func attentionMatchesReference(_ shape: (Int, Int, Int), _ headKernel: Bool) {
         var rng = SystemRandomNumberGenerator()
-        let (T, H, D) = (11, 3, 5)
+        let (T, H, D) = shape
         let HD = H * D
         let qkv = (0..<(T * 3 * HD)).map { _ in Float.random(in: -1...1, using: &rng) }
         var q = [Float](), k = [Float](), v = [Float]()
@@ -60,9 +64,10 @@ struct KernelTests {
         }
         var ctx = [Float](repeating: 0, count: T * HD)
         ctx.withUnsafeMutableBufferPointer { c in
-            attention(ctx: c.baseAddress!, qkv: qkv, spans: [AttentionSpan(start: 0, count: T, prefix: nil)], H: H, D: D, active: nil, scores: FloatBuffer())
+            attention(ctx: c.baseAddress!, qkv: qkv, spans: [AttentionSpan(start: 0, count: T, prefix: nil)], H: H, D: D, active: nil, scores: FloatBuffer(),
+                      headKernel: headKernel)
         }
-        expectClose(ctx, referenceAttention(q: q, k: k, v: v, T: T, H: H, D: D), tolerance: 1e-5, "attention")
+        expectClose(ctx, referenceAttention(q: q, k: k, v: v, T: T, H: H, D: D), tolerance: 1e-5, "attention \(shape) head kernel \(headKernel)")
     }
 }
 

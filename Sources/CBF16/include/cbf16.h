@@ -70,4 +70,13 @@ int hr_softmax_causal(float *p, int rows, int prefix, int ld);
 /// 1 when this CPU executes AVX-512F and the OS saves its state.
 int hr_avx512_available(void);
 
+/// Floats of scratch `hr_attention_causal` needs for T tokens and head size D.
+size_t hr_attention_scratch_count(int T, int D);
+/// One head of causal attention with no prefix, fp32: out row i (stride ldo) = Σ_{j ≤ i} softmax_j(q_i · k_j)·v_j,
+/// q (already scaled), k and v rows of stride ld, T rows, D columns (the softmax as hr_softmax_causal). Products
+/// in AVX-512 FMA tiles: at OPT's head sizes a fixed 12 × 32 and 6 × 64 tile beat general GEMM calls, whose
+/// packing dominates at K = 64. Returns 0 without touching out when this CPU lacks AVX-512.
+int hr_attention_causal(const float *q, const float *k, const float *v, ptrdiff_t ld, int T, int D, float *out, ptrdiff_t ldo,
+                        float *scratch);
+
 #endif

@@ -31,13 +31,15 @@ public struct AttentionSpan {
 
 /// ctx `[T, H·D]` = per span and head, softmax(q·kᵀ, causal) · v over [prefix keys; own keys].
 /// qkv `[T, 3·H·D]`: q (pre-scaled) in columns 0..<HD, k in HD..<2HD, v in 2HD..<3HD.
-/// Heads with `active[h] == false` get zero output (the paper's head mask). Overwrites `ctx`.
+/// Heads with `active[h] == false` get zero output (the paper's head mask). Overwrites `ctx`. Heads of a span
+/// without a prefix go to the AVX-512 head kernel where the CPU has it, unless `headKernel` is false (tests
+/// compare it with the BLAS block loop).
 public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, spans: [AttentionSpan],
-                      H: Int, D: Int, active: [Bool]?, scores: FloatBuffer) {
+                      H: Int, D: Int, active: [Bool]?, scores: FloatBuffer, headKernel: Bool = true) {
     let HD = H * D, ld = 3 * HD
     let work = spans.filter { $0.count > 0 }.flatMap { span in (0..<H).map { (span, $0) } }
     // One scores buffer per task: [Ts, Tp + Ts] for the largest span.
-    let biggest = spans.map { $0.count * ($0.count + ($0.prefix?.count ?? 0)) }.max() ?? 0
+    let biggest = spans.map { max($0.count * ($0.count + ($0.prefix?.count ?? 0)), hr_attention_scratch_count(Int32($0.count), Int32(D))) }.max() ?? 0
     let tasks = max(1, min(work.count, Threads.count))
     let all = scores.reserve(tasks * biggest)
     let next = LockedCounter()
@@ -56,6 +58,8 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
             let q = qkv + span.start * ld + h * D
             let k = qkv + span.start * ld + HD + h * D
             let v = qkv + span.start * ld + 2 * HD + h * D
+            // Without a prefix, the AVX-512 head kernel where the CPU has it (the same sums in another order).
+            if span.prefix == nil, headKernel, hr_attention_causal(q, k, v, ld, Int32(Ts), Int32(D), out, HD, p) != 0 { continue }
             // Query rows in blocks: block [r0, r1) needs only own keys < r1, so the upper triangle is skipped.
             var r0 = 0
             while r0 < Ts {
