@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Analysis", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
         .target(name: "Pruning", dependencies: ["OPTSchema", "HRZFormat", "Analysis"]),
-        .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "Evaluation", "Analysis", "Pruning"]),
+        .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CBF16", "Evaluation", "Analysis", "Pruning"]),
         .target(name: "Reports", dependencies: ["Files", "HRZFormat"]),
         .target(name: "Study", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Reports"],
                 resources: [.copy("Demo")]),

@@ -147,7 +147,7 @@ def pair(args):
         ours.append(a)
         peer.append(b)
         ratios.append(a["tokens_per_s"] / b["tokens_per_s"])
-        print(f"pair {i + 1}: headroom {a['tokens_per_s']:.1f} tokens/s, hf {b['tokens_per_s']:.1f} tokens/s, ratio {ratios[-1]:.2f}",
+        print(f"pair {i + 1}: headroom {a['tokens_per_s']:.1f} tokens/s, {b['peer']} {b['tokens_per_s']:.1f} tokens/s, ratio {ratios[-1]:.2f}",
               file=sys.stderr)
     med = lambda xs: statistics.median(xs)
     print(json.dumps({
@@ -160,6 +160,7 @@ def pair(args):
         "headroom_sgemm_peak_gflops": med([a["sgemm_peak_gflops"] for a in ours]),
         "headroom_gemm_peak_gflops": med([a.get("gemm_peak_gflops", a["sgemm_peak_gflops"]) for a in ours]),
         "headroom_peak_utilization": med([a["peak_utilization"] for a in ours]),
+        "headroom_limit_gflops": med([a["limit_gflops"] for a in ours]) if all(a.get("limit_gflops") for a in ours) else None,
         "headroom_peak_rss_bytes": max(a["peak_rss_bytes"] for a in ours), "peer_peak_rss_bytes": max(b["peak_rss_bytes"] for b in peer),
     }, sort_keys=True))
 

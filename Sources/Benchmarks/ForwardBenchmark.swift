@@ -48,6 +48,9 @@ public struct ForwardBenchResult: Codable, Sendable {
     public var precision: String
     public var kernels: String
     public var gemmPeakGflops: Double
+    /// The precision's arithmetic limit on these threads (`GEMMBenchmark.instructionLimit`); nil where the CPU
+    /// lacks the instruction it measures.
+    public var limitGflops: Double?
     /// With --compare-cached: median per-layer time of the same layers re-run with weights decoded.
     public var cachedLayerSecondsMedian: Double?
     /// Median over layers of streamed / cached time of the same layer.
@@ -55,7 +58,7 @@ public struct ForwardBenchResult: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case model, sequences, logits, threads, resident, schedule, gflops, passes, precision, kernels
-        case gemmPeakGflops = "gemm_peak_gflops"
+        case gemmPeakGflops = "gemm_peak_gflops", limitGflops = "limit_gflops"
         case tokensPerSequence = "tokens_per_sequence", tokensPerS = "tokens_per_s", sgemmPeakGflops = "sgemm_peak_gflops"
         case peakUtilization = "peak_utilization", peakRssBytes = "peak_rss_bytes", secondsMedian = "seconds_median"
         case secondsRuns = "seconds_runs", layerSecondsMedian = "layer_seconds_median", decodeWaitSeconds = "decode_wait_seconds"
@@ -76,6 +79,11 @@ public enum ForwardBenchmark {
             peak = GEMMBenchmark.gflops(square, .bf16, threads: o.threads)
             kernels = "bf16 \(BF16Kernel.current.rawValue); \(openblas)"
             log(String(format: "bench forward: bf16 GEMM peak %.1f GFLOP/s at 2048³ (%@ kernel)", peak, BF16Kernel.current.rawValue))
+        }
+        let limit = GEMMBenchmark.instructionLimit(o.precision, threads: o.threads)
+        if let limit {
+            log(String(format: "bench forward: arithmetic limit %.1f GFLOP/s (%@ from registers on %d threads)", limit,
+                       o.precision == .bf16 ? "vdpbf16ps" : "AVX-512 FMA", o.threads))
         }
         let model = try OPTModel(path: path, resident: o.resident, schedule: o.schedule, precision: o.precision)
         var rng = SystemRandomNumberGenerator()
@@ -116,7 +124,7 @@ public enum ForwardBenchmark {
             tokensPerS: Double(o.sequences * o.tokens) / median, gflops: gflops, sgemmPeakGflops: sgemmPeak,
             peakUtilization: gflops / peak, peakRssBytes: peakRSS(), secondsMedian: median, secondsRuns: seconds,
             layerSecondsMedian: layerTimes.sorted()[layerTimes.count / 2], decodeWaitSeconds: wait / Double(o.runs),
-            passes: stats.passes, precision: o.precision.rawValue, kernels: kernels, gemmPeakGflops: peak,
+            passes: stats.passes, precision: o.precision.rawValue, kernels: kernels, gemmPeakGflops: peak, limitGflops: limit,
             cachedLayerSecondsMedian: cachedTimes.isEmpty ? nil : cachedTimes.sorted()[cachedTimes.count / 2],
             streamedOverCached: cachedTimes.isEmpty ? nil : zip(layerTimes, cachedTimes).map { $0 / $1 }.sorted()[cachedTimes.count / 2])
     }
@@ -161,16 +169,17 @@ public enum ForwardBenchmark {
         if let c = r.cachedLayerSecondsMedian, let ratio = r.streamedOverCached {
             cached = String(format: "\n  same layers cached %.4f s median; streamed / cached per layer %.3f (median)", c, ratio)
         }
+        let limit = r.limitGflops.map { String(format: "; %.0f%% of the arithmetic limit, %.1f", 100 * r.gflops / $0, $0) } ?? ""
         return String(format: """
         model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode), %@
           kernels            %@
           tokens/s           %.1f
-          GFLOP/s            %.1f  (%.0f%% of the measured %@ GEMM peak, %.1f GFLOP/s)
+          GFLOP/s            %.1f  (%.0f%% of the measured %@ GEMM peak, %.1f%@ GFLOP/s)
           time per forward   %.3f s median of %d runs
           time per layer     %.4f s median; waiting for layer decode %.3f s per forward
           peak RSS           %@
         """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
-               r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, r.secondsMedian, r.secondsRuns.count,
+               r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, limit, r.secondsMedian, r.secondsRuns.count,
                r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
     }
 }

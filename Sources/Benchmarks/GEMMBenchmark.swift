@@ -3,6 +3,7 @@
 /// once); the activations' rounding and packing are inside each timed call, as in the runtime.
 import Foundation
 import Runtime
+import CBF16
 
 public struct GEMMShape: Codable, Sendable, CustomStringConvertible {
     public var m: Int, n: Int, k: Int
@@ -15,8 +16,12 @@ public struct GEMMBenchRow: Codable, Sendable {
     public var fp32Gflops: Double
     public var bf16Gflops: Double
     public var bf16Kernel: String
+    /// Each precision's arithmetic limit on the same threads (`GEMMBenchmark.instructionLimit`), where measurable.
+    public var fp32LimitGflops: Double?
+    public var bf16LimitGflops: Double?
     enum CodingKeys: String, CodingKey {
         case shape, fp32Gflops = "fp32_gflops", bf16Gflops = "bf16_gflops", bf16Kernel = "bf16_kernel"
+        case fp32LimitGflops = "fp32_limit_gflops", bf16LimitGflops = "bf16_limit_gflops"
     }
 }
 
@@ -58,5 +63,21 @@ public enum GEMMBenchmark {
             let scratch = BF16Scratch()
             return best { BF16.gemm(out: &c, input: a, weight: packed, bias: nil, M: s.m, scratch: scratch) }
         }
+    }
+
+    /// The arithmetic limit in GFLOP/s: `threads` threads at once issuing multiply-adds from registers only
+    /// (vdpbf16ps for bf16, AVX-512 FMA for fp32), best of three rounds of about 0.1 s; nil where this CPU lacks
+    /// the instruction. What no kernel can beat: GEMM and forward figures are quoted as fractions of it.
+    public static func instructionLimit(_ precision: Precision, threads: Int) -> Double? {
+        let bf16: Int32 = precision == .bf16 ? 1 : 0, iterations = 4_000_000, threads = max(1, threads)
+        let perThread = hr_limit_loop(bf16, iterations)  // also the warm-up
+        guard perThread > 0 else { return nil }
+        var best = 0.0
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in _ = hr_limit_loop(bf16, iterations) }
+            best = max(best, Double(threads) * perThread / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) / 1e9)
+        }
+        return best
     }
 }

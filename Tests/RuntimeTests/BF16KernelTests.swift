@@ -99,6 +99,13 @@ struct BF16KernelTests {
         }
     }
 
+    /// The arithmetic-limit probe counts its work exactly (64 operations per vdpbf16ps, 32 per AVX-512 FMA, 24
+    /// per iteration) and declines where the CPU lacks the instruction, so benchmarks' fractions of it are sound.
+    @Test func limitProbeCountsItsOperations() {
+        #expect(hr_limit_loop(1, 10) == (hr_bf16_fast_available() != 0 ? 10 * 24 * 64 : -1))
+        #expect(hr_limit_loop(0, 10) == (hr_avx512_available() != 0 ? 10 * 24 * 32 : -1))
+    }
+
     /// Same inputs, both paths: equal within fp32 summation-order differences.
     @Test func fastAndPortablePathsAgree() throws {
         guard hr_bf16_fast_available() != 0 else { return }

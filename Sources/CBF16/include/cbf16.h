@@ -79,4 +79,9 @@ size_t hr_attention_scratch_count(int T, int D);
 int hr_attention_causal(const float *q, const float *k, const float *v, ptrdiff_t ld, int T, int D, float *out, ptrdiff_t ldo,
                         float *scratch);
 
+/// Runs `iterations` × 24 independent multiply-adds from registers on the calling thread (bf16: vdpbf16ps;
+/// else fp32 AVX-512 FMA) and returns the floating-point operations done, or −1 when this CPU lacks the
+/// instruction. Run on every thread at once and divided by the wall time: the arithmetic limit.
+double hr_limit_loop(int bf16, long iterations);
+
 #endif

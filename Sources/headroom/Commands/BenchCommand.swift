@@ -209,11 +209,21 @@ struct BenchCommand: Command {
         }
         if suite == "gemm" {
             printError("bench gemm: OpenBLAS \(BLAS.coreName) kernels\(getenv("OPENBLAS_CORETYPE") != nil ? " (forced by OPENBLAS_CORETYPE)" : ""), bf16 kernel \(BF16Kernel.current.rawValue), \(forward.threads) threads")
+            let fp32Limit = GEMMBenchmark.instructionLimit(.fp32, threads: forward.threads)
+            let bf16Limit = GEMMBenchmark.instructionLimit(.bf16, threads: forward.threads)
+            func describe(_ limit: Double?, _ what: String) -> String { limit.map { String(format: "%.1f GFLOP/s", $0) } ?? "not measurable (no \(what))" }
+            printError("bench gemm: arithmetic limits from registers: fp32 \(describe(fp32Limit, "AVX-512")), bf16 \(describe(bf16Limit, "avx512_bf16"))")
+            func share(_ gflops: Double, _ limit: Double?) -> String { limit.map { String(format: " (%3.0f%%)", 100 * gflops / $0) } ?? "" }
             var rows: [GEMMBenchRow] = []
             for shape in gemmShapes {
-                let row = GEMMBenchmark.measure(shape, threads: forward.threads, rounds: forward.runs)
+                var row = GEMMBenchmark.measure(shape, threads: forward.threads, rounds: forward.runs)
+                row.fp32LimitGflops = fp32Limit
+                row.bf16LimitGflops = bf16Limit
                 rows.append(row)
-                if !json { print(String(format: "%@  fp32 %7.1f GFLOP/s   bf16 %7.1f GFLOP/s  (%.2f×)", shape.description.padding(toLength: 18, withPad: " ", startingAt: 0), row.fp32Gflops, row.bf16Gflops, row.bf16Gflops / row.fp32Gflops)) }
+                if !json {
+                    print(String(format: "%@  fp32 %7.1f GFLOP/s%@   bf16 %7.1f GFLOP/s%@  (%.2f×)", shape.description.padding(toLength: 18, withPad: " ", startingAt: 0),
+                                 row.fp32Gflops, share(row.fp32Gflops, fp32Limit), row.bf16Gflops, share(row.bf16Gflops, bf16Limit), row.bf16Gflops / row.fp32Gflops))
+                }
             }
             if json {
                 let encoder = JSONEncoder()
