@@ -41,7 +41,7 @@ public final class LayerProber {
         guard HD > 0, let qkvWeights = lw.qkv, let outWeights = lw.outProj else { return nil }
         var h = [Float](repeating: 0, count: T * C), qkv = [Float](repeating: 0, count: T * 3 * HD)
         x.withUnsafeBufferPointer { model.norm(lw.attentionNorm, out: &h, input: $0.baseAddress!, T: T) }
-        h.withUnsafeBufferPointer { model.linear(qkvWeights, layer: l, out: &qkv, input: $0.baseAddress!, M: T, K: C) }
+        h.withUnsafeBufferPointer { model.linear(qkvWeights, layer: l, out: &qkv, input: .floats($0.baseAddress!), M: T, K: C) }
         let scaling = 1 / Float(D).squareRoot()
         for t in 0..<T { for j in 0..<HD { qkv[t * 3 * HD + j] *= scaling } }
         let outWeight = model.scratch.widened.get(outWeights.parts[0].weight, layer: l, key: "self_attn.out_proj.weight")

@@ -52,12 +52,12 @@ extension OPTModel {
         let ln = s.ln.reserve(T * C)
         let out = s.out.reserve(T * C)
         if let qkvWeights = lw.qkv, let outWeights = lw.outProj {
+            var input = GEMMInput.floats(x)
             if preLN {
                 try tap(.attentionNormInput, x, T * C)
-                norm(lw.attentionNorm, out: ln, input: x, T: T)
+                input = normForGEMM(lw.attentionNorm, out: ln, input: x, T: T)
             }
             let qkv = s.qkv.reserve(T * 3 * HD)
-            let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
             Profile.measure("qkv") { linear(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
             let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
@@ -77,7 +77,7 @@ extension OPTModel {
                 attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: mask.heads, scores: s.scores)  // [T, H·D]
             }
             try tap(.ctx, ctx, T * HD)
-            Profile.measure("out_proj") { linear(outWeights, layer: l, out: out, input: ctx, M: T, K: HD) }  // [T, C]
+            Profile.measure("out_proj") { linear(outWeights, layer: l, out: out, input: .floats(ctx), M: T, K: HD) }  // [T, C]
         } else {
             broadcastBias(lw.outBias, out: out, T: T, C: C)                                     // no heads: bias only
         }
@@ -95,19 +95,19 @@ extension OPTModel {
 
         // --- FFN block ---
         if mask.ffn, let fc1 = lw.fc1, let fc2 = lw.fc2 {
+            var input = GEMMInput.floats(x)
             if preLN {
                 try tap(.ffnNormInput, x, T * C)
-                norm(lw.ffnNorm, out: ln, input: x, T: T)
+                input = normForGEMM(lw.ffnNorm, out: ln, input: x, T: T)
             }
-            let input = preLN ? UnsafePointer(ln) : UnsafePointer(x)
-            if precision == .bf16, fusesFeedForward, !(taps?.wants(.hidden) ?? false) {
+            if precision == .bf16, fusesIntoGEMMs, !(taps?.wants(.hidden) ?? false) {
                 feedForwardBF16(fc1: fc1, fc2: fc2, layer: l, out: out, input: input, M: T)             // no fp32 hidden state
             } else {
                 let hidden = s.ffn.reserve(T * F)
                 Profile.measure("fc1") { linear(fc1, layer: l, out: hidden, input: input, M: T, K: C) }  // [T, F]
                 Profile.measure("relu") { reluInPlace(hidden, count: T * F) }
                 try tap(.hidden, hidden, T * F)
-                Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: hidden, M: T, K: F) }    // [T, C]
+                Profile.measure("fc2") { linear(fc2, layer: l, out: out, input: .floats(hidden), M: T, K: F) }  // [T, C]
             }
             addInPlace(x, out, count: T * C)                                                     // residual
         }
@@ -120,19 +120,21 @@ extension OPTModel {
     /// out `[M, ΣNᵢ]` = input `[M, K]` · [W₁; W₂; …]ᵀ + [b₁; b₂; …]: the bound weights stacked by rows, as one
     /// matrix. In bf16, both inputs rounded to bf16 and the weights packed once (`PackedWeights`). A model whose matrices fit in one widening block (up to 6.7B) gets a single GEMM per projection,
     /// q/k/v fused.
-    func linear(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, M: Int, K: Int) {
+    func linear(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int, K: Int) {
         let N = p.rows
-        let bias = stackedBias(p)
         if precision == .bf16 {
+            let a = prepared(input, M: M, K: K)
+            let bias = stackedBias(p)
             if scratch.packed.keeps {
-                BF16.gemm(out: out, input: input, weight: packed(p, layer: layer, K: K), bias: bias, M: M,
-                          scratch: scratch.packed.scratch, kernel: bf16Kernel)
+                BF16.multiply(a, weight: packed(p, layer: layer, K: K), bias: bias, out: out, ldOut: N, accumulate: false,
+                              scratch: scratch.packed.scratch)
             } else {
-                let a = BF16.prepare(input, M: M, K: K, scratch: scratch.packed.scratch, kernel: bf16Kernel)
                 linearPackingPerUse(p, layer: layer, out: out, activations: a, bias: bias)
             }
             return
         }
+        guard case .floats(let input) = input else { preconditionFailure("fp32 GEMM given bf16-prepared activations") }
+        let bias = stackedBias(p)
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.linear(out: out + start, input: input, weight: weight, bias: bias.map { $0 + start }, M: M, N: rows, K: K, ldOut: N)
         }
@@ -198,6 +200,14 @@ extension OPTModel {
         var out = [Float](repeating: 0, count: N * K)
         out.withUnsafeMutableBufferPointer { widenRows(p, 0..<N, K: K, into: $0.baseAddress!) }
         return out
+    }
+
+    /// The layer norm of input `[T, C]` as the next GEMM's input: in bf16, written straight into its prepared
+    /// activations (`normPrepared`); in fp32, into `out`.
+    func normForGEMM(_ n: BoundNorm?, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, T: Int) -> GEMMInput {
+        if precision == .bf16, fusesIntoGEMMs { return .prepared(normPrepared(n, input: input, T: T)) }
+        norm(n, out: out, input: input, T: T)
+        return .floats(out)
     }
 
     /// The layer norm with the bound parameters; nil: the model's norms have none (normalise only).

@@ -27,8 +27,9 @@ public final class OPTModel: @unchecked Sendable {
     public let precision: Precision
     /// The bf16 kernel this model's GEMMs use (tests run both paths on one machine).
     var bf16Kernel = BF16Kernel.current
-    /// In bf16, fc1's epilogue packs the hidden state for fc2 when no tap reads it (tests turn it off to compare).
-    var fusesFeedForward = true
+    /// In bf16, the steps that feed a GEMM write its prepared activations directly: pre-LN layer norms for q/k/v
+    /// and fc1, and fc1's epilogue for fc2 when no tap reads the hidden state (tests turn it off to compare).
+    var fusesIntoGEMMs = true
     /// In bf16, every layer's packed weights are kept when they total at most this (default 6 GiB: opt-2.7b);
     /// a bigger model keeps one layer's.
     public var packedLimit = 6 << 30 {

@@ -115,17 +115,65 @@ extension OPTModel {
     }
 }
 
+/// A GEMM's activations: fp32 rows `[M, K]`, or already rounded and laid out for the bf16 kernel by the step that
+/// produced them (a layer norm writing its output straight into the kernel's layout).
+enum GEMMInput {
+    case floats(UnsafePointer<Float>)
+    case prepared(PreparedActivations)
+}
+
 extension OPTModel {
+    /// `input` as the bf16 kernel's activations `[M, K]`: prepared now unless it already is.
+    func prepared(_ input: GEMMInput, M: Int, K: Int) -> PreparedActivations {
+        switch input {
+        case .prepared(let a):
+            precondition(a.M == M && a.K == K && a.kernel == bf16Kernel, "bf16 GEMM: activations \(a.M)×\(a.K), expected \(M)×\(K)")
+            return a
+        case .floats(let x):
+            return Profile.measure("bf16 prepare") { BF16.prepare(x, M: M, K: K, scratch: scratch.packed.scratch, kernel: bf16Kernel) }
+        }
+    }
+
+    /// The layer norm of input `[T, C]` written straight into the bf16 kernel's activations: twelve rows (one
+    /// panel) at a time through a buffer that stays in L2, then packed, so the `[T, C]` fp32 output is never
+    /// written whole and read back. The same values as `norm` then `BF16.prepare`.
+    func normPrepared(_ n: BoundNorm?, input: UnsafePointer<Float>, T: Int) -> PreparedActivations {
+        let C = config.hiddenSize, s = scratch.layer
+        let weight = n.map { UnsafePointer($0.weight.floats(into: s.weight)) }, bias = n.map { UnsafePointer($0.bias.floats(into: s.bias)) }
+        let a = BF16.room(M: T, K: C, kernel: bf16Kernel, in: scratch.packed.scratch.activations)
+        Profile.measure("layer norm") {
+            switch bf16Kernel {
+            case .avx512bf16:
+                let mr = Int(HR_MR), panels = (T + mr - 1) / mr, Kp = (C + 1) / 2
+                let packed = a.packed.assumingMemoryBound(to: UInt32.self)
+                parallelRanges(panels, minimumPerTask: 4) { r in
+                    let rows = UnsafeMutablePointer<Float>.allocate(capacity: mr * C)
+                    defer { rows.deallocate() }
+                    for panel in r {
+                        let m0 = panel * mr, count = min(mr, T - m0)
+                        layerNorm(out: rows, input: input + m0 * C, weight: weight, bias: bias, T: count, C: C, parallel: false)
+                        hr_bf16_pack_a_fast(rows, C, Int32(count), Int32(C), 0, Int32(count), packed + panel * Kp * mr)
+                    }
+                }
+            case .portable:
+                let rounded = a.packed.assumingMemoryBound(to: Float.self)
+                layerNorm(out: rounded, input: input, weight: weight, bias: bias, T: T, C: C)
+                hr_bf16_round_floats(rounded, T * C)
+            }
+        }
+        return a
+    }
+
     /// out `[M, C]` = fc2(max(0, fc1(input `[M, C]`))) in bf16, fc1's tiles rounding and packing the hidden state
     /// for fc2 as they finish (`BF16.multiplyReLU`): the `[M, F]` fp32 hidden state is never written, cleared
     /// by a ReLU pass and read back to be packed. The same values as fc1, ReLU and fc2 one after another; used
     /// when no tap reads the hidden state.
     func feedForwardBF16(fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>,
-                         input: UnsafePointer<Float>, M: Int) {
+                         input: GEMMInput, M: Int) {
         let C = config.hiddenSize, F = fc1.rows, s = scratch.packed.scratch
         let hidden = BF16.room(M: M, K: F, kernel: bf16Kernel, in: s.next)
         Profile.measure("fc1") {
-            let a = BF16.prepare(input, M: M, K: C, scratch: s, kernel: bf16Kernel)
+            let a = prepared(input, M: M, K: C)
             let bias = stackedBias(fc1)
             if scratch.packed.keeps {
                 BF16.multiplyReLU(a, weight: packed(fc1, layer: layer, K: C), bias: bias, into: hidden, column0: 0, scratch: s)

@@ -54,13 +54,14 @@ struct BF16ModelTests {
         }
     }
 
-    /// fc1's fused ReLU-and-pack epilogue (used unless a tap reads the hidden state) gives the same logits, bit
-    /// for bit, as fc1, ReLU and fc2 one after another; kept packs and packs made per use alike.
+    /// The fused steps (pre-LN layer norms written straight into the GEMM's activations; fc1's ReLU-and-pack
+    /// epilogue, used unless a tap reads the hidden state) give the same logits, bit for bit, as the steps one
+    /// after another; kept packs and packs made per use alike, pre-LN and post-LN.
     @Test(arguments: ["safetensors-sharded-f16", "post-ln-350m-style"])
-    func fusedFeedForwardMatchesUnfused(_ fixture: String) throws {
+    func fusedStepsMatchUnfused(_ fixture: String) throws {
         for limit in [6 << 30, 0] {
             let fused = try open(fixture, .bf16), unfused = try open(fixture, .bf16)
-            unfused.fusesFeedForward = false
+            unfused.fusesIntoGEMMs = false
             fused.packedLimit = limit
             unfused.packedLimit = limit
             let batch = Self.sequences.map { SequenceInput(tokens: $0.map { $0 % fused.config.vocabSize }, logits: .all) }

@@ -3,11 +3,12 @@
 
 /// out `[T, C]` = (input − mean) · rstd · weight + bias, per row. Saves `mean` and `rstd` `[T]` when given
 /// (the backward pass needs them). `weight`/`bias` nil means no elementwise affine. Overwrites `out`;
-/// `out` may alias `input`.
+/// `out` may alias `input`. `parallel` false: on the calling thread (a caller already splits the rows).
 public func layerNorm(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil,
                       rstd: UnsafeMutablePointer<Float>? = nil, input: UnsafePointer<Float>,
-                      weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, T: Int, C: Int, eps: Float = 1e-5) {
-    parallelRanges(T, minimumPerTask: max(1, 4096 / max(1, C))) { rows in
+                      weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, T: Int, C: Int, eps: Float = 1e-5,
+                      parallel: Bool = true) {
+    let body = { (rows: Range<Int>) in
         for t in rows {
             let x = input + t * C, y = out + t * C
             // Two passes (mean, then squared deviations) with 8-lane partial sums: vectorized, and as
@@ -24,6 +25,7 @@ public func layerNorm(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePoint
             }
         }
     }
+    if parallel { parallelRanges(T, minimumPerTask: max(1, 4096 / max(1, C)), body) } else { body(0..<T) }
 }
 
 /// Σ f(x[i]) for i < n, accumulated in 8 lanes.
