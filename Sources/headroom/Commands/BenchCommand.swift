@@ -43,9 +43,10 @@ struct BenchCommand: Command {
     forward: times the forward pass over SEQUENCES × TOKENS random tokens on a synthetic model with the
     preset's real shapes (synthesized into --cache-dir on first use, default $TMPDIR/headroom-bench), after
     one warm-up run. Reports the GEMM kernels that ran, tokens/s, GFLOP/s, the fraction of the GEMM peak of
-    the chosen precision measured in the same process (cblas_sgemm, or the bf16 kernel at 2048³), per-layer
-    time and peak RSS. --json prints one object with tokens_per_s, gflops and
-    peak_rss_bytes among its keys. --compare-cached re-runs every layer right after it, with its weights
+    the chosen precision measured in the same process (cblas_sgemm, or the bf16 kernel at 2048³) and of
+    its arithmetic limit (multiply-adds from registers on every thread: AVX-512 FMA or vdpbf16ps), per-layer
+    time and peak RSS. HEADROOM_PROFILE=1 adds the timed runs' sections. --json prints one object with
+    tokens_per_s, gflops, limit_gflops and peak_rss_bytes among its keys. --compare-cached re-runs every layer right after it, with its weights
     already decoded and nothing decoding behind it, and reports streamed vs cached time per layer (the
     cost of streaming, measured on the same layers in the same moment); the re-runs count in the
     whole-forward time, so take throughput from a run without it. --schedule picks how streamed layers
@@ -59,7 +60,8 @@ struct BenchCommand: Command {
 
     gemm: best-of-runs GFLOP/s of cblas_sgemm and of the bf16 GEMM (weights packed once, activations
     rounded and packed inside each call, as the runtime does) at squares and opt-1.3b's projection shapes
-    at 2048 tokens. Peer: python3 Tools/bench_peers.py gemm (torch bf16 matmul at the same shapes).
+    at 2048 tokens, each as a share of its precision's arithmetic limit (measured first, where the CPU has
+    the instruction). Peer: python3 Tools/bench_peers.py gemm (torch bf16 matmul at the same shapes).
 
     format: compares plain zstd with byte-plane split zstd at levels 1, 3 and 9 on fp16 tensors
     drawn from N(0, 0.02) (the init and typical scale of trained OPT weights) and on the 16-bit
