@@ -30,28 +30,33 @@ TARGET static inline __m512 exp16(__m512 x) {
     return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
+/// row[j] = e^(row[j] − max) for j < valid (the softmax's numerators, in place); returns their sum. A row
+/// holding NaN gives NaN throughout.
+TARGET static inline float softmax_numerators(float *row, int valid) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    for (int j = 0; j < valid; j += 16) {
+        const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
+        const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, row + j);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, v);
+    }
+    const __m512 mx = _mm512_set1_ps(nan ? NAN : _mm512_reduce_max_ps(m));
+    __m512 s = _mm512_setzero_ps();
+    for (int j = 0; j < valid; j += 16) {
+        const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), mx));
+        _mm512_mask_storeu_ps(row + j, k, e);
+        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
 TARGET static void softmax_rows_avx512(float *p, int rows, int prefix, int ld) {
     for (int i = 0; i < rows; i++) {
         float *row = p + (size_t)i * ld;
         const int valid = prefix + i + 1;
-        __m512 m = _mm512_set1_ps(-INFINITY);
-        __mmask16 nan = 0;
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, row + j);
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            m = _mm512_max_ps(m, v);
-        }
-        const float maximum = nan ? NAN : _mm512_reduce_max_ps(m);
-        const __m512 mx = _mm512_set1_ps(maximum);
-        __m512 s = _mm512_setzero_ps();
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + j), mx));
-            _mm512_mask_storeu_ps(row + j, k, e);
-            s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, e));
-        }
-        const __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
+        const __m512 inverse = _mm512_set1_ps(1.0f / softmax_numerators(row, valid));
         for (int j = 0; j < valid; j += 16) {
             const __mmask16 k = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
             _mm512_mask_storeu_ps(row + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + j), inverse));
@@ -157,23 +162,7 @@ __attribute__((target("avx512f"))) static void attention_head(const float *q, co
     for (int i = 0; i < T; i++) {
         float *row = s + (size_t)i * ldk;
         const int valid = i + 1, end = (i / 6 + 1) * 6 < T ? (i / 6 + 1) * 6 : T;
-        __m512 m = _mm512_set1_ps(-INFINITY);
-        __mmask16 nan = 0;
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 km = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), km, row + j);
-            nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-            m = _mm512_max_ps(m, x);
-        }
-        const __m512 mx = _mm512_set1_ps(nan ? NAN : _mm512_reduce_max_ps(m));
-        __m512 sum = _mm512_setzero_ps();
-        for (int j = 0; j < valid; j += 16) {
-            const __mmask16 km = valid - j >= 16 ? 0xFFFF : (__mmask16)((1u << (valid - j)) - 1);
-            const __m512 e = _mm512_maskz_mov_ps(km, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(km, row + j), mx)));
-            _mm512_mask_storeu_ps(row + j, km, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        inv[i] = 1.0f / _mm512_reduce_add_ps(sum);
+        inv[i] = 1.0f / softmax_numerators(row, valid);
         for (int j = valid; j < end; j++) row[j] = 0;
     }
     for (int i0 = 0; i0 < T; i0 += 6) {
