@@ -183,14 +183,7 @@ extension OPTModel {
                 }
             }
         }
-        Profile.measure("fc2") {
-            let bias = stackedBias(fc2)
-            if scratch.packed.keeps {
-                BF16.multiply(hidden, weight: packed(fc2, layer: layer, K: F), bias: bias, out: out, ldOut: C, accumulate: false, scratch: s)
-            } else {
-                linearPackingPerUse(fc2, layer: layer, out: out, activations: hidden, bias: bias)
-            }
-        }
+        Profile.measure("fc2") { linear(fc2, layer: layer, out: out, input: .prepared(hidden), M: M, K: F) }
     }
 
     /// out `[M, ΣNᵢ]` = a · Wᵀ (+ bias) for a model whose packs are not kept: the weights packed in row blocks of

@@ -67,12 +67,12 @@ struct BF16KernelTests {
 
     /// `multiplyReLU` writes, bit for bit, what multiplying, max(0, ·) and `prepare` give, into a column block of
     /// the next GEMM's activations (other columns untouched), over partial row panels, partial and odd column
-    /// tails, a K past one block, and a block that starts mid-matrix.
+    /// tails, a K past one block, an empty K (ReLU of the bias alone), and a block that starts mid-matrix.
     @Test(arguments: BF16KernelTests.paths)
     func reluPackEpilogueMatchesGEMMThenReLUThenPacking(_ path: BF16Kernel) throws {
         let cases: [(M: Int, N: Int, K: Int, column0: Int, nextK: Int)] = [
             (1, 1, 1, 0, 1), (37, 70, 300, 0, 70), (25, 64, 24, 32, 128), (13, 33, 8200, 0, 33), (113, 96, 513, 64, 161),
-            (12, 32, 64, 0, 32),
+            (12, 32, 64, 0, 32), (13, 33, 0, 32, 66),
         ]
         for (i, c) in cases.enumerated() {
             let a = Self.values(c.M * c.K, seed: UInt64(i) * 5 + 1), w = Self.values(c.N * c.K, seed: UInt64(i) * 5 + 2)

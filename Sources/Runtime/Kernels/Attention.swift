@@ -38,7 +38,7 @@ public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float
                       H: Int, D: Int, active: [Bool]?, scores: FloatBuffer, headKernel: Bool = true) {
     let HD = H * D, ld = 3 * HD
     let work = spans.filter { $0.count > 0 }.flatMap { span in (0..<H).map { (span, $0) } }
-    // One scores buffer per task: [Ts, Tp + Ts] for the largest span.
+    // One scores buffer per task: [Ts, Tp + Ts] for the largest span, or the head kernel's scratch if larger.
     let biggest = spans.map { max($0.count * ($0.count + ($0.prefix?.count ?? 0)), hr_attention_scratch_count(Int32($0.count), Int32(D))) }.max() ?? 0
     let tasks = max(1, min(work.count, Threads.count))
     let all = scores.reserve(tasks * biggest)
