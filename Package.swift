@@ -45,7 +45,8 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PruningTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Runtime", "Evaluation", "Analysis", "Pruning"]),
-        .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Reports", "Study"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StudyTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Reports", "Study"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat"]),
     ],
     swiftLanguageModes: [.v5]

@@ -55,7 +55,8 @@ public enum Converter {
         let checkpoint = try HFCheckpoint(directory: directory)
         let config = checkpoint.config
         let plan = try claim(checkpoint)
-        let tokenizer = try loadTokenizer(options.tokenizerDirectory ?? directory, required: options.tokenizerDirectory != nil)
+        let tokenizer = try loadTokenizer(options.tokenizerDirectory ?? directory, required: options.tokenizerDirectory != nil,
+                                          confinement: options.tokenizerDirectory == nil ? checkpoint.confinement : try HFCache.confinement(of: options.tokenizerDirectory!))
         try checkIndexFits(tokenizer, plan: plan, chunkElements: options.chunkElements, directory: options.tokenizerDirectory ?? directory)
         let sources = try hashSources(checkpoint.files + [path(directory, "config.json")], threads: options.threads, progress: progress)
 
@@ -165,8 +166,10 @@ public enum Converter {
         }
     }
 
-    static func loadTokenizer(_ directory: String, required: Bool) throws -> EmbeddedTokenizer? {
+    static func loadTokenizer(_ directory: String, required: Bool, confinement: String? = nil) throws -> EmbeddedTokenizer? {
         let vocab = path(directory, "vocab.json"), merges = path(directory, "merges.txt")
+        try HFCache.confine(vocab, to: confinement)
+        try HFCache.confine(merges, to: confinement)
         let fm = FileManager.default
         guard fm.fileExists(atPath: vocab), fm.fileExists(atPath: merges) else {
             if required {

@@ -17,10 +17,19 @@ public struct HFCheckpoint {
     /// Weight files, in shard order.
     public let files: [String]
     public let sources: [CheckpointSource]
+    /// For a snapshot of the Hugging Face cache, the repository's `blobs/` that every file read here must
+    /// resolve into (`HFCache.confinement`); nil for a plain directory.
+    public let confinement: String?
 
     public init(directory: String) throws(CheckpointError) {
         self.directory = directory
-        config = try Self.loadConfig(path(directory, "config.json"))
+        let confinement = try HFCache.confinement(of: directory)
+        self.confinement = confinement
+        func checked(_ file: String) throws(CheckpointError) -> String {
+            try HFCache.confine(file, to: confinement)
+            return file
+        }
+        config = try Self.loadConfig(checked(path(directory, "config.json")))
         let fm = FileManager.default
         guard let layout = [CheckpointLayout.shardedSafetensors, .safetensors, .shardedBin, .bin]
             .first(where: { fm.fileExists(atPath: path(directory, $0.rawValue)) }) else {
@@ -30,11 +39,12 @@ public struct HFCheckpoint {
         self.layout = layout
         switch layout {
         case .safetensors, .bin: files = [path(directory, layout.rawValue)]
-        case .shardedSafetensors, .shardedBin: files = try Self.shards(path(directory, layout.rawValue))
+        case .shardedSafetensors, .shardedBin: files = try Self.shards(checked(path(directory, layout.rawValue)))
         }
         var sources: [CheckpointSource] = []
         for file in files {
             guard fm.fileExists(atPath: file) else { throw CheckpointError(.missingFile, file: file) }
+            _ = try checked(file)
             switch layout {
             case .safetensors, .shardedSafetensors: sources.append(try SafetensorsFile(path: file))
             case .bin, .shardedBin: sources.append(try TorchCheckpoint(path: file))

@@ -10,8 +10,8 @@ import Files
 import Analysis
 
 public struct SlurmOptions: Sendable {
-    /// The user's own sbatch options (partition, account, time, CPUs, memory), one word each.
-    public var sbatch: [String] = []
+    /// The user's own sbatch options (partition, account, time, CPUs, memory), checked (`SbatchOptions`).
+    public var sbatch = SbatchOptions()
     /// At most this many tasks of one array at once (`--array=…%K`).
     public var arrayLimit: Int?
     /// The headroom executable the array tasks run (this one by default; it must exist on every node).
@@ -127,29 +127,6 @@ public enum Slurm {
     }
 
     static let active: Set<String> = ["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT"]
-
-    /// Splits `--sbatch "ARGS"` into words as a shell would (single and double quotes, backslash).
-    public static func words(_ text: String) throws -> [String] {
-        var words: [String] = [], current = "", quote: Character?, escaped = false, inWord = false
-        for c in text {
-            if escaped { current.append(c); escaped = false; continue }
-            if c == "\\" && quote != "'" { escaped = true; inWord = true; continue }
-            if let q = quote {
-                if c == q { quote = nil } else { current.append(c) }
-                continue
-            }
-            if c == "'" || c == "\"" { quote = c; inWord = true; continue }
-            if c.isWhitespace {
-                if inWord { words.append(current); current = ""; inWord = false }
-                continue
-            }
-            current.append(c)
-            inWord = true
-        }
-        guard quote == nil, !escaped else { throw PruneError(file: nil, "--sbatch: unbalanced quote in '\(text)'") }
-        if inWord { words.append(current) }
-        return words
-    }
 }
 
 extension Study {
@@ -164,7 +141,7 @@ extension Study {
                      "# Each array task runs one unit; `headroom study -o DIR --status` shows them all.",
                      "#SBATCH --job-name=headroom-\(stage.name)",
                      "#SBATCH --kill-on-invalid-dep=yes"]
-        lines += options.sbatch.map { "#SBATCH \($0)" }
+        lines += options.sbatch.scriptLines
         lines += ["set -eu",
                   "exec \(quoted(options.executable)) study -o \(quoted((absolute as NSString).standardizingPath)) --unit \"\(stage.name):$((SLURM_ARRAY_TASK_ID + ${HEADROOM_UNIT_OFFSET:-0}))\""]
         return lines.joined(separator: "\n") + "\n"
@@ -173,12 +150,6 @@ extension Study {
     /// Writes the scripts and submits every stage with units left to do, each after the arrays of the stages
     /// it needs. Returns the new submissions (none when the study is done).
     public func submitToSlurm(_ options: SlurmOptions) throws -> [SlurmJobs.Submission] {
-        for word in options.sbatch {
-            for reserved in ["--array", "-a", "--dependency", "-d", "--output", "-o", "--error", "-e", "--parsable", "--wrap"]
-            where word == reserved || word.hasPrefix(reserved + "=") {
-                throw PruneError(file: nil, "--sbatch: headroom sets \(reserved) itself; pass partition, account, time, CPUs and memory")
-            }
-        }
         var jobs = try SlurmJobs.read(directory)
         // Submitting again while earlier arrays still run would run units twice.
         let states = Slurm.states(jobs.submissions.map(\.job))

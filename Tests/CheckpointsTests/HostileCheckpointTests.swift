@@ -106,27 +106,95 @@ struct HostileCheckpointTests {
         #expect(e.file.hasSuffix("vocab.json") && e.description.contains("an .hrz index holds at most"))
     }
 
+    static let commitA = String(repeating: "a", count: 39) + "1", commitB = String(repeating: "b", count: 39) + "2"
+
     @Test func hubIDsResolveInTheLocalCache() throws {
         let hub = scratchDirectory("hubid") + "/hub"
         let repo = hub + "/models--facebook--opt-tiny"
-        for commit in ["aaaa1111", "bbbb2222"] {
+        for commit in [Self.commitA, Self.commitB] {
             try FileManager.default.createDirectory(atPath: repo + "/snapshots/" + commit, withIntermediateDirectories: true)
         }
         try FileManager.default.createDirectory(atPath: repo + "/refs", withIntermediateDirectories: true)
-        try "bbbb2222".write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
+        try Self.commitB.write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
         let env = ["HF_HUB_CACHE": hub]
-        #expect(try HFCache.resolve("facebook/opt-tiny", environment: env) == repo + "/snapshots/bbbb2222")
-        #expect(try HFCache.resolve("facebook/opt-tiny@aaaa1111", environment: env) == repo + "/snapshots/aaaa1111")
+        #expect(try HFCache.resolve("facebook/opt-tiny", environment: env) == repo + "/snapshots/" + Self.commitB)
+        #expect(try HFCache.resolve("facebook/opt-tiny@" + Self.commitA, environment: env) == repo + "/snapshots/" + Self.commitA)
         #expect(HFCache.hubDirectory(environment: ["HF_HOME": "/x"]) == "/x/hub")
         #expect(HFCache.looksLikeHubID("facebook/opt-1.3b") && !HFCache.looksLikeHubID("./facebook/opt") && !HFCache.looksLikeHubID("/abs/path"))
         #expect { _ = try HFCache.resolve("facebook/opt-66b", environment: env) } throws: { "\($0)".contains("huggingface-cli download facebook/opt-66b") }
         #expect { _ = try HFCache.resolve("facebook/opt-tiny@v9", environment: env) } throws: { "\($0)".contains("no snapshot") }
     }
 
+    /// A hub cache whose refs, revisions and links try to lead the converter outside it (issue 24, class 2).
+    @Test func hubIDsAndSnapshotsNeverLeaveTheCache() throws {
+        let base = scratchDirectory("hub-escape")
+        let hub = base + "/hub", repo = hub + "/models--facebook--opt-tiny", secret = base + "/secret.txt"
+        try "TOP-SECRET-CONTENTS".write(toFile: secret, atomically: true, encoding: .utf8)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: repo + "/snapshots/" + Self.commitA, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: repo + "/refs", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: repo + "/blobs", withIntermediateDirectories: true)
+        let env = ["HF_HUB_CACHE": hub]
+        func refusal(_ id: String) -> String? {
+            do { _ = try HFCache.resolve(id, environment: env); return nil } catch { return "\(error)" }
+        }
+        // Revisions that are paths.
+        for id in ["facebook/opt-tiny@../../../secret.txt", "facebook/opt-tiny@../refs/main", "facebook/opt-tiny@/etc/passwd", "facebook/opt-tiny@.hidden",
+                   "facebook/opt-tiny@", "facebook/opt-tiny@a/b"] {
+            let e = refusal(id)
+            #expect(e?.contains("is not a branch or tag name") == true, "\(id): \(e ?? "accepted")")
+        }
+        // A ref whose contents are not a commit hash: refused, and its contents never printed.
+        for contents in ["../../../secret.txt", "TOP-SECRET-CONTENTS", Self.commitA + "/../..", ""] {
+            try contents.write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
+            let e = refusal("facebook/opt-tiny")
+            #expect(e?.contains("does not hold a 40-digit commit hash") == true && e?.contains("SECRET") == false, "\(contents): \(e ?? "accepted")")
+        }
+        // A ref naming a missing commit is refused even though one snapshot exists.
+        try Self.commitB.write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
+        #expect(refusal("facebook/opt-tiny")?.contains("names a commit with no snapshot") == true)
+        // A ref linking to a file outside the cache is read as a file whose contents are not a hash.
+        try fm.removeItem(atPath: repo + "/refs/main")
+        try fm.createSymbolicLink(atPath: repo + "/refs/main", withDestinationPath: secret)
+        #expect(refusal("facebook/opt-tiny").map { $0.contains("40-digit") && !$0.contains("SECRET") } == true)
+        // A snapshot that is a link to a directory elsewhere.
+        try fm.removeItem(atPath: repo + "/refs/main")
+        try Self.commitB.write(toFile: repo + "/refs/main", atomically: true, encoding: .utf8)
+        let elsewhere = base + "/elsewhere"
+        try fm.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: repo + "/snapshots/" + Self.commitB, withDestinationPath: elsewhere)
+        #expect(refusal("facebook/opt-tiny")?.contains("names a commit with no snapshot") == true)
+        #expect(convertError(repo + "/snapshots/" + Self.commitB)?.description.contains("not a link elsewhere") == true)
+        // Files of a snapshot that link outside blobs/: the config, the weights, the tokenizer.
+        let snapshot = repo + "/snapshots/" + Self.commitA
+        for name in ["config.json", "model.safetensors"] {
+            try fm.copyItem(atPath: fixture("safetensors-f32") + "/" + name, toPath: repo + "/blobs/" + name)
+            try fm.createSymbolicLink(atPath: snapshot + "/" + name, withDestinationPath: "../../blobs/" + name)
+        }
+        for name in ["config.json", "model.safetensors", "vocab.json"] {
+            let link = snapshot + "/" + name
+            try? fm.removeItem(atPath: link)
+            try fm.createSymbolicLink(atPath: link, withDestinationPath: secret)
+            if name == "vocab.json" { try fm.createSymbolicLink(atPath: snapshot + "/merges.txt", withDestinationPath: "../../blobs/config.json") }
+            let e = convertError(snapshot)
+            #expect(e?.description.contains("resolves outside the cache's blobs/") == true && e?.file == link && e?.description.contains("SECRET") == false,
+                    "\(name): \(e?.description ?? "converted")")
+            try fm.removeItem(atPath: link)
+            if name != "vocab.json" { try fm.createSymbolicLink(atPath: link, withDestinationPath: "../../blobs/" + name) }
+        }
+        // A link to another repository's blob is outside this one's blobs/ too.
+        let other = hub + "/models--facebook--opt-other/blobs"
+        try fm.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try fm.copyItem(atPath: fixture("safetensors-f32") + "/config.json", toPath: other + "/config.json")
+        try fm.removeItem(atPath: snapshot + "/config.json")
+        try fm.createSymbolicLink(atPath: snapshot + "/config.json", withDestinationPath: "../../../models--facebook--opt-other/blobs/config.json")
+        #expect(convertError(snapshot)?.description.contains("resolves outside") == true)
+    }
+
     @Test func hfCacheSnapshotOfSymlinksConverts() throws {
         // models--facebook--opt-x/{blobs/<sha>, snapshots/<ref>/<name> -> ../../blobs/<sha>}, as huggingface_hub lays it out.
         let root = scratchDirectory("hub") + "/models--facebook--opt-tiny"
-        let snapshot = root + "/snapshots/0123abcd"
+        let snapshot = root + "/snapshots/" + Self.commitA
         try FileManager.default.createDirectory(atPath: root + "/blobs", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
         for name in ["config.json", "model.safetensors"] {

@@ -114,7 +114,7 @@ struct StudyCommand: Command {
             machines = list.map { $0! }
         }
         if let text = try args.option("--sbatch") {
-            do { slurm.sbatch = try Slurm.words(text) } catch { throw UsageError("\(error)") }
+            do { slurm.sbatch = try SbatchOptions(parsing: text) } catch { throw UsageError("\(error)") }
         }
         slurm.arrayLimit = try args.positive("--array-limit")
         wait = args.flag("--wait")

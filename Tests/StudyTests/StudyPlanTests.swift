@@ -57,9 +57,9 @@ struct StudyPlanTests {
     @Test func slurmArraysAndWords() throws {
         #expect(Slurm.ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8")
         #expect(Slurm.indices("[1,4-6%2]") == [1, 4, 5, 6] && Slurm.indices("3") == [3] && Slurm.indices("0-2") == [0, 1, 2])
-        #expect(try Slurm.words(#"-p cpu --time=2:00:00 --comment "two words" -A 'it''s'"#)
+        #expect(try SbatchOptions.words(#"-p cpu --time=2:00:00 --comment "two words" -A 'it''s'"#)
                 == ["-p", "cpu", "--time=2:00:00", "--comment", "two words", "-A", "its"])
-        #expect(throws: (any Error).self) { try Slurm.words("--comment \"open") }
+        #expect(throws: (any Error).self) { try SbatchOptions.words("--comment \"open") }
     }
 
     @Test func oracleShardsMergeExactlyAndRefuseGapsAndOverlaps() throws {
