@@ -31,11 +31,16 @@ let package = Package(
         .target(name: "Analysis", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
         .target(name: "Pruning", dependencies: ["OPTSchema", "HRZFormat", "Analysis"]),
         .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CBF16", "Evaluation", "Analysis", "Pruning"]),
+        // One type per artefact (evaluation, importance, oracle, induction, ranks, sweeps, pruning, comparison):
+        // its spec, its record, its parts and exact merge, its outputs. The CLI and the study both run these.
+        .target(name: "Jobs", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
         .target(name: "Reports", dependencies: ["Files", "HRZFormat"]),
-        .target(name: "Study", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Reports"],
+        .target(name: "Study", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Reports"],
                 resources: [.copy("Demo")]),
-        .executableTarget(name: "headroom", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Study"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The command line: every command's options declared once (parsing, usage, --help, did-you-mean).
+        .target(name: "CLI", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Study"]),
+        .executableTarget(name: "headroom", dependencies: ["Files", "Runtime", "CLI"]),
+        .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Tests/TestSupport"),
         .testTarget(name: "HRZFormatTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizerTests", dependencies: ["HRZFormat", "Tokenizer"], resources: [.copy("Fixtures")]),
@@ -45,9 +50,10 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["TestSupport", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PruningTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Runtime", "Evaluation", "Analysis", "Pruning"]),
+        .testTarget(name: "JobsTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Runtime", "Evaluation", "Analysis", "Pruning", "Jobs"]),
         .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudyTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Reports", "Study"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat"]),
+        .testTarget(name: "StudyTests", dependencies: ["TestSupport", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Jobs", "Reports", "Study"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat", "Study", "CLI"]),
     ],
     swiftLanguageModes: [.v5]
 )

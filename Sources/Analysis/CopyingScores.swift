@@ -8,13 +8,23 @@ import Basics
 import Foundation
 import Runtime
 
-extension OPTModel {
-    /// `[L][num_attention_heads]` by original head index.
-    public func copyingScores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+/// The paper's copying scores of one model.
+public struct CopyingScores {
+    public let model: OPTModel
+    public init(_ model: OPTModel) { self.model = model }
+
+    /// `[L][num_attention_heads]` by original head index: the mean over sequences.
+    public func scores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        try InductionScores.mean(sequences, model: model, progress: progress) { try contribution($0, index: $1) }
+    }
+
+    /// One base sequence's score per head (the mean's terms).
+    public func contribution(_ base: [Int], index: Int) throws -> [[Double]] {
+        let config = model.config, plans = model.plans
         let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
-        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
-        try withLayerProber { prober in
-            for (index, base) in sequences.enumerated() {
+        var total = InductionScores.zero(model)
+        try model.withLayerProber { prober in
+            do {
                 let ids = [config.bosTokenId] + base
                 let x = try prober.embed(ids)
                 let T = ids.count
@@ -68,9 +78,8 @@ extension OPTModel {
                         total[l][head] += sum / Double(T - 1)
                     }
                 }
-                progress?(index + 1, sequences.count)
             }
         }
-        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
+        return total
     }
 }

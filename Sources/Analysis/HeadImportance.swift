@@ -78,21 +78,27 @@ final class HeadScoreObserver: BackwardObserver {
     }
 }
 
-extension OPTModel {
+/// Gradient head importance of one model: the sums over examples (`sums`) and the paper's normalised scores
+/// (`scores`). Holds no state of its own; the model's run lock is held for each call.
+public struct HeadImportance {
+    public let model: OPTModel
+    public init(_ model: OPTModel) { self.model = model }
+
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0). Saved layer inputs beyond
     /// `memoryBudget` bytes spill to a temporary file in `spillDirectory`.
-    public func headImportance(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
-                               progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        try headImportanceSums(requests, memoryBudget: memoryBudget, spillDirectory: spillDirectory, progress: progress).normalized()
+    public func scores(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
+                       progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        try sums(requests, memoryBudget: memoryBudget, spillDirectory: spillDirectory, progress: progress).normalized()
     }
 
     /// The sums over the examples `select` picks (by index; all by default), each computed exactly as alone.
-    public func headImportanceSums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
-                                   spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
+    public func sums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
+                     spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
+        let config = model.config, plans = model.plans
         let L = config.numHiddenLayers
         var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
         var tokensMinusOne = 0, continuationTokens = 0, examples = 0
-        try withGradientWalker { walker in
+        try model.withGradientWalker { walker in
             for (i, r) in requests.enumerated() {
                 guard !r.context.isEmpty, !r.continuation.isEmpty else {
                     throw RuntimeError("importance request \(i): context and continuation must both be non-empty")

@@ -38,21 +38,49 @@ final class PrefixMatchingObserver: ForwardObserver, @unchecked Sendable {
     }
 }
 
-extension OPTModel {
-    /// `[L][num_attention_heads]` by original head index (heads pruned away score 0).
-    public func prefixMatching(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
-        var total = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: config.numHiddenLayers)
+/// Prefix-matching scores of one model.
+public struct PrefixMatching {
+    public let model: OPTModel
+    public init(_ model: OPTModel) { self.model = model }
+
+    /// `[L][num_attention_heads]` by original head index (heads pruned away score 0): the mean over sequences.
+    public func scores(_ sequences: [[Int]], progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        try InductionScores.mean(sequences, model: model, progress: progress) { try contribution($0, index: $1) }
+    }
+
+    /// One base sequence's score per head, `[L][num_attention_heads]` (the mean's terms, before dividing).
+    public func contribution(_ base: [Int], index: Int) throws -> [[Double]] {
+        let config = model.config
+        let n = base.count
+        guard n >= 2, Set(base).count == n else { throw RuntimeError("sequence \(index): needs at least 2 tokens, all distinct") }
+        let ids = [config.bosTokenId] + Array([[Int]](repeating: base, count: 4).joined())
+        let zero = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: config.numHiddenLayers)
+        let observer = PrefixMatchingObserver(ids: ids, n: n, plans: model.plans.map(\.heads), total: zero)
+        var options = ForwardOptions()
+        options.observer = observer
+        _ = try model.forward([SequenceInput(tokens: ids, logits: .none)], options: options)
+        return observer.total
+    }
+}
+
+/// The mean over sequences of per-sequence score matrices, summed in sequence order.
+public enum InductionScores {
+    public static func mean(_ sequences: [[Int]], model: OPTModel, progress: ((Int, Int) -> Void)?,
+                            _ one: ([Int], Int) throws -> [[Double]]) throws -> [[Double]] {
+        var total: [[Double]]? = sequences.isEmpty ? zero(model) : nil
         for (index, base) in sequences.enumerated() {
-            let n = base.count
-            guard n >= 2, Set(base).count == n else { throw RuntimeError("sequence \(index): needs at least 2 tokens, all distinct") }
-            let ids = [config.bosTokenId] + Array([[Int]](repeating: base, count: 4).joined())
-            let observer = PrefixMatchingObserver(ids: ids, n: n, plans: plans.map(\.heads), total: total)
-            var options = ForwardOptions()
-            options.observer = observer
-            _ = try forward([SequenceInput(tokens: ids, logits: .none)], options: options)
-            total = observer.total
+            let c = try one(base, index)
+            total = total.map { add($0, c) } ?? c
             progress?(index + 1, sequences.count)
         }
-        return total.map { $0.map { $0 / Double(max(1, sequences.count)) } }
+        return (total ?? []).map { $0.map { $0 / Double(max(1, sequences.count)) } }
     }
+
+    /// `[L][num_attention_heads]` zeros.
+    public static func zero(_ model: OPTModel) -> [[Double]] {
+        [[Double]](repeating: [Double](repeating: 0, count: model.config.numAttentionHeads), count: model.config.numHiddenLayers)
+    }
+
+    /// Element-wise sum of two equally shaped matrices.
+    public static func add(_ a: [[Double]], _ b: [[Double]]) -> [[Double]] { zip(a, b).map { zip($0, $1).map(+) } }
 }

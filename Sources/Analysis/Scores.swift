@@ -88,9 +88,15 @@ public struct ScoresFile: Codable, Sendable {
         if examples < 0 { throw HRZError(.malformed("field 'examples' is \(examples)"), file: path) }
     }
 
-    public func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write([UInt8](try encoder.encode(self)), to: path)
+    public func write(to path: String) throws { try JSONFiles.write(self, to: path) }
+
+    /// The one way a scores file is made from a computation: the model it ran on (content id and precision),
+    /// the cell (task and shots) where there is one, and the record of what it was computed from.
+    public static func made(kind: String, method: String, task: String? = nil, shots: Int? = nil, modelID: String, precision: Precision,
+                            examples: Int, scores: [[Double]], notes: String? = nil, truncated: Int = 0, record: InputRecord?) -> ScoresFile {
+        var file = ScoresFile(kind: kind, method: method, task: task, shots: shots, model_sha256: modelID, examples: examples, scores: scores,
+                              notes: notes, truncated: truncated > 0 ? truncated : nil, precision: precision.rawValue)
+        file.inputs = record
+        return file
     }
 }

@@ -41,7 +41,7 @@ public enum BackwardBenchmark {
             return ImportanceRequest(context: Array(ids[..<(tokens * 3 / 4)]), continuation: Array(ids[(tokens * 3 / 4)...]))
         }
         // Warm-up: decodes the layers and widens the weights the backward keeps in fp32 (the forward reuses them).
-        _ = try model.headImportance(Array(requests.prefix(1)))
+        _ = try HeadImportance(model).scores(Array(requests.prefix(1)))
         func seconds(_ body: () throws -> Void) rethrows -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()
@@ -55,7 +55,7 @@ public enum BackwardBenchmark {
             forwards.append(try forward { r in .positions(Array((r.context.count - 1)..<(r.context.count + r.continuation.count - 1))) })
             lasts.append(try forward { _ in .last })
             Profile.reset()  // with HEADROOM_PROFILE=1 the command prints the last backward's sections only
-            backwards.append(try seconds { _ = try model.headImportance(requests) })
+            backwards.append(try seconds { _ = try HeadImportance(model).scores(requests) })
             progress?(String(format: "run %d/%d: forward %.3f s, forward + backward %.3f s (%.2f×)",
                              run, runs, forwards.last!, backwards.last!, backwards.last! / forwards.last!))
         }

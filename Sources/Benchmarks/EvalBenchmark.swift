@@ -19,11 +19,12 @@ public struct EvalBenchResult: Codable, Sendable {
 }
 
 public enum EvalBenchmark {
-    /// Runs a fresh evaluation into `outputDirectory` (emptied first) and times it, model loading included.
-    public static func run(model: String, options: EvalOptions) throws -> EvalBenchResult {
+    /// Runs a fresh evaluation into `outputDirectory` (emptied first) and times it, model loading included:
+    /// `evaluate` is the evaluation job (Jobs sits above this target), loading the model and running every cell.
+    public static func run(model: String, options: EvalOptions, evaluate: () throws -> ResultsFile) throws -> EvalBenchResult {
         try? FileManager.default.removeItem(atPath: options.outputDirectory)
         let start = DispatchTime.now().uptimeNanoseconds
-        let results = try Evaluator(modelPath: model, options: options).run()
+        let results = try evaluate()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let requests = results.cells.values.reduce(0) { $0 + $1.requests }
         return EvalBenchResult(model: (model as NSString).lastPathComponent, cells: results.cells.keys.sorted(), requests: requests,

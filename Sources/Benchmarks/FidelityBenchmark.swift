@@ -71,8 +71,8 @@ public enum FidelityBenchmark {
                         requests = []
                     }
                     if !requests.isEmpty {
-                        let x = try fp32.scorer.model.headImportance(requests).flatMap { $0 }
-                        let y = try bf16.scorer.model.headImportance(requests).flatMap { $0 }
+                        let x = try HeadImportance(fp32.scorer.model).scores(requests).flatMap { $0 }
+                        let y = try HeadImportance(bf16.scorer.model).scores(requests).flatMap { $0 }
                         rho = Ranking.spearman(x, y)
                     }
                 }

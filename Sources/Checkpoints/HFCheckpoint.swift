@@ -1,6 +1,7 @@
 /// An HF model directory: `config.json` plus weights in one of four layouts.
 import Foundation
 import HRZFormat
+import Files
 import OPTSchema
 
 public enum CheckpointLayout: String, Sendable {

@@ -1,6 +1,6 @@
-/// `headroom eval`: the harness's protocol for each task × shots cell, scored with shared contexts, written
-/// as results.json plus one JSONL of requests per cell. Each finished cell is saved atomically and skipped
-/// on the next run, so a killed run resumes at the first unfinished cell.
+/// The evaluation engine: the harness's protocol for each task × shots cell (docs in the harness's order,
+/// few-shot draws, requests), scored with shared contexts, and the files a scored cell is written to. The
+/// job that runs cells, resumes and merges parts is `EvalJob` (Jobs).
 import Foundation
 import HRZFormat
 import Runtime
@@ -19,6 +19,12 @@ public struct CellResult: Codable, Sendable, Equatable {
     public var inputs: InputRecord?
     /// `<metric>` → standard error as the harness computes it (`EvalTask.standardErrors`).
     public var stderr: [String: Double]?
+
+    public init(task: String, shots: Int, metrics: [String: Double], docs: Int, requests: Int, seconds: Double, inputs: InputRecord?,
+                stderr: [String: Double]?) {
+        (self.task, self.shots, self.metrics, self.docs, self.requests, self.seconds, self.inputs, self.stderr)
+            = (task, shots, metrics, docs, requests, seconds, inputs, stderr)
+    }
 }
 
 public struct ResultsFile: Codable, Sendable {
@@ -30,6 +36,10 @@ public struct ResultsFile: Codable, Sendable {
     public var precision: String?
     /// Keyed "task/shots", e.g. "copa/5".
     public var cells: [String: CellResult]
+
+    public init(harness: String, model: String, model_sha256: String, mask: String?, precision: String?, cells: [String: CellResult]) {
+        (self.harness, self.model, self.model_sha256, self.mask, self.precision, self.cells) = (harness, model, model_sha256, mask, precision, cells)
+    }
 }
 
 extension ResultsFile {
@@ -89,11 +99,8 @@ public final class Evaluator {
 
     var resultsPath: String { (options.outputDirectory as NSString).appendingPathComponent("results.json") }
 
-    /// Cells that could not run because a split is missing, with the reason; the other cells still run.
-    public internal(set) var skipped: [(cell: String, error: TaskError)] = []
-
     /// What a cell depends on: the model's content, the split files' identities, the doc limit, the mask's
-    /// contents (not its path), the precision and the tool's version.
+    /// contents (not its path), the tokens per scoring batch, the precision and the tool's version.
     public func cellInputs(_ task: EvalTask, shots k: Int) -> InputRecord {
         var record = InputRecord.base(modelID: scorer.model.contentID, precision: scorer.model.precision.rawValue)
         record["limit"] = options.limit.map(String.init) ?? "all"
@@ -103,68 +110,14 @@ public final class Evaluator {
             record["data \(split)"] = InputRecord.fileIdentity("\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl") ?? "missing"
         }
         if options.mask != ModelMask() { record["mask"] = InputRecord.digest(options.mask) }
-        if let batch = options.batchTokens { record["batch tokens"] = String(batch) }  // shards must split the same batches
+        record["batch tokens"] = String(scorer.tokensPerBatch)  // parts must split the same batches
         return record
     }
 
-    func loadResults() throws -> ResultsFile? { try ResultsFile.read(resultsPath) }
-
-    /// Runs every cell that OUTDIR/results.json does not already hold with the same recorded inputs.
-    /// `progress(cell, done, total)` counts tokens. A cell whose data is missing is skipped (see `skipped`);
-    /// any other error stops the run. Each finished cell is merged into results.json under the directory's
-    /// lock, so concurrent runs into one directory keep each other's cells.
-    public func run(progress: ((String, Int, Int) -> Void)? = nil, log: (String) -> Void = { _ in }) throws -> ResultsFile {
-        try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
-        let sha = scorer.model.contentID
-        let header = ResultsFile(harness: Self.harness, model: modelPath, model_sha256: sha, mask: options.maskDescription,
-                                 precision: options.precision.rawValue, cells: [:])
-        for task in options.tasks {
-            for k in options.shots {
-                let key = "\(task.rawValue)/\(k)"
-                let inputs = cellInputs(task, shots: k)
-                if let old = try loadResults()?.cells[key] {
-                    if let change = inputs.changes(from: old.inputs) {
-                        log("\(key)-shot: inputs changed (\(change)); recomputing")
-                    } else {
-                        log("\(key)-shot: already done, kept")
-                        continue
-                    }
-                }
-                let started = Date()
-                let cell: (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int)
-                do {
-                    cell = try runCell(task, shots: k) { done, total in progress?("\(task.rawValue) \(k)-shot", done, total) }
-                } catch let error as TaskError where error.missingData {
-                    skipped.append((key, error))
-                    continue
-                }
-                let result = CellResult(task: task.rawValue, shots: k, metrics: cell.metrics, docs: cell.docs,
-                                        requests: cell.requests, seconds: Date().timeIntervalSince(started), inputs: inputs,
-                                        stderr: cell.stderr.filter { $0.value.isFinite })
-                try merge(result, key: key, header: header, log: log)
-            }
-        }
-        return try loadResults() ?? header
-    }
-
-    /// Re-reads results.json under the lock, adds `cell`, drops cells computed from another model (the file
-    /// describes one model), and writes it back atomically.
-    func merge(_ cell: CellResult, key: String, header: ResultsFile, log: (String) -> Void) throws {
-        try DirectoryLock.withLock(options.outputDirectory) {
-            var results = header
-            if let current = try loadResults() {
-                let (same, other) = current.cells.reduce(into: ([String: CellResult](), [String]())) { acc, entry in
-                    if entry.value.inputs?["model"] == header.model_sha256 { acc.0[entry.key] = entry.value } else { acc.1.append(entry.key) }
-                }
-                if !other.isEmpty { log("dropped \(other.sorted().joined(separator: ", ")) from results.json: computed from another model") }
-                results.cells = same
-            }
-            results.cells[key] = cell
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write([UInt8](try encoder.encode(results)), to: resultsPath)
-            try writeLMEval(results)
-        }
+    /// Writes results.json and the lm-eval files for `results`.
+    public func writeResults(_ results: ResultsFile) throws {
+        try JSONFiles.write(results, to: resultsPath)
+        try writeLMEval(results)
     }
 
     func file(_ task: EvalTask, _ split: String) throws -> JSONLFile {
@@ -237,13 +190,19 @@ public final class Evaluator {
         if let forward { scorer.options = forward }
         defer { scorer.options = saved }
         let scores = try scorer.score(work.requests, progress: progress)
+        let (metrics, outcomes) = try self.outcomes(work, scores: scores)
+        return (metrics, scores, outcomes)
+    }
+
+    /// Each doc's outcome from its requests' scores (in the cell's request order), and the cell's metrics.
+    public func outcomes(_ work: CellWork, scores: [Score]) throws -> (metrics: [String: Double], outcomes: [DocOutcome]) {
         var outcomes: [DocOutcome] = []
         var offset = 0
         for item in work.items {
             outcomes.append(try work.task.outcome(item.doc, row: item.row, scores: Array(scores[offset..<(offset + item.requests.count)])))
             offset += item.requests.count
         }
-        return (work.task.aggregate(outcomes), scores, outcomes)
+        return (work.task.aggregate(outcomes), outcomes)
     }
 
     /// The forward options this evaluator scores with (memory budget, masks).
@@ -256,17 +215,8 @@ public final class Evaluator {
     /// The model's content id.
     public var modelID: String { scorer.model.contentID }
 
-    /// One cell: prepare, score, write the request file.
-    func runCell(_ task: EvalTask, shots k: Int, progress: @escaping (Int, Int) -> Void)
-        throws -> (metrics: [String: Double], stderr: [String: Double], docs: Int, requests: Int) {
-        let work = try prepareCell(task, shots: k)
-        let (metrics, scores, outcomes) = try score(work, progress: progress)
-        try writeCellFiles(work, scores: scores, outcomes: outcomes)
-        return (metrics, task.standardErrors(outcomes), work.docs, scores.count)
-    }
-
     /// OUTDIR/requests/<task>-<k>shot.jsonl and OUTDIR/samples/<task>-<k>shot.jsonl for a scored cell.
-    func writeCellFiles(_ work: CellWork, scores: [Score], outcomes: [DocOutcome]) throws {
+    public func writeCellFiles(_ work: CellWork, scores: [Score], outcomes: [DocOutcome]) throws {
         var lines: [String] = [], samples: [String] = []
         var offset = 0
         func json(_ object: [String: Any]) throws -> String {
@@ -294,6 +244,7 @@ public final class Evaluator {
             offset += item.requests.count
         }
         let path = "\(options.outputDirectory)/requests/\(work.task.rawValue)-\(work.shots)shot.jsonl"
+        try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/samples", withIntermediateDirectories: true)
         try AtomicFile.write(Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(work.task.rawValue)-\(work.shots)shot.jsonl")

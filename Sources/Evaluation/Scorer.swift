@@ -14,6 +14,29 @@ import Tokenizer
 public struct Score: Equatable, Sendable {
     public var loglikelihood: Double
     public var isGreedy: Bool
+    public init(loglikelihood: Double, isGreedy: Bool) {
+        self.loglikelihood = loglikelihood
+        self.isGreedy = isGreedy
+    }
+}
+
+/// Requests tokenized, grouped by shared context and cut into batches (`Scorer.plan`).
+public struct ScoringPlan: Sendable {
+    let tokenized: [(context: [Int], continuation: [Int])]
+    /// Request indices sharing one context.
+    let groups: [[Int]]
+    /// Each batch's groups.
+    public let batches: [Range<Int>]
+    /// Tokens each batch runs.
+    public let batchTokens: [Int]
+    let shareContexts: Bool
+
+    /// The requests of batch `b`, ascending.
+    public func requests(inBatch b: Int) -> [Int] { groups[batches[b]].flatMap { $0 }.sorted() }
+    public func tokens(inBatch b: Int) -> Int { batchTokens[b] }
+    public var totalTokens: Int { batchTokens.reduce(0, +) }
+    /// Tokens of each request as scored (context, continuation).
+    public func tokens(ofRequest r: Int) -> (context: [Int], continuation: [Int]) { tokenized[r] }
 }
 
 public final class Scorer {
@@ -58,14 +81,25 @@ public final class Scorer {
     /// Scores every request; `progress(done, total)` counts tokens run. With `shareContexts` false, each request runs alone as context + continuation
     /// (the harness's layout), which the tests use as the reference for the shared layout.
     public func score(_ requests: [Request], shareContexts: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> [Score] {
-        try score(requests, shareContexts: shareContexts, batches: { _ in true }, progress: progress).map { $0! }
+        let plan = try self.plan(requests, shareContexts: shareContexts)
+        var scores = [Score?](repeating: nil, count: requests.count)
+        var done = 0
+        progress?(0, plan.totalTokens)
+        for b in plan.batches.indices {
+            let before = done, size = plan.tokens(inBatch: b), total = plan.totalTokens
+            for (r, s) in try score(plan, batch: b, layerProgress: progress.map { p in { d, l in p(before + size * d / max(1, l + 1), total) } }) {
+                scores[r] = s
+            }
+            done += size
+            progress?(done, plan.totalTokens)
+        }
+        return scores.map { $0! }
     }
 
-    /// Scores the requests of the batches `batches` selects (by batch number, in the order `score` forms
-    /// them); the others stay nil. A shard that takes every N-th batch runs exactly the forwards an
-    /// unsharded run does, so its scores are bit-identical to that run's.
-    public func score(_ requests: [Request], shareContexts: Bool = true, batches select: (Int) -> Bool,
-                      progress: ((Int, Int) -> Void)? = nil) throws -> [Score?] {
+    /// How `requests` are scored: tokenized, grouped by shared context, and cut into batches of at most
+    /// `tokensPerBatch` tokens (a group is never split). Batch b is the same forward whoever runs it, so a
+    /// batch's scores are the same whether the cell runs whole or in parts.
+    public func plan(_ requests: [Request], shareContexts: Bool = true) throws -> ScoringPlan {
         let tokenized = try requests.map(tokens)
         // Groups: requests with identical context tokens share one context sequence.
         var groups: [[Int]] = []
@@ -77,13 +111,9 @@ public final class Scorer {
         } else {
             groups = tokenized.indices.map { [$0] }
         }
-        var scores = [Score?](repeating: nil, count: requests.count)
         func groupTokens(_ g: [Int]) -> Int { tokenized[g[0]].context.count + g.reduce(0) { $0 + tokenized[$1].continuation.count } }
-        let totalTokens = groups.reduce(0) { $0 + groupTokens($1) }
-        var doneTokens = 0
-        progress?(0, totalTokens)
-        var start = 0, batch = 0
-        let output = LogitsBuffer()
+        var batches: [Range<Int>] = [], sizes: [Int] = []
+        var start = 0
         while start < groups.count {
             var end = start, tokens = 0
             while end < groups.count {
@@ -92,26 +122,28 @@ public final class Scorer {
                 tokens += size
                 end += 1
             }
-            batch += 1
-            guard select(batch - 1) else {
-                doneTokens += tokens
-                start = end
-                continue
-            }
-            // Within a batch, move the bar layer by layer (a batch is one forward; on a large model it is long).
-            let saved = options
-            if let progress {
-                let before = doneTokens, batch = tokens, total = totalTokens
-                options.layerProgress = { done, layers in progress(before + batch * done / max(1, layers + 1), total) }
-            }
-            defer { options = saved }
-            try scoreBatch(Array(groups[start..<end]), tokenized, shareContexts: shareContexts, output: output, into: &scores)
-            doneTokens += tokens
-            progress?(doneTokens, totalTokens)
+            batches.append(start..<end)
+            sizes.append(tokens)
             start = end
         }
-        return scores
+        return ScoringPlan(tokenized: tokenized, groups: groups, batches: batches, batchTokens: sizes, shareContexts: shareContexts)
     }
+
+    /// The scores of batch `batch` of `plan`, by request index. `options` replace the scorer's for this batch
+    /// (a mask, the oracle's layer-input cache); `layerProgress` is told (layers done, layers) inside the forward.
+    public func score(_ plan: ScoringPlan, batch: Int, options: ForwardOptions? = nil,
+                      layerProgress: (@Sendable (Int, Int) -> Void)? = nil) throws -> [(request: Int, score: Score)] {
+        let saved = self.options
+        if let options { self.options = options }
+        if let layerProgress { self.options.layerProgress = layerProgress }
+        defer { self.options = saved }
+        var scores = [Score?](repeating: nil, count: plan.tokenized.count)
+        try scoreBatch(Array(plan.groups[plan.batches[batch]]), plan.tokenized, shareContexts: plan.shareContexts, output: output, into: &scores)
+        return plan.requests(inBatch: batch).map { ($0, scores[$0]!) }
+    }
+
+    /// The logits buffer every batch reuses.
+    private let output = LogitsBuffer()
 
     private func scoreBatch(_ groups: [[Int]], _ tokenized: [(context: [Int], continuation: [Int])], shareContexts: Bool,
                             output: LogitsBuffer, into scores: inout [Score?]) throws {

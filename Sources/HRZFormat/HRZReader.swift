@@ -285,18 +285,3 @@ public final class HRZReader: @unchecked Sendable {
         return order.map { ($0, sums[$0]!.0, sums[$0]!.1) }
     }
 }
-
-/// A `DecodingError` as `key.path: reason`, the form users can find in their JSON.
-public func describe(_ error: DecodingError) -> String {
-    func path(_ keys: [CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
-    }
-    switch error {
-    case .keyNotFound(let key, let ctx): return "\(path(ctx.codingPath + [key])): missing"
-    case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
-    case .dataCorrupted(let ctx):
-        let where_ = path(ctx.codingPath)
-        return (where_.isEmpty ? "" : where_ + ": ") + ctx.debugDescription
-    @unknown default: return "\(error)"
-    }
-}

@@ -4,6 +4,7 @@
 /// pending forever. Each array task runs `headroom study -o DIR --unit STAGE:ID`. Slurm is driven through its
 /// commands (sbatch, squeue, scontrol), never linked; DIR must be on a file system every node shares.
 import Foundation
+import Jobs
 import HRZFormat
 import Pruning
 import Files

@@ -5,6 +5,7 @@
 /// rendered from the directory alone.
 import Analysis
 import Benchmarks
+import Jobs
 import Evaluation
 import Foundation
 import HRZFormat
@@ -37,33 +38,15 @@ public struct StudyOptions: Codable, Sendable {
     public var precision: Precision?
     public var arithmetic: Precision { precision ?? .fp32 }
 
+    /// The most parts one cell or sweep may be split into (`--shards`).
+    public static let maxShards = 4096
+
     public init(model: String, tasks: [String], shots: [Int], data: String) {
         self.model = model
         self.tasks = tasks
         self.shots = shots
         self.data = data
     }
-}
-
-/// One line of the pruned-vs-original comparison.
-public struct ModelFacts: Codable, Sendable {
-    public var path: String
-    public var fileBytes: Int
-    public var layerParameters: Int
-    public var heads: Int
-    public var ffns: Int
-    public var tokensPerS: Double
-    /// Mean headline metric over the evaluated cells.
-    public var meanMetric: Double
-    public var cells: [String: Double]
-}
-
-public struct Comparison: Codable, Sendable {
-    public var original: ModelFacts
-    public var pruned: ModelFacts
-    public var plan: PrunePlan
-    /// Both models' content ids and the digests of both evaluations it summarises.
-    public var inputs: InputRecord?
 }
 
 /// What study.json holds: the options, the model they were run on and how finely the plan is split.
@@ -78,7 +61,7 @@ public struct StudyManifest: Codable, Sendable {
         let path = (directory as NSString).appendingPathComponent("study.json")
         guard let data = try FileGuard.contents(atPath: path) else { return nil }
         do { return try JSONDecoder().decode(StudyManifest.self, from: data) } catch {
-            throw PruneError(file: path, "not a study manifest: \(error)")
+            throw StudyError(file: path, "not a study manifest: \(error)")
         }
     }
 }
@@ -103,7 +86,7 @@ public final class Study {
         self.directory = directory
         self.shards = max(1, shards)
         tasks = try options.tasks.map { name in
-            guard let t = EvalTask.named(name, dataDirectory: options.data) else { throw PruneError(file: nil, "unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
+            guard let t = EvalTask.named(name, dataDirectory: options.data) else { throw StudyError("unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
             return t
         }
     }
@@ -111,7 +94,7 @@ public final class Study {
     /// The study recorded in `directory` (for `--unit`, `--status` and `--slurm` without options).
     public static func resume(directory: String) throws -> Study {
         guard let manifest = try StudyManifest.read(directory: directory) else {
-            throw PruneError(file: (directory as NSString).appendingPathComponent("study.json"),
+            throw StudyError(file: (directory as NSString).appendingPathComponent("study.json"),
                              "no study here yet; start it with `headroom study … -o \(directory)` (with --plan, --slurm or to run it)")
         }
         return try Study(options: manifest.options, directory: directory, shards: manifest.shards ?? 1)
@@ -137,7 +120,7 @@ public final class Study {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sha = try HRZReader(path: options.model).contentID
         if let old = try StudyManifest.read(directory: directory), old.model_sha256 != sha {
-            throw PruneError(file: path("study.json"), "this directory holds a study of another model; use another -o")
+            throw StudyError(file: path("study.json"), "this directory holds a study of another model; use another -o")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -210,14 +193,14 @@ public final class Study {
     public func runUnit(_ unit: UnitID, plan: StudyPlan? = nil, quiet: Bool = false) throws {
         let plan = plan ?? self.plan()
         guard let stage = plan.stage(unit.stage) else {
-            throw PruneError(file: path("study.json"), "no stage '\(unit.stage)' in this study's plan (its stages: \(plan.stages.map(\.name).joined(separator: ", ")))")
+            throw StudyError(file: path("study.json"), "no stage '\(unit.stage)' in this study's plan (its stages: \(plan.stages.map(\.name).joined(separator: ", ")))")
         }
         guard let planned = stage.units.first(where: { $0.id == unit.id }) else {
-            throw PruneError(file: path("study.json"), "stage '\(unit.stage)' has units 0…\(stage.units.count - 1), not \(unit.id)")
+            throw StudyError(file: path("study.json"), "stage '\(unit.stage)' has units 0…\(stage.units.count - 1), not \(unit.id)")
         }
         for name in stage.after {
             for u in plan.stage(name)?.units ?? [] where !isDone(UnitID(stage: name, id: u.id), plan: plan) {
-                throw PruneError(file: recordPath(UnitID(stage: name, id: u.id)), "unit \(unit) needs \(name):\(u.id) done first")
+                throw StudyError(file: recordPath(UnitID(stage: name, id: u.id)), "unit \(unit) needs \(name):\(u.id) done first")
             }
         }
         let stamp = self.stamp(unit, plan: plan)!

@@ -6,6 +6,7 @@ import Analysis
 import Benchmarks
 import Evaluation
 import Foundation
+import Jobs
 import HRZFormat
 import Runtime
 import OPTSchema
@@ -100,8 +101,9 @@ extension Study {
         let L = Double(config.numHiddenLayers)
 
         // Each cell's evaluation and importance examples, from a sample tokenized with the model's tokenizer.
-        var eo = evalOptions("baseline")
+        var eo = EvalOptions(tasks: tasks, shots: options.shots, dataDirectory: options.data, outputDirectory: path(StudyLayout.baseline))
         eo.limit = min(options.limit ?? sample, sample)
+        eo.precision = options.arithmetic
         let evaluator = try Evaluator(modelPath: options.model, options: eo)
         let scorer = evaluator.scorer
         var evalPasses: [String: Passes] = [:], importancePasses: [String: Passes] = [:]
@@ -150,25 +152,23 @@ extension Study {
                 let unit = UnitID(stage: plan.stages[s].name, id: plan.stages[s].units[u].id)
                 var c = none
                 switch work(unit) {
-                case .eval(let dir, let shard)?:
-                    c = evalCost({ _ in shard == nil ? 1 : 1 / n }, layerFraction: dir == "baseline" ? 1 : remaining)
-                case .heads(let t, let k, let shard)?:
-                    if let p = importancePasses["\(t.rawValue)/\(k)"]?.scaled(shard == nil ? 1 : 1 / n) {
+                case .eval(let dir, let part)?:
+                    c = evalCost({ _ in 1 / Double(part.count) }, layerFraction: dir == StudyLayout.baseline ? 1 : remaining)
+                case .heads(let t, let k, let part)?:
+                    if let p = importancePasses["\(t.rawValue)/\(k)"]?.scaled(1 / Double(part.count)) {
                         c = cost(p, flops: p.flops(config, layers: L), factor: calibration.backwardRatio)
                     }
-                case .ffns(let t, let k, let shard)?:
-                    if let p = evalPasses["\(t.rawValue)/\(k)"] {
-                        // The baseline pass, then for each of its layers l the layers above l from the cache.
-                        let layers = (0..<config.numHiddenLayers).filter { shard == nil || $0 % shard!.count == shard!.index }
-                        if layers.isEmpty { break }
-                        let above = layers.reduce(0.0) { $0 + L - 1 - Double($1) }
-                        c = cost(p, flops: p.flops(config, layers: L + above, heads: 1 + Double(layers.count)))
+                case .ffns(let t, let k, let part)?:
+                    if let p = evalPasses["\(t.rawValue)/\(k)"]?.scaled(1 / Double(part.count)) {
+                        // A part's batches: the baseline pass, then for each layer l the layers above l from the record.
+                        let above = (0..<config.numHiddenLayers).reduce(0.0) { $0 + L - 1 - Double($1) }
+                        c = cost(p, flops: p.flops(config, layers: L + above, heads: 1 + L))
                     }
                 case .sweep(let name, let shard)?:
                     let points: Double = name == "heads" ? Double(options.headsGrid.count) : name == "ffns" ? Double(options.ffnsGrid.count)
                         : Double(options.headsGrid.count * options.combinedFFNs.count)
                     let maxShots = options.shots.max()
-                    c = evalCost({ i in (name != "combined" || self.cells[i].shots == maxShots ? points : 0) / (shard == nil ? 1 : n) })
+                    c = evalCost({ i in (name != "combined" || self.cells[i].shots == maxShots ? points : 0) / Double(shard.count) })
                 case .induction?:
                     var p = Passes()
                     for s in 0..<options.inductionSequences { p.add(4 * (2 * s + 25), logits: 4 * (2 * s + 25)) }

@@ -3,6 +3,7 @@
 import Analysis
 import Evaluation
 import Foundation
+import Jobs
 import HRZFormat
 import Pruning
 import Reports

@@ -1,6 +1,7 @@
 /// `headroom study -o DIR --status`: every unit done, running, pending, failed or cancelled (a unit it needs
 /// failed), from the unit records in DIR and, where the study was submitted to Slurm, the cluster's state.
 import Foundation
+import Jobs
 
 public struct UnitStatus: Sendable {
     public enum State: String, Sendable, CaseIterable { case done, running, pending, failed, cancelled }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import CBF16
 @testable import Checkpoints
 @testable import HRZFormat
@@ -81,7 +82,7 @@ struct BF16ModelTests {
         let batch = Self.sequences.map { SequenceInput(tokens: $0.map { $0 % kept.config.vocabSize }, logits: .all) }
         #expect(try kept.forward(batch).map(\.values) == perUse.forward(batch).map(\.values))
         let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44])]
-        let a = try kept.headImportance(requests).flatMap { $0 }, b = try perUse.headImportance(requests).flatMap { $0 }
+        let a = try HeadImportance(kept).scores(requests).flatMap { $0 }, b = try HeadImportance(perUse).scores(requests).flatMap { $0 }
         let scale = a.map(abs).max()!
         #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(fixture): \(a) vs \(b)")
     }
@@ -90,7 +91,7 @@ struct BF16ModelTests {
     func headImportanceCloseToFP32(_ fixture: String) throws {
         let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44]),
                         ImportanceRequest(context: [2, 31, 59, 26, 53, 58], continuation: [90, 93, 23, 84])]
-        let a = try open(fixture, .fp32).headImportance(requests), b = try open(fixture, .bf16).headImportance(requests)
+        let a = try HeadImportance(open(fixture, .fp32)).scores(requests), b = try HeadImportance(open(fixture, .bf16)).scores(requests)
         let x = a.flatMap { $0 }, y = b.flatMap { $0 }
         let scale = x.map(abs).max()!
         let worst = zip(x, y).map { abs($0 - $1) }.max()!

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoints
 @testable import HRZFormat
 @testable import Runtime
@@ -29,7 +30,7 @@ struct ImportanceTests {
             model.scratch.widened.limit = 0
             model.widenBlockBytes = 3 * 4 * model.config.hiddenSize
         }
-        let scores = try model.headImportance(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
+        let scores = try HeadImportance(model).scores(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
         for (l, row) in scores.enumerated() {
             for (h, value) in row.enumerated() {
                 let expected = reference.scores[l][h]

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Analysis
 @testable import Checkpoints
 @testable import Runtime
@@ -16,8 +17,8 @@ struct InductionTests {
             .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")
         let model = try OPTModel(path: out)
-        for (name, scores, expected) in [("prefix matching", try model.prefixMatching(reference.sequences), reference.prefix_matching),
-                                         ("copying", try model.copyingScores(reference.sequences), reference.copying)] {
+        for (name, scores, expected) in [("prefix matching", try PrefixMatching(model).scores(reference.sequences), reference.prefix_matching),
+                                         ("copying", try CopyingScores(model).scores(reference.sequences), reference.copying)] {
             for (l, row) in scores.enumerated() {
                 for (h, value) in row.enumerated() {
                     #expect(abs(value - expected[l][h]) <= 1e-5 + 1e-3 * abs(expected[l][h]),

@@ -47,7 +47,7 @@ import TestSupport
         process.standardOutput = out
         process.standardError = Pipe()
         guard (try? process.run()) != nil else { return (127, "") }
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readToEnd(out.fileHandleForReading), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, text)
     }

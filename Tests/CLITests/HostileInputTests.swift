@@ -50,7 +50,7 @@ enum Hostile {
         private let done = DispatchSemaphore(value: 0)
         init(_ pipe: Pipe) {
             DispatchQueue.global().async {
-                self.data = pipe.fileHandleForReading.readDataToEndOfFile()
+                self.data = readToEnd(pipe.fileHandleForReading)
                 self.done.signal()
             }
         }

@@ -129,7 +129,7 @@ struct PrunedImportanceTests {
         let ffns = reference.masked.ffns.enumerated().filter { !$0.element }.map(\.offset)
         let pruned = temporary("\(fixture)-importance.hrz")
         _ = try Pruner.prune(try convert(fixture), plan: PrunePlan(heads: heads, ffns: ffns), to: pruned)
-        let scores = try OPTModel(path: pruned).headImportance(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
+        let scores = try HeadImportance(OPTModel(path: pruned)).scores(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
         #expect(scores.count == reference.masked.scores.count && scores[0].count == reference.masked.scores[0].count)
         for (l, row) in reference.masked.scores.enumerated() {
             for (h, expected) in row.enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import HRZFormat
 @testable import Runtime
 import Basics
@@ -140,7 +141,7 @@ struct LayerStreamTests {
         #expect(last.isPlanar("fc1.weight"))
         #expect(last.interleavedNames == [])
         model.scratch.widened.limit = 0                      // widen in blocks, as for a large model
-        _ = try model.headImportance([ImportanceRequest(context: [2, 10, 20], continuation: [30, 40])])
+        _ = try HeadImportance(model).scores([ImportanceRequest(context: [2, 10, 20], continuation: [30, 40])])
         #expect(try model.stream.layer(0, next: nil).interleavedNames == [])
     }
 }

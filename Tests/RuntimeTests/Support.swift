@@ -5,8 +5,8 @@ import Testing
 @testable import Runtime
 import TestSupport
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let checkpointFixtures = repositoryRoot.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
+let repositoryRoot = Repository.root
+let checkpointFixtures = Repository.checkpoints
 let runtimeFixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
 let layouts = ["safetensors-f32", "safetensors-sharded-f16", "bin-f32", "bin-sharded-bf16", "bin-decoder-prefix-f16", "post-ln-350m-style"]
 
@@ -54,24 +54,4 @@ final class ModelCache: @unchecked Sendable {
     }
 }
 
-/// Max |a − b| and where, reported through the caller's source location.
-func expectClose(_ a: [Float], _ b: [Float], tolerance: Float, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    guard a.count == b.count else {
-        Issue.record("\(what): \(a.count) values, expected \(b.count)", sourceLocation: sourceLocation)
-        return
-    }
-    var worst: Float = 0, at = 0
-    for i in 0..<a.count where abs(a[i] - b[i]) > worst || a[i].isNaN { worst = a[i].isNaN ? .infinity : abs(a[i] - b[i]); at = i }
-    #expect(worst <= tolerance, "\(what): max abs diff \(worst) at index \(at) (\(a.isEmpty ? 0 : a[at]) vs \(b.isEmpty ? 0 : b[at]))",
-            sourceLocation: sourceLocation)
-}
-
 func allLogits(_ sequences: [[Int]]) -> [SequenceInput] { sequences.map { SequenceInput(tokens: $0, logits: .all) } }
-
-/// Bit-for-bit equality (NaN payloads included), reporting the first difference rather than both arrays.
-func expectBitEqual(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    let first = a.count == b.count ? a.indices.first { a[$0].bitPattern != b[$0].bitPattern } : 0
-    var detail = "\(what): \(a.count) vs \(b.count) values; first difference at \(first ?? -1)"
-    if let i = first, i < min(a.count, b.count) { detail += " (\(a[i]) vs \(b[i]))" }
-    #expect(first == nil, "\(detail)", sourceLocation: sourceLocation)
-}

@@ -62,27 +62,6 @@ struct StudyPlanTests {
         #expect(throws: (any Error).self) { try SbatchOptions.words("--comment \"open") }
     }
 
-    @Test func oracleShardsMergeExactlyAndRefuseGapsAndOverlaps() throws {
-        func part(_ i: Int, _ layers: [Int], baseline: Double = 0.75) -> OracleImportanceShard {
-            var p = OracleImportanceShard(shard: Shard(index: i, count: 2), inputs: InputRecord(), result: nil)
-            p.baseline = baseline
-            p.layers = layers
-            p.ablated = layers.map { 0.5 - 0.125 * Double($0) }
-            p.docs = 10
-            return p
-        }
-        let merged = try OracleImportanceShard.merge([part(0, [0, 2]), part(1, [1, 3])], layers: 4, path: { "shard-\($0)" })
-        #expect(merged.scores == [0.25, 0.375, 0.5, 0.625] && merged.baseline == 0.75 && merged.docs == 10)
-        // More shards than layers: a shard with no layers ran nothing (its baseline is not compared).
-        var idle = part(2, [])
-        idle.baseline = 0
-        idle.docs = 0
-        #expect(try OracleImportanceShard.merge([idle, part(0, [0, 2]), part(1, [1, 3])], layers: 4, path: { "shard-\($0)" }).scores == merged.scores)
-        #expect(throws: TaskError.self) { try OracleImportanceShard.merge([part(0, [0, 2]), part(1, [1])], layers: 4, path: { "shard-\($0)" }) }
-        #expect(throws: TaskError.self) { try OracleImportanceShard.merge([part(0, [0, 1]), part(1, [1, 2, 3])], layers: 4, path: { "shard-\($0)" }) }
-        #expect(throws: TaskError.self) { try OracleImportanceShard.merge([part(0, [0, 2]), part(1, [1, 3], baseline: 0.7)], layers: 4, path: { "shard-\($0)" }) }
-    }
-
     @Test func aUnitWaitsForItsStagesAndAChangedOptionMakesUnitsStale() throws {
         let study = try Self.demoStudy(shards: 1)
         try study.writeManifest()

@@ -8,12 +8,13 @@ import Tokenizer
 @testable import Analysis
 @testable import Pruning
 @testable import Study
+@testable import Jobs
 import TestSupport
 
 /// `headroom study` end to end on the tiny real-vocabulary fixture with real COPA rows: every step's output,
 /// the report, and resuming after a kill loses nothing and recomputes nothing that was finished.
 @Suite(.serialized) struct StudyTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     static func options() throws -> StudyOptions {
         let model = testScratch() + "headroom-study-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hrz"
@@ -103,7 +104,7 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
             .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
-        #expect(throws: PruneError.self) { _ = try Study(options: o, directory: dir).run() }
+        #expect(throws: StudyError.self) { _ = try Study(options: o, directory: dir).run() }
     }
 }
 
@@ -115,14 +116,14 @@ struct DemoModelTests {
         var options = EvalOptions(tasks: [.generic("demo_map_a"), .generic("demo_map_b")], shots: [0, 5], dataDirectory: data,
                                   outputDirectory: testScratch() + "headroom-demo-\(getpid())")
         options.limit = 60
-        let results = try Evaluator(modelPath: model, options: options).run()
+        let results = try EvalJob(model: model, options: options).run()
         for task in ["demo_map_a", "demo_map_b"] {
             let zero = results.cells["\(task)/0"]!.metrics["acc"]!, five = results.cells["\(task)/5"]!.metrics["acc"]!
             #expect(five >= zero + 0.3, "\(task): \(zero) at 0 shots, \(five) at 5")
         }
         let opt = try OPTModel(path: model)
         let sequences = InductionSequences.random(count: 4, seed: 0, tokenizer: try Tokenizer.load(model))
-        let scores = try opt.prefixMatching(sequences)
+        let scores = try PrefixMatching(opt).scores(sequences)
         #expect(scores.flatMap { $0 }.filter { $0 >= 0.3 }.count >= 2, "prefix matching \(scores)")
     }
 }

@@ -13,3 +13,17 @@ enum TestScratch {
         return path
     }()
 }
+
+/// Everything a pipe delivers until its writer closes, retrying reads a signal interrupts (Foundation's
+/// `readDataToEndOfFile` traps on EINTR, which a SIGCHLD from another test's child can cause).
+public func readToEnd(_ handle: FileHandle) -> Data {
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    let fd = handle.fileDescriptor
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 { data.append(contentsOf: buffer[0..<n]); continue }
+        if n < 0 && errno == EINTR { continue }
+        return data
+    }
+}
