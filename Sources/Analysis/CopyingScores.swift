@@ -21,7 +21,7 @@ public struct CopyingScores {
     /// One base sequence's score per head (the mean's terms).
     public func contribution(_ base: [Int], index: Int) throws -> [[Double]] {
         let config = model.config, plans = model.plans
-        let L = config.numHiddenLayers, C = config.hiddenSize, D = config.headDim, V = config.vocabSize
+        let L = config.numHiddenLayers, D = config.headDim, V = config.vocabSize
         var total = InductionScores.zero(model)
         try model.withLayerProber { prober in
             do {
@@ -31,20 +31,11 @@ public struct CopyingScores {
                 guard T >= 2 else { throw RuntimeError("sequence \(index): needs at least 1 token") }
                 for l in 0..<L {
                     guard let probe = try prober.attention(layer: l, input: x, T: T) else { continue }
-                    let HD = probe.heads * D
                     for (k, head) in plans[l].heads.enumerated() {
+                        // The head's pattern from the walk's q and k, as prefix matching reads it.
                         var attention = [Float](repeating: 0, count: T * T)
-                        var values = [Float](repeating: 0, count: T * C)
-                        probe.qkv.withUnsafeBufferPointer { q in
-                            let base = q.baseAddress!
-                            BLAS.gemm(transB: true, M: T, N: T, K: D, a: base + k * D, lda: 3 * HD, b: base + HD + k * D, ldb: 3 * HD, c: &attention, ldc: T)
-                            causalSoftmax(&attention, rows: T, prefix: 0, ld: T)
-                            probe.outWeight.withUnsafeBufferPointer { wo in  // own value vector through this head's columns of out_proj
-                                BLAS.gemm(transB: true, M: T, N: C, K: D, a: base + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
-                            }
-                        }
-                        for t in 0..<T { for c in 0..<C { values[t * C + c] += probe.outBias[c] } }
-                        let logits = prober.unembed(values, rows: T)
+                        probe.qkv.withUnsafeBufferPointer { attentionProbabilities(&attention, qkv: $0.baseAddress!, head: k, T: T, H: probe.heads, D: D) }
+                        let logits = prober.unembed(probe.ownValueOutput(head: k, T: T), rows: T)
                         // Positions are independent: each thread takes whole rows (the V-wide softmax is the cost),
                         // and the shares are summed in position order afterwards, so the result does not depend
                         // on the thread count.

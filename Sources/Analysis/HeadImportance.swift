@@ -60,7 +60,10 @@ final class HeadScoreObserver: BackwardObserver {
 
     init(layers: Int) { perLayer = Array(repeating: [], count: layers) }
 
-    func headOutputs(layer: Int, ctx: UnsafePointer<Float>, dCtx: UnsafePointer<Float>, T: Int, heads H: Int, headDim D: Int) {
+    func wants(_ point: TapPoint, layer: Int) -> Bool { point == .ctx }
+
+    func observe(_ tap: BackwardTap) throws {
+        let (layer, ctx, dCtx, T, H, D) = (tap.layer, tap.values, tap.gradient, tap.tokens, tap.heads, tap.headDim)
         let HD = H * D
         let scores = ResultSlots<Double>(count: H)
         DispatchQueue.concurrentPerform(iterations: H) { h in

@@ -45,19 +45,21 @@ public final class LayerInputCache: ForwardObserver, ForwardResume, @unchecked S
 
     // MARK: Recording (an observer of the forward)
 
-    public var wantsOutputWithoutFFN: Bool { recording && recordsWithoutFFN }
+    public func wants(_ point: TapPoint, layer: Int) -> Bool {
+        recording && (point == .layerInput || (point == .outputWithoutFFN && recordsWithoutFFN))
+    }
 
     public func passStarted(tokens: Int) {
         current = []
         currentWithoutFFN = []
     }
 
-    public func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {
-        if recording { current.append(try store.append(x, count: count)) }
-    }
-
-    public func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws {
-        if recording { currentWithoutFFN.append(try store.append(y, count: count)) }
+    public func observe(_ tap: Tap) throws {
+        switch tap.point {
+        case .layerInput: current.append(try store.append(tap.values, count: tap.count))
+        case .outputWithoutFFN: currentWithoutFFN.append(try store.append(tap.values, count: tap.count))
+        default: break
+        }
     }
 
     public func passFinished() {
@@ -87,9 +89,10 @@ public final class LayerInputCache: ForwardObserver, ForwardResume, @unchecked S
 extension ForwardOptions {
     /// Records into `cache` (in its record mode) and replays from it (in its replay modes).
     public var layerInputs: LayerInputCache? {
-        get { observer as? LayerInputCache }
+        get { resume as? LayerInputCache }
         set {
-            observer = newValue
+            observers.removeAll { $0 is LayerInputCache }
+            if let newValue { observers.append(newValue) }
             resume = newValue
         }
     }

@@ -8,7 +8,7 @@ import Foundation
 import Runtime
 
 /// Adds each present head's prefix-matching score for one sequence to `total[l][original head]`.
-final class PrefixMatchingObserver: ForwardObserver, @unchecked Sendable {
+final class PrefixMatchingObserver: ForwardObserver {
     let ids: [Int], n: Int, plans: [[Int]]
     var total: [[Double]]
     private var pattern: [Float] = []
@@ -20,9 +20,10 @@ final class PrefixMatchingObserver: ForwardObserver, @unchecked Sendable {
         self.total = total
     }
 
-    var wantsAttention: Bool { true }
+    func wants(_ point: TapPoint, layer: Int) -> Bool { point == .qkv }
 
-    func attention(layer l: Int, qkv: UnsafePointer<Float>, T: Int, heads H: Int, headDim D: Int) {
+    func observe(_ tap: Tap) throws {
+        let (l, qkv, T, H, D) = (tap.layer, tap.values, tap.tokens, tap.heads, tap.headDim)
         if pattern.count < T * T { pattern = [Float](repeating: 0, count: T * T) }
         pattern.withUnsafeMutableBufferPointer { buffer in
             let p = buffer.baseAddress!
@@ -57,7 +58,7 @@ public struct PrefixMatching {
         let zero = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: config.numHiddenLayers)
         let observer = PrefixMatchingObserver(ids: ids, n: n, plans: model.plans.map(\.heads), total: zero)
         var options = ForwardOptions()
-        options.observer = observer
+        options.observers = [observer]
         _ = try model.forward([SequenceInput(tokens: ids, logits: .none)], options: options)
         return observer.total
     }

@@ -93,7 +93,7 @@ public enum ForwardBenchmark {
         }
         var options = ForwardOptions(memoryBudget: o.memoryBudget)
         let cached = CachedLayerTimer()
-        if o.compareCached { options.observer = cached }
+        if o.compareCached { options.observers = [cached] }
         log("bench forward: warm-up run")
         var stats = ForwardStats()
         let output = LogitsBuffer()  // reused, as a scoring loop would
@@ -213,15 +213,15 @@ func formatBytes(_ n: Int) -> String {
 /// With `--compare-cached`: after each layer, waits for the background decode to finish and runs the same
 /// layer again on a copy of its input with its weights already decoded. Paired with the walk's own time of
 /// that layer, it measures what streaming costs on exactly the same layer in the same moment.
-final class CachedLayerTimer: ForwardObserver, @unchecked Sendable {
+final class CachedLayerTimer: ForwardObserver {
     private var input: [Float] = []
     var seconds: [Double] = []
 
-    func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {
-        input = Array(UnsafeBufferPointer(start: x, count: count))
-    }
+    func wants(_ point: TapPoint, layer: Int) -> Bool { point == .layerInput }
 
-    func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws {
+    func observe(_ tap: Tap) throws { input = Array(UnsafeBufferPointer(start: tap.values, count: tap.count)) }
+
+    func layerFinished(_ layer: Int, seconds _: Double, replay: LayerReplay) throws {
         replay.drain()
         let started = DispatchTime.now().uptimeNanoseconds
         try input.withUnsafeMutableBufferPointer { try replay.run(on: $0.baseAddress!) }

@@ -135,7 +135,7 @@ public final class Scorer {
                       layerProgress: (@Sendable (Int, Int) -> Void)? = nil) throws -> [(request: Int, score: Score)] {
         let saved = self.options
         if let options { self.options = options }
-        if let layerProgress { self.options.layerProgress = layerProgress }
+        if let layerProgress { self.options.observers.append(LayerClock(layers: model.config.numHiddenLayers, progress: layerProgress)) }
         defer { self.options = saved }
         var scores = [Score?](repeating: nil, count: plan.tokenized.count)
         try scoreBatch(Array(plan.groups[plan.batches[batch]]), plan.tokenized, shareContexts: plan.shareContexts, output: output, into: &scores)

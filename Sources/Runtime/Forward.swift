@@ -45,19 +45,16 @@ public struct ModelMask: Sendable, Equatable, Codable {
     }
 }
 
-public struct ForwardOptions: Sendable {
+public struct ForwardOptions: @unchecked Sendable {
     /// Bytes of activations allowed in flight; sequences are processed in as many passes as needed.
     public var memoryBudget: Int?
     public var mask = ModelMask()
-    /// Watches the walk at its taps (each layer's input and output; its attention and its output without its
-    /// FFN, when asked). It reads and keeps; it never changes the arithmetic.
-    public var observer: (any ForwardObserver)?
+    /// Watch the walk at its tap points (each layer's input and output, its attention, its output without its
+    /// FFN, …, each when asked for). They read and keep; they never change the arithmetic.
+    public var observers: [any ForwardObserver] = []
     /// Starts each pass at a later layer from a state the caller kept, instead of at the embeddings (the
     /// oracle's replay: layers below l compute exactly what the baseline computed).
     public var resume: (any ForwardResume)?
-    /// Told (layers done, layers) after each layer of each pass: a progress observer, so a bar can move
-    /// inside one long forward (a 16K-token batch through OPT-66B takes hours). It changes no arithmetic.
-    public var layerProgress: (@Sendable (Int, Int) -> Void)?
 
     public init(memoryBudget: Int? = nil, mask: ModelMask = ModelMask()) {
         self.memoryBudget = memoryBudget
@@ -93,41 +90,6 @@ public struct SequenceLogits: @unchecked Sendable {
     public var values: [Float] { rows.flatMap { Array(buffer.row($0)) } }
 }
 
-/// What a forward shows as it walks: one pass at a time, each layer's input `[T, C]` before the layer runs,
-/// (when `wantsAttention`) its queries, keys and values, (when `wantsOutputWithoutFFN`) the layer's output
-/// as if its FFN were removed (pre-LN: the residual after attention; post-LN: its final norm), and its output
-/// with a handle that can run the same layer again on another input. Default implementations do nothing.
-public protocol ForwardObserver: AnyObject, Sendable {
-    var wantsOutputWithoutFFN: Bool { get }
-    /// Whether to call `attention` at every layer with heads.
-    var wantsAttention: Bool { get }
-    /// Layer l's qkv `[T, 3·H·D]` (q already scaled by 1/√D; the pass's sequences packed by rows), from which
-    /// `attentionProbabilities` gives each head's pattern.
-    func attention(layer: Int, qkv: UnsafePointer<Float>, T: Int, heads: Int, headDim: Int)
-    func passStarted(tokens: Int)
-    func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws
-    func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws
-    func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws
-    func passFinished()
-}
-
-extension ForwardObserver {
-    public var wantsOutputWithoutFFN: Bool { false }
-    public var wantsAttention: Bool { false }
-    public func attention(layer: Int, qkv: UnsafePointer<Float>, T: Int, heads: Int, headDim: Int) {}
-    public func passStarted(tokens: Int) {}
-    public func layerInput(_ layer: Int, _ x: UnsafePointer<Float>, count: Int) throws {}
-    public func layerOutputWithoutFFN(_ layer: Int, _ y: UnsafePointer<Float>, count: Int) throws {}
-    public func layerFinished(_ layer: Int, _ x: UnsafePointer<Float>, count: Int, replay: LayerReplay) throws {}
-    public func passFinished() {}
-}
-
-/// Where a pass starts: `resume` fills x `[T, C]` with a state it kept and returns the first layer to run on
-/// it, or returns nil to start at the embeddings.
-public protocol ForwardResume: AnyObject, Sendable {
-    func resume(into x: UnsafeMutablePointer<Float>, count: Int, layers: Int) throws -> Int?
-}
-
 /// Timing of the last forward.
 public struct ForwardStats: Sendable {
     public var passes = 0
@@ -139,7 +101,6 @@ public struct ForwardStats: Sendable {
 final class ForwardScratch {
     let x = FloatBuffer(), layer = LayerScratch(), widened = WidenedLayer(), head = FloatBuffer(), logits = FloatBuffer(), embedRows = FloatBuffer()
     let backward = BackwardScratch()
-    let packed = PackedWeights()
 }
 
 extension OPTModel {
@@ -250,18 +211,19 @@ extension OPTModel {
         }
         let T = tokens.count
         let x = scratch.x.reserve(T * config.hiddenSize)
-        let observer = options.observer
+        let clock = LayerClock(layers: config.numHiddenLayers)
+        let observers = options.observers + [clock]
         let resumed = try options.resume?.resume(into: x, count: T * config.hiddenSize, layers: config.numHiddenLayers)
         if resumed == nil {
-            observer?.passStarted(tokens: T)
+            for o in observers { o.passStarted(tokens: T) }
             Profile.measure("embed") { embed(tokens: tokens, positions: positionIDs, into: x) }
         }
         let spans = specs.map { spec in
             LayerSpan(start: spec.start, count: spec.count, prefix: spec.prefix.map { p in .rows(start: starts[p]!, count: sequences[p].tokens.count) })
         }
-        try walk(x: x, T: T, from: resumed ?? 0, spans: spans, mask: options.mask, observer: observer,
-                 progress: options.layerProgress, layerSeconds: &stats.layerSeconds)
-        if resumed == nil { observer?.passFinished() }
+        try walk(x: x, T: T, from: resumed ?? 0, spans: spans, mask: options.mask, observers: observers)
+        stats.layerSeconds += clock.seconds
+        if resumed == nil { for o in observers { o.passFinished() } }
         // LM head at the requested rows only.
         var rowIndex: [(sequence: Int, row: Int)] = []
         for i in pass { for r in results[i].positions { rowIndex.append((i, starts[i]! + r)) } }
@@ -318,24 +280,6 @@ extension OPTModel {
             }
             features = UnsafePointer(projected)
         }
-        if precision == .bf16 {
-            unembedBF16(features, rows: R, into: logits)
-            return
-        }
-        let block = 8192
-        let dtype = embedTokens.info.dtype
-        let table = UnsafeRawPointer(embedTokens.buffer.pointer)
-        if dtype == .f32 {
-            BLAS.linear(out: logits, input: features, weight: table.assumingMemoryBound(to: Float.self), bias: nil, M: R, N: V, K: E)
-        } else {
-            let widened = scratch.layer.weight.reserve(min(block, V) * E)
-            var v0 = 0
-            while v0 < V {
-                let n = min(block, V - v0)
-                widen(table + v0 * E * dtype.size, dtype: dtype, into: widened, count: n * E)
-                BLAS.linear(out: logits + v0, input: features, weight: widened, bias: nil, M: R, N: n, K: E, ldOut: V)
-                v0 += n
-            }
-        }
+        backend.unembed(features, rows: R, into: logits)
     }
 }

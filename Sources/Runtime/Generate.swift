@@ -3,8 +3,9 @@
 import Foundation
 import HRZFormat
 
-/// Per-layer keys and values of every token so far: `[tokens, H·D]` each.
-final class KVCache {
+/// Per-layer keys and values of every token so far: `[tokens, H·D]` each. An observer of the walk's qkv: it
+/// appends the new tokens' keys and values as each layer computes them (the caller advances `count`).
+final class KVCache: ForwardObserver {
     var keys: [FloatBuffer]
     var values: [FloatBuffer]
     var count = 0
@@ -16,6 +17,22 @@ final class KVCache {
         self.capacity = capacity
         keys = widths.map { FloatBuffer($0 * capacity) }
         values = widths.map { FloatBuffer($0 * capacity) }
+    }
+
+    /// Layer l's cached keys and values as a prefix, nil when there are none.
+    func prefix(layer l: Int) -> KVPrefix? {
+        guard count > 0, widths[l] > 0 else { return nil }
+        return KVPrefix(keys: keys[l].pointer, values: values[l].pointer, ld: widths[l], count: count)
+    }
+
+    func wants(_ point: TapPoint, layer: Int) -> Bool { point == .qkv && widths[layer] > 0 }
+
+    func observe(_ tap: Tap) throws {
+        let l = tap.layer, HD = widths[l], past = count, qkv = tap.values
+        for t in 0..<tap.tokens {
+            (keys[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + HD, count: HD)
+            (values[l].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + 2 * HD, count: HD)
+        }
     }
 }
 
@@ -51,8 +68,7 @@ extension OPTModel {
         let T = tokens.count, past = cache.count
         let x = scratch.x.reserve(T * config.hiddenSize)
         embed(tokens: tokens, positions: (0..<T).map { $0 + past }, into: x)
-        var seconds: [Double] = []
-        try walk(x: x, T: T, spans: [LayerSpan(start: 0, count: T)], cache: cache, layerSeconds: &seconds)
+        try walk(x: x, T: T, spans: [LayerSpan(start: 0, count: T, prefix: .cached(cache))], observers: [cache])
         cache.count += T
         let logits = scratch.logits.reserve(config.vocabSize)
         lmHead(rows: [T - 1], x: x, into: logits)

@@ -9,14 +9,16 @@ import Basics
 
 /// What the backward of one layer needs from its forward. No weight gradients are computed, so no GEMM
 /// input is kept: only the layer norms' inputs, q/k/v, the heads' outputs and the ReLU's output. Buffers are
-/// reused across layers and examples; as the layer's taps, `forwardLayer` fills them.
-final class LayerSaved: LayerTaps {
-    typealias Slot = TapPoint
+/// reused across layers and examples; an observer of the one layer `layer` of the forward walk fills them.
+final class LayerSaved: ForwardObserver {
     private let buffers = TapPoint.allCases.map { _ in FloatBuffer() }
+    /// The layer whose internals are kept.
+    var layer = -1
+    static let kept: Set<TapPoint> = [.attentionNormInput, .qkv, .ctx, .ffnNormInput, .hidden]
 
-    func wants(_ point: TapPoint) -> Bool { point != .outputWithoutFFN }
-    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, count: Int) throws {
-        buffers[point.rawValue].reserve(count).update(from: values, count: count)
+    func wants(_ point: TapPoint, layer: Int) -> Bool { layer == self.layer && Self.kept.contains(point) }
+    func observe(_ tap: Tap) throws {
+        buffers[tap.point.rawValue].reserve(tap.count).update(from: tap.values, count: tap.count)
     }
 
     subscript(_ slot: TapPoint) -> UnsafeMutablePointer<Float> { buffers[slot.rawValue].pointer }
@@ -41,74 +43,12 @@ final class BackwardScratch {
     let heads = FloatBuffer()
 }
 
-/// fp32 copies of layer weights, widened once and reused by later passes over the same layer: a reverse
-/// walk runs three passes per example (forward, recompute, backward), so a small model is widened once
-/// for the whole run. `weightBlocks` keeps whole matrices here only while `keeping` is set (by a caller that
-/// checked the model's fp32 layers fit in `limit`); otherwise it widens in bounded blocks and only small
-/// tensors (layer norms) are kept. Past `limit` only the current layer's tensors stay: memory stays bounded.
-final class WidenedLayer {
-    private var tensors: [String: (layer: Int, values: [Float])] = [:]
-    private var bytes = 0
-    var limit = 512 << 20
-    /// Whether `weightBlocks` keeps whole widened matrices.
-    var keeping = false
-
-    /// The tensor of layer `layer` as an fp32 array, memoised under `key`.
-    func get(_ t: DecodedLayer.Entry, layer: Int, key: String) -> [Float] {
-        memo(layer, key) {
-            var out = [Float](repeating: 0, count: t.info.elementCount)
-            out.withUnsafeMutableBufferPointer { t.widen(elements: 0..<t.info.elementCount, into: $0.baseAddress!) }
-            return out
-        }
-    }
-
-    /// The array stored for (layer, key), if any: the fast forward reuses these after a backward widened them.
-    func cached(_ layer: Int, _ name: String) -> [Float]? { tensors["\(layer).\(name)"]?.values }
-
-    /// The array stored for (layer, key), made by `make` on first use (e.g. q, k and v stacked).
-    func memo(_ layer: Int, _ name: String, _ make: () throws -> [Float]) rethrows -> [Float] {
-        let key = "\(layer).\(name)"
-        if let t = tensors[key] { return t.values }
-        let out = try make()
-        if bytes + 4 * out.count > limit {
-            // Over budget: keep only this layer's tensors.
-            tensors = tensors.filter { $0.value.layer == layer }
-            bytes = tensors.values.reduce(0) { $0 + 4 * $1.values.count }
-        }
-        if bytes + 4 * out.count <= limit {
-            tensors[key] = (layer, out)
-            bytes += 4 * out.count
-        }
-        return out
-    }
-}
-
 extension OPTModel {
-    /// dInput `[T, K]` = dOut `[T, N]` · W `[N, K]` for the bound projections stacked by rows (HF `Linear`'s
-    /// input gradient), over the same fp32 weight blocks as the forward; `accumulate` adds to dInput instead.
-    func linearBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int,
-                        into dInput: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        let N = p.rows
-        if precision == .bf16 {  // the same bf16 GEMM, with Wᵀ packed
-            if scratch.packed.keeps {
-                BF16.gemm(out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T,
-                          accumulate: accumulate, scratch: scratch.packed.scratch, kernel: bf16Kernel)
-            } else {
-                linearBackwardPackingPerUse(p, layer: layer, dOut: dOut, T: T, K: K, into: dInput, accumulate: accumulate)
-            }
-            return
-        }
-        weightBlocks(p, layer: layer, K: K) { start, rows, weight in
-            BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K,
-                      beta: accumulate || start > 0 ? 1 : 0, c: dInput, ldc: K)
-        }
-    }
-
     /// ∂L/∂input of the bound layer norm, from ∂L/∂output `dOut` and the norm's saved input; accumulated into
     /// `dInput`, or overwriting it (then it may alias `dOut`).
     func normBackward(_ n: BoundNorm?, layer: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
                       into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let weight = n.map { scratch.widened.get($0.weight, layer: layer, key: $0.key + ".weight") }
+        let weight = n.map { scratch.widened.get($0.weight, key: WeightKey(layer: layer, role: $0.weightRole)) }
         Profile.measure("bw layer norm") { weight.withOptionalBuffer { wp in
             layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
         } }
@@ -127,14 +67,14 @@ extension OPTModel {
         }
         if let fc1 = lw.fc1, let fc2 = lw.fc2 {                                           // dx += FFN's input gradient
             let dHidden = b.dHidden.reserve(T * F)
-            Profile.measure("bw fc2") { linearBackward(fc2, layer: l, dOut: dx, T: T, K: F, into: dHidden) }   // [T, F]
+            Profile.measure("bw fc2") { backend.projectBackward(fc2, layer: l, dOut: dx, T: T, K: F, into: dHidden, accumulate: false) }   // [T, F]
             Profile.measure("bw relu") { reluBackward(dHidden, output: s[.hidden], count: T * F) }
             if preLN {
                 let dNormed = b.dNormed.reserve(T * C)
-                Profile.measure("bw fc1") { linearBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dNormed) }
+                Profile.measure("bw fc1") { backend.projectBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dNormed, accumulate: false) }
                 normBackward(lw.ffnNorm, layer: l, dOut: dNormed, input: s[.ffnNormInput], T: T, into: dx, accumulate: true)
             } else {
-                Profile.measure("bw fc1") { linearBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dx, accumulate: true) }
+                Profile.measure("bw fc1") { backend.projectBackward(fc1, layer: l, dOut: dHidden, T: T, K: C, into: dx, accumulate: true) }
             }
         }
         // --- attention block, reversed ---
@@ -143,15 +83,19 @@ extension OPTModel {
         }
         guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { return }
         let dCtx = b.dCtx.reserve(T * HD), dQKV = b.dQKV.reserve(T * 3 * HD)
-        Profile.measure("bw out_proj") { linearBackward(outWeights, layer: l, dOut: dx, T: T, K: HD, into: dCtx) }  // [T, H·D]
-        Profile.measure("observer") { observer.headOutputs(layer: l, ctx: s[.ctx], dCtx: dCtx, T: T, heads: H, headDim: D) }
+        Profile.measure("bw out_proj") { backend.projectBackward(outWeights, layer: l, dOut: dx, T: T, K: HD, into: dCtx, accumulate: false) }  // [T, H·D]
+        try Profile.measure("observer") {
+            if observer.wants(.ctx, layer: l) {
+                try observer.observe(BackwardTap(layer: l, point: .ctx, values: s[.ctx], gradient: dCtx, count: T * HD, tokens: T, heads: H, headDim: D))
+            }
+        }
         Profile.measure("bw attention") { attentionBackward(dQKV: dQKV, dCtx: dCtx, qkv: s[.qkv], T: T, H: H, D: D, work: b.heads) }
         if preLN {
             let dNormed = b.dNormed.reserve(T * C)
-            Profile.measure("bw qkv") { linearBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dNormed) }
+            Profile.measure("bw qkv") { backend.projectBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dNormed, accumulate: false) }
             normBackward(lw.attentionNorm, layer: l, dOut: dNormed, input: s[.attentionNormInput], T: T, into: dx, accumulate: true)
         } else {
-            Profile.measure("bw qkv") { linearBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dx, accumulate: true) }
+            Profile.measure("bw qkv") { backend.projectBackward(qkvWeights, layer: l, dOut: dQKV, T: T, K: C, into: dx, accumulate: true) }
         }
     }
 }

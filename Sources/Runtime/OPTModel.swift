@@ -31,10 +31,10 @@ public final class OPTModel: @unchecked Sendable {
     /// and fc1, and fc1's epilogue for fc2 when no tap reads the hidden state (tests turn it off to compare).
     var fusesIntoGEMMs = true
     /// In bf16, every layer's packed weights are kept when they total at most this (default 6 GiB: opt-2.7b);
-    /// a bigger model keeps one layer's.
-    public var packedLimit = 6 << 30 {
-        didSet { scratch.packed.keeps = 2 * layerElements <= packedLimit }
-    }
+    /// a bigger model packs each matrix for its one use.
+    public var packedLimit = 6 << 30
+    /// How the weights multiply in `precision`, chosen here once (`WeightBackend`).
+    lazy var backend: any WeightBackend = Self.backend(precision, model: self)
     /// Held for the whole of each public run (recursive: a run may call another, e.g. a reverse walk a forward).
     private let runLock = NSRecursiveLock()
 
@@ -78,7 +78,6 @@ public final class OPTModel: @unchecked Sendable {
         } else {
             finalNorm = nil
         }
-        self.scratch.packed.keeps = 2 * layerElements <= packedLimit
     }
 
     /// Every tensor the config and layer plans imply is present with the implied shape, and nothing else.
@@ -128,5 +127,5 @@ public final class OPTModel: @unchecked Sendable {
     public var layerBytes: Int { reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.byteCount } }
 
     /// Elements of all layers' tensors.
-    var layerElements: Int { reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount } }
+    lazy var layerElements: Int = reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.elementCount }
 }

@@ -1,48 +1,71 @@
 /// The forward walk: the one loop over layers that every forward shares (batched scoring, generation with
-/// its key/value cache, the gradient walk's checkpointed forward). Clients watch it through one tap per layer
-/// (`LayerTaps`, the shape of llama.cpp's tensor callback) and an observer per layer; neither changes the
-/// arithmetic. The reverse walk (`GradientWalk.swift`) re-runs single layers with taps on the way back.
+/// its key/value cache, the gradient walk's checkpointed forward, single-layer probes). Clients watch it
+/// through one public observer at named tap points, the shape of llama.cpp's tensor callback: the key/value
+/// cache, the backward's saved activations, the oracle's replay record, the analyses and the benchmark timer
+/// are all observers that ask for the points they want. No observer changes the arithmetic. The reverse walk
+/// (`GradientWalk.swift`) re-runs single layers with an observer on the way back.
 import Foundation
 import HRZFormat
 
-/// The named points inside one layer where a client may read activations.
-enum TapPoint: Int, CaseIterable {
-    /// [T, C] input of self_attn_layer_norm (pre-LN: the layer's input; post-LN: input + attention)
+/// The named points of one layer where an observer may read activations.
+public enum TapPoint: Int, CaseIterable, Sendable {
+    /// `[T, C]` the layer's input, before anything runs.
+    case layerInput
+    /// `[T, C]` input of self_attn_layer_norm (pre-LN: the layer's input; post-LN: input + attention).
     case attentionNormInput
-    /// [T, 3·H·D], q already scaled by 1/√D
+    /// `[T, 3·H·D]`, q already scaled by 1/√D (the pass's sequences packed by rows).
     case qkv
-    /// [T, H·D]: the heads' outputs before out_proj
+    /// `[T, H·D]`: the heads' outputs before out_proj.
     case ctx
-    /// [T, C] what the layer would output with its FFN removed (pre-LN: the residual after attention;
-    /// post-LN: its final norm). Computed only when a tap wants it.
+    /// `[T, C]` what the layer would output with its FFN removed (pre-LN: the residual after attention;
+    /// post-LN: its final norm). Computed only when an observer wants it.
     case outputWithoutFFN
-    /// [T, C] input of final_layer_norm (pre-LN: the FFN block's input; post-LN: its output + residual)
+    /// `[T, C]` input of final_layer_norm (pre-LN: the FFN block's input; post-LN: its output + residual).
     case ffnNormInput
-    /// [T, F] after the ReLU
+    /// `[T, F]` after the ReLU (the bf16 backend then computes the FFN unfused).
     case hidden
+    /// `[T, C]` the layer's output.
+    case layerOutput
 }
 
-/// A reader of one layer's internals as the layer computes them: `values` holds `count` floats, valid only
-/// during the call.
-protocol LayerTaps {
-    func wants(_ point: TapPoint) -> Bool
-    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, count: Int) throws
+/// One tap: where in the model, the values (valid only during the call) and the pass's shape.
+public struct Tap {
+    public let layer: Int
+    public let point: TapPoint
+    /// `count` floats in the layout the point documents.
+    public let values: UnsafePointer<Float>
+    public let count: Int
+    /// Tokens of the pass.
+    public let tokens: Int
+    /// Heads present in this layer, and the head size.
+    public let heads: Int
+    public let headDim: Int
 }
 
-/// Several taps read the same layer.
-struct TapGroup: LayerTaps {
-    var members: [any LayerTaps]
-    func wants(_ point: TapPoint) -> Bool { members.contains { $0.wants(point) } }
-    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, count: Int) throws {
-        for m in members where m.wants(point) { try m.tap(point, values, count: count) }
-    }
+/// Watches the forward walk. `wants` says which points of which layer it reads (others are not shown it, and a
+/// point nobody wants that costs extra is not computed); `observe` reads one. The lifecycle calls have defaults.
+public protocol ForwardObserver: AnyObject {
+    func wants(_ point: TapPoint, layer: Int) -> Bool
+    func observe(_ tap: Tap) throws
+    /// A pass of `tokens` tokens starts at the embeddings (not when it resumes at a later layer).
+    func passStarted(tokens: Int)
+    /// That pass has run every layer.
+    func passFinished()
+    /// Layer `layer` has run; `replay` runs it again, with the weights it just used, on another input (timers).
+    /// `seconds`: its time, waiting for its weights included.
+    func layerFinished(_ layer: Int, seconds: Double, replay: LayerReplay) throws
 }
 
-/// Which parts of one layer run: its present heads (nil: all) and its FFN.
-struct LayerMask {
-    var heads: [Bool]? = nil
-    var ffn = true
-    static let all = LayerMask()
+extension ForwardObserver {
+    public func passStarted(tokens: Int) {}
+    public func passFinished() {}
+    public func layerFinished(_ layer: Int, seconds: Double, replay: LayerReplay) throws {}
+}
+
+/// Where a pass starts: `resume` fills x `[T, C]` with a state it kept and returns the first layer to run on
+/// it, or returns nil to start at the embeddings.
+public protocol ForwardResume: AnyObject {
+    func resume(into x: UnsafeMutablePointer<Float>, count: Int, layers: Int) throws -> Int?
 }
 
 /// Runs one layer again, with the weights it just used, on another input `[T, C]` in place: what a streamed
@@ -56,72 +79,68 @@ public struct LayerReplay {
     public func run(on x: UnsafeMutablePointer<Float>) throws { try body(x) }
 }
 
-/// The forward observer's two per-layer taps inside the layer.
-private struct ObserverTaps: LayerTaps {
-    let observer: any ForwardObserver
-    let layer: Int, T: Int, heads: Int, headDim: Int
-    func wants(_ point: TapPoint) -> Bool {
-        switch point {
-        case .qkv: return observer.wantsAttention && heads > 0
-        case .outputWithoutFFN: return observer.wantsOutputWithoutFFN
-        default: return false
-        }
-    }
-    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, count: Int) throws {
-        switch point {
-        case .qkv: observer.attention(layer: layer, qkv: values, T: T, heads: heads, headDim: headDim)
-        case .outputWithoutFFN: try observer.layerOutputWithoutFFN(layer, values, count: count)
-        default: break
-        }
-    }
+/// Which parts of one layer run: its present heads (nil: all) and its FFN.
+struct LayerMask {
+    var heads: [Bool]? = nil
+    var ffn = true
+    static let all = LayerMask()
 }
 
-/// Appends the new tokens' keys and values of one layer to the cache (generation).
-private struct CacheTaps: LayerTaps {
-    let cache: KVCache
-    let layer: Int, T: Int
-    func wants(_ point: TapPoint) -> Bool { point == .qkv && cache.widths[layer] > 0 }
-    func tap(_ point: TapPoint, _ qkv: UnsafePointer<Float>, count: Int) throws {
-        let HD = cache.widths[layer], past = cache.count
-        for t in 0..<T {
-            (cache.keys[layer].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + HD, count: HD)
-            (cache.values[layer].pointer + (past + t) * HD).update(from: qkv + t * 3 * HD + 2 * HD, count: HD)
+/// The observers of one layer, as the layer code asks them.
+struct LayerTaps {
+    let observers: [any ForwardObserver]
+    let layer: Int, T: Int, heads: Int, headDim: Int
+
+    func wants(_ point: TapPoint) -> Bool { observers.contains { $0.wants(point, layer: layer) } }
+
+    func tap(_ point: TapPoint, _ values: UnsafePointer<Float>, _ count: Int) throws {
+        for o in observers where o.wants(point, layer: layer) {
+            try o.observe(Tap(layer: layer, point: point, values: values, count: count, tokens: T, heads: heads, headDim: headDim))
         }
     }
 }
 
 extension OPTModel {
-    /// x `[T, C]` ← layers `first..<L` (x), in place. The pass's sequences are `spans`; with `cache`, every
-    /// span attends first to the cached keys and values of each layer and the new ones are appended (the caller
-    /// advances `cache.count`). `saving` taps the one layer whose internals a caller keeps. Per-layer seconds
-    /// (decode wait included) go to `layerSeconds`.
-    func walk(x: UnsafeMutablePointer<Float>, T: Int, from first: Int = 0, spans: [LayerSpan], mask: ModelMask = ModelMask(),
-              cache: KVCache? = nil, observer: (any ForwardObserver)? = nil, saving: (layer: Int, taps: any LayerTaps)? = nil,
-              progress: (@Sendable (Int, Int) -> Void)? = nil, layerSeconds: inout [Double]) throws {
-        let L = config.numHiddenLayers, D = config.headDim
+    /// x `[T, C]` ← layers `first..<last` (x), in place. The pass's sequences are `spans` (a span's prefix is rows
+    /// of the same pass or a key/value cache); `mask` removes heads and FFNs; `observers` watch.
+    func walk(x: UnsafeMutablePointer<Float>, T: Int, from first: Int = 0, to last: Int? = nil, spans: [LayerSpan],
+              mask: ModelMask = ModelMask(), observers: [any ForwardObserver] = []) throws {
+        let L = last ?? config.numHiddenLayers, D = config.headDim
         // Streaming, the first layer is read ahead like the others (its planes are then used in place).
         stream.prefetch(first)
         for l in first..<L {
-            try observer?.layerInput(l, x, count: T * config.hiddenSize)
+            let taps = LayerTaps(observers: observers, layer: l, T: T, heads: plans[l].heads.count, headDim: D)
+            try taps.tap(.layerInput, x, T * config.hiddenSize)
             let started = DispatchTime.now().uptimeNanoseconds
             let weights = try Profile.measure("wait for layer") { try stream.layer(l, next: l + 1 < L ? l + 1 : nil) }
             let layerMask = LayerMask(heads: mask.heads.map { m in plans[l].heads.map { m[l][$0] } }, ffn: mask.ffns?[l] ?? true)
-            var layerSpans = spans
-            if let cache, cache.count > 0, cache.widths[l] > 0 {
-                let prefix = KVPrefix(keys: cache.keys[l].pointer, values: cache.values[l].pointer, ld: cache.widths[l], count: cache.count)
-                for i in layerSpans.indices { layerSpans[i].prefix = .cached(prefix) }
+            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: spans, mask: layerMask, taps: taps)
+            try taps.tap(.layerOutput, x, T * config.hiddenSize)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            for o in observers {
+                try o.layerFinished(l, seconds: seconds, replay: LayerReplay(drainStream: { [self] in stream.drain() }) { [self] input in
+                    try forwardLayer(x: input, T: T, layer: l, weights: weights, spans: spans, mask: layerMask,
+                                     taps: LayerTaps(observers: [], layer: l, T: T, heads: 0, headDim: D))
+                })
             }
-            var taps: [any LayerTaps] = []
-            if let observer { taps.append(ObserverTaps(observer: observer, layer: l, T: T, heads: plans[l].heads.count, headDim: D)) }
-            if let cache { taps.append(CacheTaps(cache: cache, layer: l, T: T)) }
-            if let saving, saving.layer == l { taps.append(saving.taps) }
-            try forwardLayer(x: x, T: T, layer: l, weights: weights, spans: layerSpans, mask: layerMask,
-                             taps: taps.isEmpty ? nil : TapGroup(members: taps))
-            layerSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
-            progress?(l + 1, L)
-            try observer?.layerFinished(l, x, count: T * config.hiddenSize, replay: LayerReplay(drainStream: { [self] in stream.drain() }) { [self] input in
-                try forwardLayer(x: input, T: T, layer: l, weights: weights, spans: layerSpans, mask: layerMask, taps: nil)
-            })
         }
+    }
+}
+
+/// Per-layer time of the last pass (waiting for its weights included), and progress (layers done, layers):
+/// an observer, so a bar can move inside one long forward (a 16K-token batch through OPT-66B takes hours).
+public final class LayerClock: ForwardObserver {
+    public private(set) var seconds: [Double] = []
+    let progress: ((Int, Int) -> Void)?
+    let layers: Int
+    public init(layers: Int, progress: ((Int, Int) -> Void)? = nil) {
+        self.layers = layers
+        self.progress = progress
+    }
+    public func wants(_ point: TapPoint, layer: Int) -> Bool { false }
+    public func observe(_ tap: Tap) throws {}
+    public func layerFinished(_ layer: Int, seconds: Double, replay: LayerReplay) throws {
+        self.seconds.append(seconds)
+        progress?(layer + 1, layers)
     }
 }

@@ -1,14 +1,14 @@
 /// One layer's weights bound by role once per use of a decoded layer, so the layer's arithmetic never looks a
 /// tensor up by name and a missing tensor is reported once, here. Which parts exist follows the layer plan:
 /// no heads, no q/k/v/out_proj matrices (out_proj.bias still adds); no FFN, no fc1/fc2 (and, pre-LN, no FFN
-/// layer norm). This is also where another weight representation (packed 16-bit panels) would be bound.
+/// layer norm). How the bound weights multiply is the model's `WeightBackend`.
 import HRZFormat
 import OPTSchema
 
 /// A projection: weights stacked by rows `[ΣNᵢ, K]` as one logical matrix (q, k and v fused), and their biases.
 struct BoundLinear {
-    /// The memo key of the stacked fp32 copy (`WidenedLayer`), unique within the layer.
-    let key: String
+    /// What the stacked matrix is, for the backends' caches (with the layer: `WeightKey`).
+    let role: WeightRole
     let parts: [(weight: DecodedLayer.Entry, rows: Int)]
     /// One per part; nil where the model has no biases.
     let biases: [DecodedLayer.Entry?]
@@ -17,7 +17,8 @@ struct BoundLinear {
 
 /// A layer norm's affine parameters.
 struct BoundNorm {
-    let key: String
+    /// The roles of its weight and bias.
+    let weightRole: WeightRole, biasRole: WeightRole
     let weight: DecodedLayer.Entry
     let bias: DecodedLayer.Entry
 }
@@ -44,24 +45,24 @@ extension OPTModel {
             guard let e = w.entry(name) else { throw missing(w, name) }
             return e
         }
-        func linear(_ names: [String]) throws -> BoundLinear {
+        func linear(_ names: [String], _ role: WeightRole) throws -> BoundLinear {
             let weights = try names.map { try entry($0 + ".weight") }
             let biases = try names.map { config.enableBias ? try entry($0 + ".bias") : nil }
-            return BoundLinear(key: names.joined(separator: "+") + ".weight", parts: weights.map { ($0, $0.info.shape[0]) }, biases: biases)
+            return BoundLinear(role: role, parts: weights.map { ($0, $0.info.shape[0]) }, biases: biases)
         }
-        func norm(_ name: String) throws -> BoundNorm? {
+        func norm(_ name: String, _ weight: WeightRole, _ bias: WeightRole) throws -> BoundNorm? {
             guard config.layerNormElementwiseAffine else { return nil }
-            return BoundNorm(key: name, weight: try entry(name + ".weight"), bias: try entry(name + ".bias"))
+            return BoundNorm(weightRole: weight, biasRole: bias, weight: try entry(name + ".weight"), bias: try entry(name + ".bias"))
         }
         let heads = !plans[l].heads.isEmpty, ffn = plans[l].ffn
         return LayerWeights(
             index: w.index,
-            attentionNorm: heads || !config.doLayerNormBefore ? try norm("self_attn_layer_norm") : nil,
-            ffnNorm: ffn || !config.doLayerNormBefore ? try norm("final_layer_norm") : nil,
-            qkv: heads ? try linear(["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }) : nil,
-            outProj: heads ? try linear(["self_attn.out_proj"]) : nil,
+            attentionNorm: heads || !config.doLayerNormBefore ? try norm("self_attn_layer_norm", .attentionNormWeight, .attentionNormBias) : nil,
+            ffnNorm: ffn || !config.doLayerNormBefore ? try norm("final_layer_norm", .ffnNormWeight, .ffnNormBias) : nil,
+            qkv: heads ? try linear(["q_proj", "k_proj", "v_proj"].map { "self_attn.\($0)" }, .qkv) : nil,
+            outProj: heads ? try linear(["self_attn.out_proj"], .outProj) : nil,
             outBias: config.enableBias ? try entry("self_attn.out_proj.bias") : nil,
-            fc1: ffn ? try linear(["fc1"]) : nil,
-            fc2: ffn ? try linear(["fc2"]) : nil)
+            fc1: ffn ? try linear(["fc1"], .fc1) : nil,
+            fc2: ffn ? try linear(["fc2"], .fc2) : nil)
     }
 }
