@@ -13,9 +13,10 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // bf16 packing and the AVX512-BF16 GEMM microkernel (C: Swift cannot express vdpbf16ps). Optimised
-        // even in debug builds, so the tests that run it stay quick.
-        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]),
+        // The CPU kernels Swift cannot express (vdpbf16ps, AVX-512 intrinsics): bf16 packing and GEMM, the fp32
+        // attention head kernel and softmax, and the arithmetic-limit probe. Optimised even in debug builds, so
+        // the tests that run them stay quick.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]),
         // Threads helpers, an RNG, SHA-256, huge-page buffers, text checks: what every stage shares.
         .target(name: "Basics"),
         // OPT's configuration, its tensors' names and shapes, and the layer plan of a pruned model.
@@ -26,11 +27,11 @@ let package = Package(
         .target(name: "HRZFormat", dependencies: ["Basics", "OPTSchema", "Files", "CZstd"]),
         .target(name: "Checkpoints", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat"]),
         .target(name: "Tokenizer", dependencies: ["Files", "HRZFormat"]),
-        .target(name: "Runtime", dependencies: ["Basics", "OPTSchema", "Files", "COpenBLAS", "CBF16", "HRZFormat"]),
+        .target(name: "Runtime", dependencies: ["Basics", "OPTSchema", "Files", "COpenBLAS", "CKernels", "HRZFormat"]),
         .target(name: "Evaluation", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Analysis", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
         .target(name: "Pruning", dependencies: ["OPTSchema", "HRZFormat", "Analysis"]),
-        .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CBF16", "Evaluation", "Analysis", "Pruning"]),
+        .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CKernels", "Evaluation", "Analysis", "Pruning"]),
         // One type per artefact (evaluation, importance, oracle, induction, ranks, sweeps, pruning, comparison):
         // its spec, its record, its parts and exact merge, its outputs. The CLI and the study both run these.
         .target(name: "Jobs", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Tests/TestSupport"),
         .testTarget(name: "HRZFormatTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Basics", "Files", "HRZFormat", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TokenizerTests", dependencies: ["HRZFormat", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "HRZFormat", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["TestSupport", "Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Runtime", "Analysis"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "OPTSchema", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation"],
                     resources: [.copy("Fixtures")]),

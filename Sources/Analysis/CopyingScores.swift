@@ -57,7 +57,9 @@ public struct CopyingScores {
                                             let p = (0...t).map { Foundation.exp(Double(logits[row + ids[$0]] - maximum)) / z }
                                             let mean = p.reduce(0, +) / Double(p.count)
                                             let relu = p.map { max(0, $0 - mean) }
-                                            let top = (0...t).max { attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1) }!
+                                            let top = (0...t).max {
+                                                attention[t * T + $0] < attention[t * T + $1] || (attention[t * T + $0] == attention[t * T + $1] && $0 > $1)
+                                            }!
                                             let mass = relu.reduce(0, +)
                                             out[t] = mass > 0 ? relu[top] / mass : 0
                                         }

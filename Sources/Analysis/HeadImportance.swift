@@ -89,14 +89,18 @@ public struct HeadImportance {
 
     /// `[L][num_attention_heads]` by original head index (heads pruned away score 0). Saved layer inputs beyond
     /// `memoryBudget` bytes spill to a temporary file in `spillDirectory`.
-    public func scores(_ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
-                       progress: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+    public func scores(
+        _ requests: [ImportanceRequest], memoryBudget: Int? = nil, spillDirectory: String = NSTemporaryDirectory(),
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> [[Double]] {
         try sums(requests, memoryBudget: memoryBudget, spillDirectory: spillDirectory, progress: progress).normalized()
     }
 
     /// The sums over the examples `select` picks (by index; all by default), each computed exactly as alone.
-    public func sums(_ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
-                     spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil) throws -> ImportanceSums {
+    public func sums(
+        _ requests: [ImportanceRequest], select: (Int) -> Bool = { _ in true }, memoryBudget: Int? = nil,
+        spillDirectory: String = NSTemporaryDirectory(), progress: ((Int, Int) -> Void)? = nil
+    ) throws -> ImportanceSums {
         let config = model.config, plans = model.plans
         let L = config.numHiddenLayers
         var scores = [[Double]](repeating: [Double](repeating: 0, count: config.numAttentionHeads), count: L)
@@ -109,8 +113,9 @@ public struct HeadImportance {
                 guard select(i) else { continue }
                 examples += 1
                 let observer = HeadScoreObserver(layers: L)
-                try walker.run(tokens: r.context + r.continuation, contextCount: r.context.count, targets: r.continuation,
-                               memoryBudget: memoryBudget, spillDirectory: spillDirectory, observer: observer)
+                try walker.run(
+                    tokens: r.context + r.continuation, contextCount: r.context.count, targets: r.continuation,
+                    memoryBudget: memoryBudget, spillDirectory: spillDirectory, observer: observer)
                 for l in 0..<L { for (k, h) in plans[l].heads.enumerated() { scores[l][h] += observer.perLayer[l][k] } }
                 tokensMinusOne += r.context.count + r.continuation.count - 1
                 continuationTokens += r.continuation.count

@@ -22,8 +22,10 @@ public enum ImportanceData {
     ///   examples' draws the stream advances by `layers` calls to `random()`: pass the model's
     ///   `num_hidden_layers`. A model pruned by Headroom keeps every layer (heads and FFNs go, layers stay),
     ///   so it advances by the same count as its parent; pass 0 to get draws without the emulation.
-    public static func requests(task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500,
-                                targetSpace: Bool = false, layers: Int) throws -> [Request] {
+    public static func requests(
+        task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500,
+        targetSpace: Bool = false, layers: Int
+    ) throws -> [Request] {
         let split = task == .lambadaOpenAI ? task.evalSplit : "train"
         let path = "\(dataDirectory)/\(task.rawValue)/\(split).jsonl"
         guard FileManager.default.fileExists(atPath: path) else {
@@ -36,9 +38,11 @@ public enum ImportanceData {
         return try docs.map { doc in
             var examples: [TaskDoc] = []
             if shots > 0 {
-                examples = try drawFewshot(&rnd, task: task, k: shots, population: population.count, file: path,
-                                           what: task == .wsc ? "rows with label 1" : "rows")
-                    .map { try task.doc(try file.row(population[$0])) }
+                examples = try drawFewshot(
+                    &rnd, task: task, k: shots, population: population.count, file: path,
+                    what: task == .wsc ? "rows with label 1" : "rows"
+                )
+                .map { try task.doc(try file.row(population[$0])) }
             }
             for _ in 0..<layers { _ = rnd.random() }  // the forward's LayerDrop draws, one per decoder layer
             var continuation = doc.target
@@ -50,10 +54,14 @@ public enum ImportanceData {
 
     /// `requests(…)` tokenized as the harness does (`scorer.tokens`) and fitted to the model's positions
     /// (`fit`), ready for `headImportance`. The draws advance by the scorer's model's layer count.
-    public static func tokenized(task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500, targetSpace: Bool = false,
-                                 scorer: Scorer) throws -> (requests: [ImportanceRequest], truncated: Int) {
-        let requests = try requests(task: task, shots: shots, dataDirectory: dataDirectory, limit: limit, targetSpace: targetSpace,
-                                    layers: scorer.model.config.numHiddenLayers).map { r in
+    public static func tokenized(
+        task: EvalTask, shots: Int, dataDirectory: String, limit: Int = 2500, targetSpace: Bool = false,
+        scorer: Scorer
+    ) throws -> (requests: [ImportanceRequest], truncated: Int) {
+        let requests = try requests(
+            task: task, shots: shots, dataDirectory: dataDirectory, limit: limit, targetSpace: targetSpace,
+            layers: scorer.model.config.numHiddenLayers
+        ).map { r in
             let t = try scorer.tokens(r)
             return ImportanceRequest(context: t.context, continuation: t.continuation)
         }
@@ -84,7 +92,8 @@ public enum ImportanceData {
         return try (0..<file.count).map { i in
             let row = try file.row(i)
             guard let context = row.fields["context"] as? [Int], let continuation = row.fields["continuation"] as? [Int],
-                  !context.isEmpty, !continuation.isEmpty else {
+                !context.isEmpty, !continuation.isEmpty
+            else {
                 throw TaskError(file: path, line: row.line, "expected {\"context\": [ids], \"continuation\": [ids]}, both non-empty")
             }
             if let bad = (context + continuation).first(where: { $0 < 0 || $0 >= vocabSize }) {

@@ -34,7 +34,9 @@ public enum InductionSequences {
             }
             let length = 1 + (kind == "prefix-matching" ? 4 : 1) * ids.count
             guard length <= positions else {
-                throw TaskError(file: path, line: i + 1, "\(ids.count) ids make \(length) positions with BOS\(kind == "prefix-matching" ? " and 4 copies" : ""); the model has \(positions)")
+                throw TaskError(
+                    file: path, line: i + 1,
+                    "\(ids.count) ids make \(length) positions with BOS\(kind == "prefix-matching" ? " and 4 copies" : ""); the model has \(positions)")
             }
             if kind == "prefix-matching", Set(ids).count != ids.count {
                 throw TaskError(file: path, line: i + 1, "prefix matching needs distinct ids in a base sequence")

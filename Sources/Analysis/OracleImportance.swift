@@ -35,8 +35,10 @@ public enum OracleImportance {
     /// Every ablation of one scoring batch: `[0]` is the baseline's scores of the batch's requests, `[1 + a]`
     /// those with ablation `ablations[a]` applied. With `cached` false each ablation runs the whole model
     /// (the reference the cached replay is tested against).
-    public static func batch(_ kind: Kind, evaluator: Evaluator, plan: ScoringPlan, batch b: Int, ablations: [Int],
-                             cached: Bool = true) throws -> [[Score]] {
+    public static func batch(
+        _ kind: Kind, evaluator: Evaluator, plan: ScoringPlan, batch b: Int, ablations: [Int],
+        cached: Bool = true
+    ) throws -> [[Score]] {
         let L = evaluator.layerCount, H = evaluator.headCount
         var options = evaluator.forwardOptions
         let cache = LayerInputCache(budget: options.memoryBudget, recordWithoutFFN: kind == .ffns)
@@ -62,8 +64,10 @@ public enum OracleImportance {
     }
 
     /// The cell's baseline and ablated metrics from every batch's `batch` result, batches in order.
-    public static func combine(_ batches: [[[Score]]], task: EvalTask, evaluator: Evaluator, work: Evaluator.CellWork, plan: ScoringPlan,
-                               ablations: [Int]) throws -> (baseline: Double, ablated: [Double]) {
+    public static func combine(
+        _ batches: [[[Score]]], task: EvalTask, evaluator: Evaluator, work: Evaluator.CellWork, plan: ScoringPlan,
+        ablations: [Int]
+    ) throws -> (baseline: Double, ablated: [Double]) {
         var metrics: [Double] = []
         for a in 0...ablations.count {
             var scores = [Score?](repeating: nil, count: work.requests.count)
@@ -76,20 +80,26 @@ public enum OracleImportance {
     }
 
     /// FFN importance of one cell, every batch on this machine.
-    public static func ffns(evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true, layers: [Int]? = nil,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+    public static func ffns(
+        evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true, layers: [Int]? = nil,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Result {
         try cell(.ffns, evaluator: evaluator, task: task, shots: shots, cached: cached, ablations: layers, progress: progress)
     }
 
     /// The same for single heads: `ablated[l · H + h]` is the metric with head h of layer l masked. It costs
     /// one evaluation of layers ≥ l per head, so it is meant for small models.
-    public static func heads(evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true,
-                             progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+    public static func heads(
+        evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool = true,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Result {
         try cell(.heads, evaluator: evaluator, task: task, shots: shots, cached: cached, ablations: nil, progress: progress)
     }
 
-    static func cell(_ kind: Kind, evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool, ablations: [Int]?,
-                     progress: ((Int, Int) -> Void)?) throws -> Result {
+    static func cell(
+        _ kind: Kind, evaluator: Evaluator, task: EvalTask, shots: Int, cached: Bool, ablations: [Int]?,
+        progress: ((Int, Int) -> Void)?
+    ) throws -> Result {
         let started = Date()
         let work = try evaluator.prepareCell(task, shots: shots)
         let plan = try evaluator.scorer.plan(work.requests)

@@ -66,8 +66,10 @@ public struct PrefixMatching {
 
 /// The mean over sequences of per-sequence score matrices, summed in sequence order.
 public enum InductionScores {
-    public static func mean(_ sequences: [[Int]], model: OPTModel, progress: ((Int, Int) -> Void)?,
-                            _ one: ([Int], Int) throws -> [[Double]]) throws -> [[Double]] {
+    public static func mean(
+        _ sequences: [[Int]], model: OPTModel, progress: ((Int, Int) -> Void)?,
+        _ one: ([Int], Int) throws -> [[Double]]
+    ) throws -> [[Double]] {
         var total: [[Double]]? = sequences.isEmpty ? zero(model) : nil
         for (index, base) in sequences.enumerated() {
             let c = try one(base, index)

@@ -24,12 +24,14 @@ public enum RankReport {
         }
         guard let shape = inputs.first.map({ $0.scores.scores.map(\.count) }) else { return [] }
         for (path, s) in inputs where s.scores.map(\.count) != shape {
-            throw HRZError(.malformed("scores are \(s.scores.map(\.count)) per layer, the first file's are \(shape)"), file: path)
+            throw AnalysisError(file: path, field: "scores", "is \(s.scores.map(\.count)) per layer, the first file's are \(shape)")
         }
         let labels = inputs.map { label($0.scores, path: $0.path) }
         let flat = inputs.map { $0.scores.scores.flatMap { $0 } }
         func rankingCSV(_ scores: [[Double]]) -> String {
-            "rank,layer,head,score\n" + Ranking.ascending(scores).enumerated().map { "\($0.offset + 1),\($0.element.layer),\($0.element.head),\($0.element.score)" }.joined(separator: "\n") + "\n"
+            "rank,layer,head,score\n"
+                + Ranking.ascending(scores).enumerated().map { "\($0.offset + 1),\($0.element.layer),\($0.element.head),\($0.element.score)" }.joined(
+                    separator: "\n") + "\n"
         }
         func fileLabel(_ l: String) -> String { l.replacingOccurrences(of: "/", with: "-") }
         for (i, input) in inputs.enumerated() { try save("ranking-\(fileLabel(labels[i])).csv", rankingCSV(input.scores.scores)) }
@@ -39,16 +41,18 @@ public enum RankReport {
             let first = inputs[0].scores
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let file = ScoresFile(kind: first.kind, method: "mean of \(inputs.count) files (\(first.method))", task: nil, shots: nil,
-                                  model_sha256: first.model_sha256, examples: inputs.reduce(0) { $0 + $1.scores.examples }, scores: mean,
-                                  notes: "plain mean of the raw matrices of: " + labels.joined(separator: ", "))
+            let file = ScoresFile(
+                kind: first.kind, method: "mean of \(inputs.count) files (\(first.method))", task: nil, shots: nil,
+                model_sha256: first.model_sha256, examples: inputs.reduce(0) { $0 + $1.scores.examples }, scores: mean,
+                notes: "plain mean of the raw matrices of: " + labels.joined(separator: ", "))
             try save("aggregate.json", String(decoding: try encoder.encode(file), as: UTF8.self))
             try save("ranking-aggregate.csv", rankingCSV(mean))
         }
         func matrixCSV(_ indices: [Int]) -> String {
-            "," + indices.map { labels[$0] }.joined(separator: ",") + "\n" + indices.map { i in
-                labels[i] + "," + indices.map { j in String(Ranking.spearman(flat[i], flat[j])) }.joined(separator: ",")
-            }.joined(separator: "\n") + "\n"
+            "," + indices.map { labels[$0] }.joined(separator: ",") + "\n"
+                + indices.map { i in
+                    labels[i] + "," + indices.map { j in String(Ranking.spearman(flat[i], flat[j])) }.joined(separator: ",")
+                }.joined(separator: "\n") + "\n"
         }
         let all = Array(inputs.indices)
         try save("spearman.csv", matrixCSV(all))
@@ -59,14 +63,19 @@ public enum RankReport {
         let byTask = Dictionary(grouping: all.filter { inputs[$0].scores.task != nil }) { inputs[$0].scores.task! }
         for (task, group) in byTask.sorted(by: { $0.key < $1.key }) where group.count > 1 { try save("spearman-shots-\(task).csv", matrixCSV(group)) }
         var overlap = "a,b," + overlapPercents.map { "top\(Int($0))%" }.joined(separator: ",") + "\n"
-        for i in all { for j in all where j > i {
-            overlap += "\(labels[i]),\(labels[j])," + overlapPercents.map { String(Ranking.topOverlap(flat[i], flat[j], percent: $0)) }.joined(separator: ",") + "\n"
-        } }
+        for i in all {
+            for j in all where j > i {
+                overlap +=
+                    "\(labels[i]),\(labels[j])," + overlapPercents.map { String(Ranking.topOverlap(flat[i], flat[j], percent: $0)) }.joined(separator: ",")
+                    + "\n"
+            }
+        }
         try save("overlap.csv", overlap)
-        let data = try JSONSerialization.data(withJSONObject: summary.mapValues { v -> Any in
-            if let m = v as? [[Double]] { return m.map { $0.map { $0.isNaN ? NSNull() as Any : $0 as Any } } }
-            return v
-        }, options: [.prettyPrinted, .sortedKeys])
+        let data = try JSONSerialization.data(
+            withJSONObject: summary.mapValues { v -> Any in
+                if let m = v as? [[Double]] { return m.map { $0.map { $0.isNaN ? NSNull() as Any : $0 as Any } } }
+                return v
+            }, options: [.prettyPrinted, .sortedKeys])
         try save("summary.json", String(decoding: data, as: UTF8.self))
         return written
     }

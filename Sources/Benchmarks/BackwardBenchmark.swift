@@ -31,8 +31,10 @@ public struct BackwardBenchResult: Codable, Sendable {
 
 public enum BackwardBenchmark {
     /// Each sequence is `tokens` random ids: the first three quarters context, the rest continuation.
-    public static func run(model path: String, sequences: Int, tokens: Int, threads: Int, runs: Int = 3, precision: Precision = .fp32,
-                           progress: ((String) -> Void)? = nil) throws -> BackwardBenchResult {
+    public static func run(
+        model path: String, sequences: Int, tokens: Int, threads: Int, runs: Int = 3, precision: Precision = .fp32,
+        progress: ((String) -> Void)? = nil
+    ) throws -> BackwardBenchResult {
         Threads.set(threads)
         let model = try OPTModel(path: path, precision: precision)
         var rng = SplitMix64(seed: 1)
@@ -56,13 +58,16 @@ public enum BackwardBenchmark {
             lasts.append(try forward { _ in .last })
             Profile.reset()  // with HEADROOM_PROFILE=1 the command prints the last backward's sections only
             backwards.append(try seconds { _ = try HeadImportance(model).scores(requests) })
-            progress?(String(format: "run %d/%d: forward %.3f s, forward + backward %.3f s (%.2f×)",
-                             run, runs, forwards.last!, backwards.last!, backwards.last! / forwards.last!))
+            progress?(
+                String(
+                    format: "run %d/%d: forward %.3f s, forward + backward %.3f s (%.2f×)",
+                    run, runs, forwards.last!, backwards.last!, backwards.last! / forwards.last!))
         }
         let ratios = zip(backwards, forwards).map { $0 / $1 }
-        return BackwardBenchResult(model: (path as NSString).lastPathComponent, sequences: sequences, tokens: tokens, runs: runs,
-                                   forwardSeconds: median(forwards), forwardLastSeconds: median(lasts), backwardSeconds: median(backwards),
-                                   ratio: median(ratios), ratioLast: median(zip(backwards, lasts).map { $0 / $1 }), ratios: ratios)
+        return BackwardBenchResult(
+            model: (path as NSString).lastPathComponent, sequences: sequences, tokens: tokens, runs: runs,
+            forwardSeconds: median(forwards), forwardLastSeconds: median(lasts), backwardSeconds: median(backwards),
+            ratio: median(ratios), ratioLast: median(zip(backwards, lasts).map { $0 / $1 }), ratios: ratios)
     }
 
     static func median(_ values: [Double]) -> Double {

@@ -27,7 +27,8 @@ public enum EvalBenchmark {
         let results = try evaluate()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let requests = results.cells.values.reduce(0) { $0 + $1.requests }
-        return EvalBenchResult(model: (model as NSString).lastPathComponent, cells: results.cells.keys.sorted(), requests: requests,
-                               seconds: seconds, requestsPerS: Double(requests) / seconds, outputDirectory: options.outputDirectory)
+        return EvalBenchResult(
+            model: (model as NSString).lastPathComponent, cells: results.cells.keys.sorted(), requests: requests,
+            seconds: seconds, requestsPerS: Double(requests) / seconds, outputDirectory: options.outputDirectory)
     }
 }

@@ -31,8 +31,10 @@ public struct FidelityRow: Codable, Sendable {
 
 public enum FidelityBenchmark {
     /// `limit` docs per cell; `importanceExamples` examples per cell for head importance (0: skip it).
-    public static func run(model: String, dataDirectory: String, tasks: [EvalTask], shots: [Int], limit: Int?, importanceExamples: Int,
-                           log: (String) -> Void) throws -> [FidelityRow] {
+    public static func run(
+        model: String, dataDirectory: String, tasks: [EvalTask], shots: [Int], limit: Int?, importanceExamples: Int,
+        log: (String) -> Void
+    ) throws -> [FidelityRow] {
         func evaluator(_ precision: Precision) throws -> Evaluator {
             var o = EvalOptions(tasks: tasks, shots: shots, dataDirectory: dataDirectory, outputDirectory: NSTemporaryDirectory())
             o.limit = limit
@@ -56,7 +58,9 @@ public enum FidelityBenchmark {
                     let x = Array(a.scores[offset..<(offset + n)]), y = Array(b.scores[offset..<(offset + n)])
                     offset += n
                     if n == 1 { if x[0].isGreedy != y[0].isGreedy { flipped += 1 }; continue }
-                    func argmax(_ s: [Score]) -> Int { s.indices.max { s[$0].loglikelihood < s[$1].loglikelihood || (s[$0].loglikelihood == s[$1].loglikelihood && $0 > $1) }! }
+                    func argmax(_ s: [Score]) -> Int {
+                        s.indices.max { s[$0].loglikelihood < s[$1].loglikelihood || (s[$0].loglikelihood == s[$1].loglikelihood && $0 > $1) }!
+                    }
                     if argmax(x) != argmax(y) { flipped += 1 }
                 }
                 let metric = task.headlineMetric
@@ -64,8 +68,10 @@ public enum FidelityBenchmark {
                 if importanceExamples > 0 {
                     let requests: [ImportanceRequest]
                     do {
-                        requests = try ImportanceData.tokenized(task: task, shots: k, dataDirectory: dataDirectory, limit: importanceExamples,
-                                                                scorer: fp32.scorer).requests
+                        requests = try ImportanceData.tokenized(
+                            task: task, shots: k, dataDirectory: dataDirectory, limit: importanceExamples,
+                            scorer: fp32.scorer
+                        ).requests
                     } catch let e as TaskError {
                         log("bench fidelity: \(task.rawValue) \(k)-shot: no head importance: \(e)")
                         requests = []
@@ -76,10 +82,12 @@ public enum FidelityBenchmark {
                         rho = Ranking.spearman(x, y)
                     }
                 }
-                rows.append(FidelityRow(task: task.rawValue, shots: k, docs: work.docs, requests: deltas.count,
-                                        maxAbsDeltaLL: deltas.last ?? 0, medianAbsDeltaLL: deltas.isEmpty ? 0 : deltas[deltas.count / 2],
-                                        flippedDocs: flipped, metric: metric, fp32: a.metrics[metric] ?? .nan, bf16: b.metrics[metric] ?? .nan,
-                                        importanceSpearman: rho, importanceExamples: importanceExamples))
+                rows.append(
+                    FidelityRow(
+                        task: task.rawValue, shots: k, docs: work.docs, requests: deltas.count,
+                        maxAbsDeltaLL: deltas.last ?? 0, medianAbsDeltaLL: deltas.isEmpty ? 0 : deltas[deltas.count / 2],
+                        flippedDocs: flipped, metric: metric, fp32: a.metrics[metric] ?? .nan, bf16: b.metrics[metric] ?? .nan,
+                        importanceSpearman: rho, importanceExamples: importanceExamples))
             }
         }
         return rows
@@ -87,13 +95,17 @@ public enum FidelityBenchmark {
 
     /// A Markdown table, as the docs quote it.
     public static func table(_ rows: [FidelityRow]) -> String {
-        var lines = ["| task | shots | docs | max \\|Δll\\| | median \\|Δll\\| | docs flipped | metric fp32 → bf16 | head importance ρ |",
-                     "|---|---|---|---|---|---|---|---|"]
+        var lines = [
+            "| task | shots | docs | max \\|Δll\\| | median \\|Δll\\| | docs flipped | metric fp32 → bf16 | head importance ρ |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows {
-            lines.append(String(format: "| %@ | %d | %d | %.2e | %.2e | %d (%.1f%%) | %@ %.1f → %.1f | %@ |", r.task, r.shots, r.docs,
-                                r.maxAbsDeltaLL, r.medianAbsDeltaLL, r.flippedDocs, 100 * Double(r.flippedDocs) / Double(max(1, r.docs)),
-                                r.metric, 100 * r.fp32, 100 * r.bf16,
-                                r.importanceSpearman.map { String(format: "%.4f (%d ex.)", $0, r.importanceExamples) } ?? "–"))
+            lines.append(
+                String(
+                    format: "| %@ | %d | %d | %.2e | %.2e | %d (%.1f%%) | %@ %.1f → %.1f | %@ |", r.task, r.shots, r.docs,
+                    r.maxAbsDeltaLL, r.medianAbsDeltaLL, r.flippedDocs, 100 * Double(r.flippedDocs) / Double(max(1, r.docs)),
+                    r.metric, 100 * r.fp32, 100 * r.bf16,
+                    r.importanceSpearman.map { String(format: "%.4f (%d ex.)", $0, r.importanceExamples) } ?? "–"))
         }
         return lines.joined(separator: "\n")
     }

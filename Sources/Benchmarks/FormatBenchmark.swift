@@ -83,14 +83,16 @@ public enum FormatBenchmark {
         }
         guard output == values else { throw HRZError(.malformed("benchmark round trip is not bit-exact"), file: name) }
         let raw = values.count * 2
-        return FormatRow(data: name, method: split ? "byte-plane split" : "plain zstd", level: level, rawBytes: raw,
-                         storedBytes: stored, ratio: Double(raw) / Double(stored), decodeGBps: Double(raw) / best / 1e9)
+        return FormatRow(
+            data: name, method: split ? "byte-plane split" : "plain zstd", level: level, rawBytes: raw,
+            storedBytes: stored, ratio: Double(raw) / Double(stored), decodeGBps: Double(raw) / best / 1e9)
     }
 
     public static func table(_ rows: [FormatRow]) -> String {
         var out = "| data | method | level | raw | stored | size ratio | decode GB/s (1 core) |\n|---|---|---|---|---|---|---|\n"
         for r in rows {
-            out += "| \(r.data) | \(r.method) | \(r.level) | \(r.rawBytes) | \(r.storedBytes) | "
+            out +=
+                "| \(r.data) | \(r.method) | \(r.level) | \(r.rawBytes) | \(r.storedBytes) | "
                 + String(format: "%.3f× | %.2f |\n", r.ratio, r.decodeGBps)
         }
         return out
@@ -103,4 +105,3 @@ public enum FormatBenchmark {
         return String(decoding: (try? encoder.encode(rows)) ?? Data(), as: UTF8.self)
     }
 }
-

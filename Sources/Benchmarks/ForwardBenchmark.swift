@@ -82,8 +82,10 @@ public enum ForwardBenchmark {
         }
         let limit = GEMMBenchmark.instructionLimit(o.precision, threads: o.threads)
         if let limit {
-            log(String(format: "bench forward: arithmetic limit %.1f GFLOP/s (%@ from registers on %d threads)", limit,
-                       o.precision == .bf16 ? "vdpbf16ps" : "AVX-512 FMA", o.threads))
+            log(
+                String(
+                    format: "bench forward: arithmetic limit %.1f GFLOP/s (%@ from registers on %d threads)", limit,
+                    o.precision == .bf16 ? "vdpbf16ps" : "AVX-512 FMA", o.threads))
         }
         let model = try OPTModel(path: path, resident: o.resident, schedule: o.schedule, precision: o.precision)
         var rng = SystemRandomNumberGenerator()
@@ -170,17 +172,18 @@ public enum ForwardBenchmark {
             cached = String(format: "\n  same layers cached %.4f s median; streamed / cached per layer %.3f (median)", c, ratio)
         }
         let limit = r.limitGflops.map { String(format: "; %.0f%% of the arithmetic limit, %.1f", 100 * r.gflops / $0, $0) } ?? ""
-        return String(format: """
-        model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode), %@
-          kernels            %@
-          tokens/s           %.1f
-          GFLOP/s            %.1f  (%.0f%% of the measured %@ GEMM peak, %.1f%@ GFLOP/s)
-          time per forward   %.3f s median of %d runs
-          time per layer     %.4f s median; waiting for layer decode %.3f s per forward
-          peak RSS           %@
-        """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
-               r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, limit, r.secondsMedian, r.secondsRuns.count,
-               r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
+        return String(
+            format: """
+                model %@, %d × %d tokens, logits at %@ positions, %d threads, %@ (%@ decode), %@
+                  kernels            %@
+                  tokens/s           %.1f
+                  GFLOP/s            %.1f  (%.0f%% of the measured %@ GEMM peak, %.1f%@ GFLOP/s)
+                  time per forward   %.3f s median of %d runs
+                  time per layer     %.4f s median; waiting for layer decode %.3f s per forward
+                  peak RSS           %@
+                """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
+            r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, limit, r.secondsMedian, r.secondsRuns.count,
+            r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
     }
 }
 
@@ -189,8 +192,9 @@ public enum ForwardBenchmark {
 /// /proc/self/status where there is one, else getrusage's maximum.
 public func peakRSS() -> Int {
     if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-       let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") {
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    {
         return kB * 1024
     }
     var usage = rusage()

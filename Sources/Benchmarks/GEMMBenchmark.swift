@@ -3,7 +3,7 @@
 /// once); the activations' rounding and packing are inside each timed call, as in the runtime.
 import Foundation
 import Runtime
-import CBF16
+import CKernels
 
 public struct GEMMShape: Codable, Sendable, CustomStringConvertible {
     public var m: Int, n: Int, k: Int
@@ -27,14 +27,17 @@ public struct GEMMBenchRow: Codable, Sendable {
 
 public enum GEMMBenchmark {
     /// Squares and opt-1.3b's projections at 2048 tokens (q/k/v fused, out_proj, fc1, fc2).
-    public static let defaultShapes = [GEMMShape(m: 2048, n: 2048, k: 2048), GEMMShape(m: 4096, n: 4096, k: 4096),
-                                       GEMMShape(m: 2048, n: 6144, k: 2048), GEMMShape(m: 2048, n: 8192, k: 2048),
-                                       GEMMShape(m: 2048, n: 2048, k: 8192)]
+    public static let defaultShapes = [
+        GEMMShape(m: 2048, n: 2048, k: 2048), GEMMShape(m: 4096, n: 4096, k: 4096),
+        GEMMShape(m: 2048, n: 6144, k: 2048), GEMMShape(m: 2048, n: 8192, k: 2048),
+        GEMMShape(m: 2048, n: 2048, k: 8192),
+    ]
 
     /// Best of `rounds` GFLOP/s of out `[M, N]` = a `[M, K]` · bᵀ in each precision.
     public static func measure(_ s: GEMMShape, threads: Int, rounds: Int = 5) -> GEMMBenchRow {
-        GEMMBenchRow(shape: s, fp32Gflops: gflops(s, .fp32, threads: threads, rounds: rounds),
-                     bf16Gflops: gflops(s, .bf16, threads: threads, rounds: rounds), bf16Kernel: BF16Kernel.current.rawValue)
+        GEMMBenchRow(
+            shape: s, fp32Gflops: gflops(s, .fp32, threads: threads, rounds: rounds),
+            bf16Gflops: gflops(s, .bf16, threads: threads, rounds: rounds), bf16Kernel: BF16Kernel.current.rawValue)
     }
 
     /// Best of `rounds` GFLOP/s of one precision's GEMM at shape `s`, after one untimed call: `cblas_sgemm`

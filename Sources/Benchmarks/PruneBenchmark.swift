@@ -56,9 +56,11 @@ public enum PruneBenchmark {
                 let flops = ForwardBenchmark.forwardFLOPs(model, sequences: o.forward.sequences, tokens: o.forward.tokens, lastOnly: o.forward.lastOnly)
                 log(String(format: "bench prune: heads −%g%%, FFNs −%g%%: measuring", h, f))
                 let measured = try measure(path, o)
-                rows.append(PruneBenchRow(headsPercent: h, ffnsPercent: f, fileBytes: model.reader.file.bytes.count,
-                                          layerParameters: layerParameters, forwardFLOPs: flops,
-                                          tokensPerS: measured.tokensPerS, peakRssBytes: measured.peakRssBytes))
+                rows.append(
+                    PruneBenchRow(
+                        headsPercent: h, ffnsPercent: f, fileBytes: model.reader.file.bytes.count,
+                        layerParameters: layerParameters, forwardFLOPs: flops,
+                        tokensPerS: measured.tokensPerS, peakRssBytes: measured.peakRssBytes))
             }
         }
         // The baseline again at the end: its mean with the first run absorbs drift on a noisy machine.
@@ -84,15 +86,17 @@ public enum PruneBenchmark {
     public static func table(_ rows: [PruneBenchRow], _ o: PruneBenchOptions) -> String {
         guard let base = rows.first(where: { $0.headsPercent == 0 && $0.ffnsPercent == 0 }) else { return "" }
         let mode = o.forward.resident.map { $0 ? "resident" : "streamed" } ?? "resident or streamed by size"
-        var out = String(format: "%@, %d × %d tokens (%@ logits), %d threads, layers %@; ratios against the unpruned model\n",
-                         o.forward.preset.rawValue, o.forward.sequences, o.forward.tokens, o.forward.lastOnly ? "last" : "all", o.forward.threads, mode)
+        var out = String(
+            format: "%@, %d × %d tokens (%@ logits), %d threads, layers %@; ratios against the unpruned model\n",
+            o.forward.preset.rawValue, o.forward.sequences, o.forward.tokens, o.forward.lastOnly ? "last" : "all", o.forward.threads, mode)
         out += "heads  ffns  decoder params  file size  peak RSS  FLOPs   tokens/s          speedup / FLOP cut\n"
         for r in rows {
             let flopCut = base.forwardFLOPs / r.forwardFLOPs, speedup = r.tokensPerS / base.tokensPerS
-            out += String(format: "%4g%%  %3g%%  %6.3f          %6.3f     %6.3f    %6.3f  %7.1f (%5.2f×)  %5.2f / %5.2f = %3.0f%%\n",
-                          r.headsPercent, r.ffnsPercent, Double(r.layerParameters) / Double(base.layerParameters),
-                          Double(r.fileBytes) / Double(base.fileBytes), Double(r.peakRssBytes) / Double(base.peakRssBytes),
-                          r.forwardFLOPs / base.forwardFLOPs, r.tokensPerS, speedup, speedup, flopCut, 100 * speedup / flopCut)
+            out += String(
+                format: "%4g%%  %3g%%  %6.3f          %6.3f     %6.3f    %6.3f  %7.1f (%5.2f×)  %5.2f / %5.2f = %3.0f%%\n",
+                r.headsPercent, r.ffnsPercent, Double(r.layerParameters) / Double(base.layerParameters),
+                Double(r.fileBytes) / Double(base.fileBytes), Double(r.peakRssBytes) / Double(base.peakRssBytes),
+                r.forwardFLOPs / base.forwardFLOPs, r.tokensPerS, speedup, speedup, flopCut, 100 * speedup / flopCut)
         }
         return out
     }

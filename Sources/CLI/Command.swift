@@ -47,13 +47,13 @@ public enum HeadroomCLI {
 
     static func topLevelHelp() -> String {
         var text = """
-        headroom: which attention heads and FFNs does in-context learning need? (OPT, CPU)
+            headroom: which attention heads and FFNs does in-context learning need? (OPT, CPU)
 
-        Usage: headroom <command> [options]      headroom help <command>      headroom --version
+            Usage: headroom <command> [options]      headroom help <command>      headroom --version
 
-        Commands:
+            Commands:
 
-        """
+            """
         for c in commands { text += "  " + c.spec.name.padding(toLength: 12, withPad: " ", startingAt: 0) + c.spec.summary + "\n" }
         for g in groups { text += "  " + g.name.padding(toLength: 12, withPad: " ", startingAt: 0) + g.summary + "\n" }
         return text
@@ -90,8 +90,9 @@ public enum HeadroomCLI {
             let word = rest.remove(at: i)
             guard let c = g.subcommands.first(where: { $0.spec.name == "\(g.name) \(word)" }) else {
                 let names = g.subcommands.map { String($0.spec.name.split(separator: " ").last!) }
-                throw UsageError("unknown \(g.noun) '\(word)'" + (ParsedArguments.nearest(word, in: names).map { "; did you mean '\($0)'?" } ?? "")
-                                 + " (available: \(names.joined(separator: ", ")))")
+                throw UsageError(
+                    "unknown \(g.noun) '\(word)'" + (ParsedArguments.nearest(word, in: names).map { "; did you mean '\($0)'?" } ?? "")
+                        + " (available: \(names.joined(separator: ", ")))")
             }
             return (c, rest)
         }
@@ -108,7 +109,11 @@ public enum HeadroomCLI {
         guard let name = argv.first, !["help", "--help", "-h"].contains(name) else {
             let topic = argv.count >= 2 ? Array(argv.dropFirst()) : []
             if let g = groups.first(where: { $0.name == topic.first }) {
-                if topic.count >= 2, let c = g.subcommands.first(where: { $0.spec.name == "\(g.name) \(topic[1])" }) { print(c.spec.usage) } else { print(groupHelp(g)) }
+                if topic.count >= 2, let c = g.subcommands.first(where: { $0.spec.name == "\(g.name) \(topic[1])" }) {
+                    print(c.spec.usage)
+                } else {
+                    print(groupHelp(g))
+                }
             } else if let c = commands.first(where: { $0.spec.name == topic.first }) {
                 print(c.spec.usage)
             } else {

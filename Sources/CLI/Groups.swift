@@ -11,16 +11,21 @@ public enum Groups {
         Option("-o", aliases: ["--output"], value: placeholder, help)
     }
 
-    public static let tasks = Option("--tasks", aliases: ["--task"], value: "LIST",
-                                     "tasks: the paper's names, all, or generic tasks in DIR (DIR/NAME/validation.jsonl)")
-    public static func shots(default value: String = "0") -> Option { Option("--shots", value: "LIST", default: value, "numbers of in-context examples, e.g. 0,1,5") }
+    public static let tasks = Option(
+        "--tasks", aliases: ["--task"], value: "LIST",
+        "tasks: the paper's names, all, or generic tasks in DIR (DIR/NAME/validation.jsonl)")
+    public static func shots(default value: String = "0") -> Option {
+        Option("--shots", value: "LIST", default: value, "numbers of in-context examples, e.g. 0,1,5")
+    }
     public static let data = Option("--data", value: "DIR", "task data: DIR/<task>/<split>.jsonl (HF datasets rows)")
     public static let limit = Option("--limit", value: "N", "the first N docs of each cell's shuffled order (the harness's limit)")
 
     public static let threads = Option("--threads", value: "N", defaultText: "all cores", "threads")
-    public static let precision = Option("--precision", value: "fp32|bf16", default: "fp32",
-                                         "fp32 is exact against HF; bf16 rounds GEMM inputs to bf16 and accumulates in fp32 (recorded in every output)")
-    public static let memoryBudget = Option("--memory-budget", value: "B", "activation bytes in flight (e.g. 2G); saved layer inputs beyond it spill to $TMPDIR")
+    public static let precision = Option(
+        "--precision", value: "fp32|bf16", default: "fp32",
+        "fp32 is exact against HF; bf16 rounds GEMM inputs to bf16 and accumulates in fp32 (recorded in every output)")
+    public static let memoryBudget = Option(
+        "--memory-budget", value: "B", "activation bytes in flight (e.g. 2G); saved layer inputs beyond it spill to $TMPDIR")
     public static let batchTokens = Option("--batch-tokens", value: "N", default: "16384", "tokens per scoring batch (one forward); parts split whole batches")
 
     /// Threads, precision and the memory budget: how a command that runs the model computes.
@@ -28,10 +33,12 @@ public enum Groups {
 
     /// One part of a job on several machines, and the merge of the parts.
     public static func parts(_ what: String) -> OptionGroup {
-        OptionGroup("On several machines", [
-            Option("--shard", value: "i/N", "compute part i of N (\(what)) into the output's shards/ directory"),
-            Option("--merge-shards", value: "N", "join the N parts into the output, exactly as one run writes it"),
-        ])
+        OptionGroup(
+            "On several machines",
+            [
+                Option("--shard", value: "i/N", "compute part i of N (\(what)) into the output's shards/ directory"),
+                Option("--merge-shards", value: "N", "join the N parts into the output, exactly as one run writes it"),
+            ])
     }
 }
 
@@ -43,8 +50,9 @@ public func parseTasks(_ text: String?, data: String?) throws(UsageError) -> [Ev
     for name in text.split(separator: ",").map(String.init) {
         if name == "all" { list += EvalTask.allCases; continue }
         guard let t = EvalTask.named(name, dataDirectory: data) else {
-            throw UsageError("unknown task '\(name)': not one of \(EvalTask.allCases.map(\.rawValue).joined(separator: ", ")) or all, "
-                             + "and no generic task file \(data ?? "DIR")/\(name)/validation.jsonl")
+            throw UsageError(
+                "unknown task '\(name)': not one of \(EvalTask.allCases.map(\.rawValue).joined(separator: ", ")) or all, "
+                    + "and no generic task file \(data ?? "DIR")/\(name)/validation.jsonl")
         }
         list.append(t)
     }
@@ -55,7 +63,9 @@ public func parseTasks(_ text: String?, data: String?) throws(UsageError) -> [Ev
 /// `0,1,5` → shots (each 0…64).
 public func parseShots(_ text: String) throws(UsageError) -> [Int] {
     let shots = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
-    guard !shots.isEmpty, shots.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 64 }) else { throw UsageError("--shots takes numbers from 0 to 64 like 0,1,5, got '\(text)'") }
+    guard !shots.isEmpty, shots.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 64 }) else {
+        throw UsageError("--shots takes numbers from 0 to 64 like 0,1,5, got '\(text)'")
+    }
     return shots.map { $0! }
 }
 

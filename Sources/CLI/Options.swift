@@ -26,8 +26,10 @@ public struct Option: Sendable {
     /// May be given more than once (each value kept).
     public var repeatable = false
 
-    public init(_ name: String, aliases: [String] = [], value: String? = nil, default defaultValue: String? = nil, defaultText: String? = nil,
-                repeatable: Bool = false, _ help: String) {
+    public init(
+        _ name: String, aliases: [String] = [], value: String? = nil, default defaultValue: String? = nil, defaultText: String? = nil,
+        repeatable: Bool = false, _ help: String
+    ) {
         self.name = name
         self.aliases = aliases
         self.value = value
@@ -105,7 +107,8 @@ public struct CommandSpec: Sendable {
         func entry(_ left: String, _ help: String) -> String {
             let pad = 24
             let head = "  " + left
-            return head.count + 2 <= pad ? head.padding(toLength: pad, withPad: " ", startingAt: 0) + help : head + "\n" + String(repeating: " ", count: pad) + help
+            return head.count + 2 <= pad
+                ? head.padding(toLength: pad, withPad: " ", startingAt: 0) + help : head + "\n" + String(repeating: " ", count: pad) + help
         }
         if !described.isEmpty {
             lines += ["", "Arguments:"]

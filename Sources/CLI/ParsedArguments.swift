@@ -29,7 +29,9 @@ public struct ParsedArguments {
             guard let option = spec.option(name) else { throw Self.unknown(name, spec: spec) }
             if option.takesValue {
                 let value: String
-                if let inline { value = inline } else {
+                if let inline {
+                    value = inline
+                } else {
                     guard i < argv.count else { throw UsageError("\(name) needs a value (\(option.value!))") }
                     value = argv[i]
                     i += 1

@@ -37,8 +37,9 @@ final class ProgressBar {
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = String(format: "%@ %@ [%@] %5.1f%% %@/%@ %@/s ETA %@", label, phase, bar, fraction * 100,
-                          unit.format(done), unit.format(total), measured ? unit.rate(rate) : "--", formatDuration(eta))
+        let line = String(
+            format: "%@ %@ [%@] %5.1f%% %@/%@ %@/s ETA %@", label, phase, bar, fraction * 100,
+            unit.format(done), unit.format(total), measured ? unit.rate(rate) : "--", formatDuration(eta))
         FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).data(using: .utf8)!)
         drawn = interactive
     }

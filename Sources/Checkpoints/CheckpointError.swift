@@ -71,5 +71,5 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 
 /// A whole input file through `FileGuard` (regular files only); nil when it does not exist.
 func readInput(_ file: String) throws(CheckpointError) -> Data? {
-    do { return try FileGuard.contents(atPath: file) } catch { throw CheckpointError(.io(error.reason), file: file, offset: error.offset) }
+    do { return try FileGuard.contents(atPath: file) } catch { throw CheckpointError(.io(error.message), file: file, offset: error.offset) }
 }

@@ -50,13 +50,16 @@ public struct ConvertReport: Sendable {
 public enum Converter {
     public static let version = "headroom 0.1.0"
 
-    public static func convert(_ directory: String, to output: String, options: ConvertOptions = ConvertOptions(),
-                               progress: ((ConvertProgress) -> Void)? = nil) throws -> ConvertReport {
+    public static func convert(
+        _ directory: String, to output: String, options: ConvertOptions = ConvertOptions(),
+        progress: ((ConvertProgress) -> Void)? = nil
+    ) throws -> ConvertReport {
         let checkpoint = try HFCheckpoint(directory: directory)
         let config = checkpoint.config
         let plan = try claim(checkpoint)
-        let tokenizer = try loadTokenizer(options.tokenizerDirectory ?? directory, required: options.tokenizerDirectory != nil,
-                                          confinement: options.tokenizerDirectory == nil ? checkpoint.confinement : try HFCache.confinement(of: options.tokenizerDirectory!))
+        let tokenizer = try loadTokenizer(
+            options.tokenizerDirectory ?? directory, required: options.tokenizerDirectory != nil,
+            confinement: options.tokenizerDirectory == nil ? checkpoint.confinement : try HFCache.confinement(of: options.tokenizerDirectory!))
         try checkIndexFits(tokenizer, plan: plan, chunkElements: options.chunkElements, directory: options.tokenizerDirectory ?? directory)
         let sources = try hashSources(checkpoint.files + [path(directory, "config.json")], threads: options.threads, progress: progress)
 
@@ -78,13 +81,15 @@ public enum Converter {
             }
             source.release()
         }
-        let metadata = Metadata(config: config, layers: Metadata.fullLayers(config), tokenizer: tokenizer,
-                                provenance: Provenance(converter: version, sources: sources, dtype: options.dtype.rawValue))
+        let metadata = Metadata(
+            config: config, layers: Metadata.fullLayers(config), tokenizer: tokenizer,
+            provenance: Provenance(converter: version, sources: sources, dtype: options.dtype.rawValue))
         try writer.finish(metadata: metadata)
         completed = true
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        return ConvertReport(tensors: plan.count, rawBytes: total, storedBytes: writer.storedBytes, fileBytes: fileBytes,
-                             tokenizerEmbedded: tokenizer != nil, layout: checkpoint.layout)
+        return ConvertReport(
+            tensors: plan.count, rawBytes: total, storedBytes: writer.storedBytes, fileBytes: fileBytes,
+            tokenizerEmbedded: tokenizer != nil, layout: checkpoint.layout)
     }
 
     struct PlannedTensor {
@@ -102,8 +107,9 @@ public enum Converter {
                     throw CheckpointError(.unexpectedTensor, file: file.path, tensor: tensor.name)
                 }
                 if let previous = found[name] {
-                    throw CheckpointError(.malformed("tensor also appears as '\(previous.0.name)' in \(previous.1.path)"),
-                                          file: file.path, tensor: tensor.name)
+                    throw CheckpointError(
+                        .malformed("tensor also appears as '\(previous.0.name)' in \(previous.1.path)"),
+                        file: file.path, tensor: tensor.name)
                 }
                 found[name] = (tensor, file)
             }
@@ -144,8 +150,9 @@ public enum Converter {
             head.copy(range, as: .f32, to: a)
             embed.copy(range, as: .f32, to: b)
             for i in 0..<range.count where a[i].bitPattern != b[i].bitPattern {
-                throw CheckpointError(.malformed("lm_head.weight differs from embed_tokens.weight at element \(range.lowerBound + i); untied OPT heads are not supported"),
-                                      file: file.path, tensor: head.name)
+                throw CheckpointError(
+                    .malformed("lm_head.weight differs from embed_tokens.weight at element \(range.lowerBound + i); untied OPT heads are not supported"),
+                    file: file.path, tensor: head.name)
             }
             start = range.upperBound
         }
@@ -161,8 +168,11 @@ public enum Converter {
         let chunks = plan.reduce(0) { $0 + max(1, ($1.source.elementCount + chunkElements - 1) / chunkElements) }
         let room = HRZLayout.maxIndexLength - 200 * chunks - 300 * plan.count - (1 << 20)
         guard tokenizerBytes <= room else {
-            throw CheckpointError(.malformed("vocab.json and merges.txt take \(tokenizerBytes) bytes in the index; an .hrz index holds at most \(HRZLayout.maxIndexLength) bytes, \(max(0, room)) of them left for the tokenizer"),
-                                  file: path(directory, "vocab.json"))
+            throw CheckpointError(
+                .malformed(
+                    "vocab.json and merges.txt take \(tokenizerBytes) bytes in the index; an .hrz index holds at most \(HRZLayout.maxIndexLength) bytes, \(max(0, room)) of them left for the tokenizer"
+                ),
+                file: path(directory, "vocab.json"))
         }
     }
 
@@ -179,7 +189,8 @@ public enum Converter {
             return nil
         }
         guard let v = try FileGuard.contents(atPath: vocab).flatMap({ String(data: $0, encoding: .utf8) }),
-              let m = try FileGuard.contents(atPath: merges).flatMap({ String(data: $0, encoding: .utf8) }) else {
+            let m = try FileGuard.contents(atPath: merges).flatMap({ String(data: $0, encoding: .utf8) })
+        else {
             throw CheckpointError(.malformed("tokenizer files are not UTF-8"), file: directory)
         }
         guard (try? JSONSerialization.jsonObject(with: Data(v.utf8))) is [String: Any] else {
@@ -226,4 +237,3 @@ public enum Converter {
         return hasher.finalizeHex()
     }
 }
-

@@ -47,8 +47,9 @@ public enum HFCache {
             throw CheckpointError(.malformed("'\(name)' is not a hub id (owner/name, each a plain name)"), file: id)
         }
         guard isPlainName(Substring(revision)) else {
-            throw CheckpointError(.malformed("revision '\(revision)' is not a branch or tag name (letters, digits, '.', '_', '-') or a 40-digit commit hash"),
-                                  file: id)
+            throw CheckpointError(
+                .malformed("revision '\(revision)' is not a branch or tag name (letters, digits, '.', '_', '-') or a 40-digit commit hash"),
+                file: id)
         }
         let repo = (hub as NSString).appendingPathComponent("models--" + name.replacingOccurrences(of: "/", with: "--"))
         guard FileManager.default.fileExists(atPath: repo) else {
@@ -76,7 +77,8 @@ public enum HFCache {
             let all = (try? FileManager.default.contentsOfDirectory(atPath: snapshots))?.filter { isCommitHash($0) } ?? []
             guard revision == "main", all.count == 1 else {
                 throw CheckpointError(.missingFile, file: refFile)
-                    .explained("no snapshot of '\(id)' for revision '\(revision)' (no such ref; \(all.count) snapshot\(all.count == 1 ? "" : "s") in the cache)")
+                    .explained(
+                        "no snapshot of '\(id)' for revision '\(revision)' (no such ref; \(all.count) snapshot\(all.count == 1 ? "" : "s") in the cache)")
             }
             commit = all[0]
         }

@@ -32,10 +32,14 @@ public struct HFCheckpoint {
         }
         config = try Self.loadConfig(checked(path(directory, "config.json")))
         let fm = FileManager.default
-        guard let layout = [CheckpointLayout.shardedSafetensors, .safetensors, .shardedBin, .bin]
-            .first(where: { fm.fileExists(atPath: path(directory, $0.rawValue)) }) else {
-            throw CheckpointError(.malformed("no weights found: expected one of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json"),
-                                  file: directory)
+        guard
+            let layout = [CheckpointLayout.shardedSafetensors, .safetensors, .shardedBin, .bin]
+                .first(where: { fm.fileExists(atPath: path(directory, $0.rawValue)) })
+        else {
+            throw CheckpointError(
+                .malformed(
+                    "no weights found: expected one of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json"),
+                file: directory)
         }
         self.layout = layout
         switch layout {
@@ -58,7 +62,8 @@ public struct HFCheckpoint {
     static func shards(_ indexPath: String) throws(CheckpointError) -> [String] {
         guard let data = try readInput(indexPath) else { throw CheckpointError(.missingFile, file: indexPath) }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = json["weight_map"] as? [String: String] else {
+            let map = json["weight_map"] as? [String: String]
+        else {
             throw CheckpointError(.malformed("not a shard index: needs a \"weight_map\" object of tensor → file"), file: indexPath)
         }
         var files: [String] = []
@@ -78,7 +83,8 @@ public struct HFCheckpoint {
     public static func loadConfig(_ file: String) throws(CheckpointError) -> OPTConfig {
         guard let data = try readInput(file) else { throw CheckpointError(.missingFile, file: file) }
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let type = object["model_type"] as? String, type != "opt" {
+            let type = object["model_type"] as? String, type != "opt"
+        {
             throw CheckpointError(.badConfig("model_type: '\(type)' is not an OPT model"), file: file)
         }
         let config: OPTConfig

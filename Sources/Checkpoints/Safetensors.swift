@@ -46,24 +46,30 @@ public struct SafetensorsFile: CheckpointSource {
             }
             func bad(_ why: String) -> CheckpointError { CheckpointError(.malformed(why), file: path, offset: 8, tensor: name) }
             guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
+            else {
                 throw bad("header entry needs dtype, shape and data_offsets")
             }
             guard let dtype = DType(loose: dtypeName), dtypeName == dtypeName.uppercased() else {
                 throw CheckpointError(.unsupportedDType(dtypeName), file: path, offset: 8, tensor: name)
             }
             guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 8 else { throw bad("invalid shape \(shape)") }
-            guard let count = checkedElementCount(shape), offsets[0] >= 0, offsets[1] <= bytes.count, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * dtype.size else {
+            guard let count = checkedElementCount(shape), offsets[0] >= 0, offsets[1] <= bytes.count, offsets[1] >= offsets[0],
+                offsets[1] - offsets[0] == count * dtype.size
+            else {
                 throw bad("data_offsets \(offsets) do not hold \(shape) of \(dtypeName)")
             }
             guard dataStart + offsets[1] <= bytes.count else {
-                throw CheckpointError(.truncated(needed: dataStart + offsets[1] - bytes.count), file: path,
-                                      offset: bytes.count, tensor: name)
+                throw CheckpointError(
+                    .truncated(needed: dataStart + offsets[1] - bytes.count), file: path,
+                    offset: bytes.count, tensor: name)
             }
             var strides = [Int](repeating: 1, count: shape.count)
             for d in stride(from: shape.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
-            tensors.append(SourceTensor(name: name, dtype: dtype, shape: shape, strides: strides, mapping: mapping,
-                                        storageByteOffset: dataStart + offsets[0], storageOffset: 0, file: path))
+            tensors.append(
+                SourceTensor(
+                    name: name, dtype: dtype, shape: shape, strides: strides, mapping: mapping,
+                    storageByteOffset: dataStart + offsets[0], storageOffset: 0, file: path))
         }
         // As the reference reader: sorted by offset, the tensors tile the data exactly, with no overlap, gap or
         // trailing bytes.
@@ -71,15 +77,19 @@ public struct SafetensorsFile: CheckpointSource {
         for t in tensors.sorted(by: { $0.storageByteOffset < $1.storageByteOffset }) {
             let start = t.storageByteOffset - dataStart
             guard start == end else {
-                throw CheckpointError(.malformed(start < end ? "data overlaps the previous tensor's (starts at \(start), previous ends at \(end))"
-                                                             : "\(start - end) bytes of data before it belong to no tensor"),
-                                      file: path, offset: dataStart + min(start, end), tensor: t.name)
+                throw CheckpointError(
+                    .malformed(
+                        start < end
+                            ? "data overlaps the previous tensor's (starts at \(start), previous ends at \(end))"
+                            : "\(start - end) bytes of data before it belong to no tensor"),
+                    file: path, offset: dataStart + min(start, end), tensor: t.name)
             }
             end = start + t.elementCount * t.dtype.size
         }
         guard dataStart + end == bytes.count else {
-            throw CheckpointError(.malformed("\(bytes.count - dataStart - end) trailing bytes after the last tensor's data"), file: path,
-                                  offset: dataStart + end)
+            throw CheckpointError(
+                .malformed("\(bytes.count - dataStart - end) trailing bytes after the last tensor's data"), file: path,
+                offset: dataStart + end)
         }
         self.tensors = tensors
         self.metadata = metadata

@@ -17,7 +17,8 @@ public struct TorchCheckpoint: CheckpointSource {
         }
         let prefix = String(pickleName.dropLast("data.pkl".count))
         if let order = archive.entries[prefix + "byteorder"],
-           String(decoding: archive.data(order), as: UTF8.self) != "little" {
+            String(decoding: archive.data(order), as: UTF8.self) != "little"
+        {
             throw CheckpointError(.malformed("big-endian torch files are not supported"), file: path, offset: order.dataOffset)
         }
         let pickleEntry = archive.entries[pickleName]!
@@ -41,24 +42,30 @@ public struct TorchCheckpoint: CheckpointSource {
                 throw CheckpointError(.malformed("storage '\(t.storage.key)' has no archive entry"), file: path, tensor: name)
             }
             guard t.storage.elements <= entry.size / t.storage.dtype.size else {
-                throw CheckpointError(.malformed("storage '\(t.storage.key)' declares \(t.storage.elements) elements but its entry holds \(entry.size) bytes"),
-                                      file: path, offset: entry.dataOffset, tensor: name)
+                throw CheckpointError(
+                    .malformed("storage '\(t.storage.key)' declares \(t.storage.elements) elements but its entry holds \(entry.size) bytes"),
+                    file: path, offset: entry.dataOffset, tensor: name)
             }
             // The last element the view touches must lie inside the storage; sizes are bounded before multiplying.
             let spans = zip(t.shape, t.strides).map { checkedElementCount([max(0, $0.0 - 1), $0.1]) }
             guard let count = checkedElementCount(t.shape), t.storageOffset <= t.storage.elements,
-                  spans.allSatisfy({ $0 != nil }) else {
-                throw CheckpointError(.malformed("tensor size \(t.shape) / stride \(t.strides) out of range"),
-                                      file: path, offset: entry.dataOffset, tensor: name)
+                spans.allSatisfy({ $0 != nil })
+            else {
+                throw CheckpointError(
+                    .malformed("tensor size \(t.shape) / stride \(t.strides) out of range"),
+                    file: path, offset: entry.dataOffset, tensor: name)
             }
             let last = t.storageOffset + spans.reduce(0) { $0 + $1! }
             guard count == 0 || last < t.storage.elements else {
-                throw CheckpointError(.malformed("view (offset \(t.storageOffset), size \(t.shape), stride \(t.strides)) exceeds its storage of \(t.storage.elements) elements"),
-                                      file: path, offset: entry.dataOffset, tensor: name)
+                throw CheckpointError(
+                    .malformed("view (offset \(t.storageOffset), size \(t.shape), stride \(t.strides)) exceeds its storage of \(t.storage.elements) elements"),
+                    file: path, offset: entry.dataOffset, tensor: name)
             }
-            tensors.append(SourceTensor(name: name, dtype: t.storage.dtype, shape: t.shape, strides: t.strides,
-                                        mapping: archive.mapping, storageByteOffset: entry.dataOffset,
-                                        storageOffset: t.storageOffset, file: path))
+            tensors.append(
+                SourceTensor(
+                    name: name, dtype: t.storage.dtype, shape: t.shape, strides: t.strides,
+                    mapping: archive.mapping, storageByteOffset: entry.dataOffset,
+                    storageOffset: t.storageOffset, file: path))
             entries[name] = entry
         }
         self.tensors = tensors

@@ -170,8 +170,10 @@ public struct Unpickler {
 
     /// Before inserting `values` (deepest `depth`) into a container of current depth `current`: the container
     /// must not already sit inside another value, nor be one of the values; returns the container's new depth.
-    func insertionDepth(into container: AnyObject, sealed: Bool, current: Int, values: [PickleValue], depth: Int,
-                        at offset: Int) throws(CheckpointError) -> Int {
+    func insertionDepth(
+        into container: AnyObject, sealed: Bool, current: Int, values: [PickleValue], depth: Int,
+        at offset: Int
+    ) throws(CheckpointError) -> Int {
         guard !sealed else { throw fail(.malformed("pickle inserts into a container after nesting it elsewhere"), at: offset) }
         for v in values {
             switch v {
@@ -262,8 +264,9 @@ public struct Unpickler {
             case UInt8(ascii: "s"):  // SETITEM
                 let value = try popWithDepth(at: at), key = try popWithDepth(at: at)
                 guard case .dict(let d)? = stack.last else { throw fail(.malformed("pickle SETITEM on a non-dict"), at: at) }
-                d.depth = try insertionDepth(into: d, sealed: d.sealed, current: d.depth, values: [key.value, value.value],
-                                             depth: max(key.depth, value.depth), at: at)
+                d.depth = try insertionDepth(
+                    into: d, sealed: d.sealed, current: d.depth, values: [key.value, value.value],
+                    depth: max(key.depth, value.depth), at: at)
                 d.items.append((key.value, value.value))
             case UInt8(ascii: "u"):  // SETITEMS
                 let (items, depth) = try popMark(at: at)
@@ -301,7 +304,8 @@ public struct Unpickler {
 
     func storage(_ pid: PickleValue, at offset: Int) throws(CheckpointError) -> StorageRef {
         guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
-              case .string(let key) = t[2], case .int(let elements) = t[4], elements >= 0 else {
+            case .string(let key) = t[2], case .int(let elements) = t[4], elements >= 0
+        else {
             throw fail(.malformed("persistent id is not ('storage', type, key, location, numel)"), at: offset)
         }
         guard let dtype = Self.storageTypes[type] else { throw fail(.unsupportedDType(type), at: offset) }

@@ -39,8 +39,9 @@ public struct ZipArchive {
             o -= 1
         }
         guard eocd >= 0 else {
-            throw CheckpointError(.malformed("not a zip archive (no end-of-central-directory record); a legacy non-zip torch file is not supported"),
-                                  file: path, offset: b.count)
+            throw CheckpointError(
+                .malformed("not a zip archive (no end-of-central-directory record); a legacy non-zip torch file is not supported"),
+                file: path, offset: b.count)
         }
         var count = try u16(eocd + 10)
         var cdSize = try u32(eocd + 12)
@@ -59,8 +60,9 @@ public struct ZipArchive {
             cdOffset = try u64(record + 48)
         }
         guard count <= Self.maxEntries, cdOffset + cdSize <= b.count else {
-            throw CheckpointError(.malformed("central directory (\(count) entries at \(cdOffset), \(cdSize) bytes) lies outside the file"),
-                                  file: path, offset: eocd)
+            throw CheckpointError(
+                .malformed("central directory (\(count) entries at \(cdOffset), \(cdSize) bytes) lies outside the file"),
+                file: path, offset: eocd)
         }
         var entries: [String: ZipEntry] = [:]
         var p = cdOffset
@@ -93,8 +95,9 @@ public struct ZipArchive {
                 e += 4 + length
             }
             guard method == 0, compressed == size else {
-                throw CheckpointError(.malformed("entry '\(name)' is compressed (method \(method)); only stored entries are supported"),
-                                      file: path, offset: p)
+                throw CheckpointError(
+                    .malformed("entry '\(name)' is compressed (method \(method)); only stored entries are supported"),
+                    file: path, offset: p)
             }
             guard try u32(local) == 0x0403_4b50 else {
                 throw CheckpointError(.malformed("bad local header signature for '\(name)'"), file: path, offset: local)
@@ -118,8 +121,9 @@ public struct ZipArchive {
     public func verify(_ entry: ZipEntry) throws(CheckpointError) {
         let actual = CRC32.checksum(data(entry))
         guard actual == entry.crc32 else {
-            throw CheckpointError(.crcMismatch(expected: entry.crc32, actual: actual), file: path + ":" + entry.name,
-                                  offset: entry.dataOffset)
+            throw CheckpointError(
+                .crcMismatch(expected: entry.crc32, actual: actual), file: path + ":" + entry.name,
+                offset: entry.dataOffset)
         }
     }
 }
@@ -149,7 +153,8 @@ public enum CRC32 {
             while i + 8 <= n {
                 let lo = base.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ crc
                 let hi = base.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
-                crc = t[7 * 256 + Int(lo & 0xff)] ^ t[6 * 256 + Int((lo >> 8) & 0xff)]
+                crc =
+                    t[7 * 256 + Int(lo & 0xff)] ^ t[6 * 256 + Int((lo >> 8) & 0xff)]
                     ^ t[5 * 256 + Int((lo >> 16) & 0xff)] ^ t[4 * 256 + Int(lo >> 24)]
                     ^ t[3 * 256 + Int(hi & 0xff)] ^ t[2 * 256 + Int((hi >> 8) & 0xff)]
                     ^ t[1 * 256 + Int((hi >> 16) & 0xff)] ^ t[Int(hi >> 24)]

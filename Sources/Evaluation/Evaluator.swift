@@ -20,10 +20,13 @@ public struct CellResult: Codable, Sendable, Equatable {
     /// `<metric>` → standard error as the harness computes it (`EvalTask.standardErrors`).
     public var stderr: [String: Double]?
 
-    public init(task: String, shots: Int, metrics: [String: Double], docs: Int, requests: Int, seconds: Double, inputs: InputRecord?,
-                stderr: [String: Double]?) {
-        (self.task, self.shots, self.metrics, self.docs, self.requests, self.seconds, self.inputs, self.stderr)
-            = (task, shots, metrics, docs, requests, seconds, inputs, stderr)
+    public init(
+        task: String, shots: Int, metrics: [String: Double], docs: Int, requests: Int, seconds: Double, inputs: InputRecord?,
+        stderr: [String: Double]?
+    ) {
+        (self.task, self.shots, self.metrics, self.docs, self.requests, self.seconds, self.inputs, self.stderr) = (
+            task, shots, metrics, docs, requests, seconds, inputs, stderr
+        )
     }
 }
 
@@ -149,8 +152,9 @@ public final class Evaluator {
         var train: JSONLFile?
         if k > 0, let split = task.fewshotSplit {
             do { train = try file(task, split) } catch {
-                var error = TaskError(file: "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl", line: nil,
-                                      "task \(task.rawValue): the few-shot source split '\(split)' is missing, so \(k)-shot cannot run (0-shot still works)")
+                var error = TaskError(
+                    file: "\(options.dataDirectory)/\(task.rawValue)/\(split).jsonl", line: nil,
+                    "task \(task.rawValue): the few-shot source split '\(split)' is missing, so \(k)-shot cannot run (0-shot still works)")
                 error.missingData = true
                 throw error
             }
@@ -167,14 +171,18 @@ public final class Evaluator {
             var examples: [TaskDoc] = []
             if k > 0 {
                 if let train {
-                    examples = try drawFewshot(&rnd, task: task, k: k, population: population.count, file: train.path,
-                                               what: task == .wsc ? "rows with label 1" : "rows")
-                        .map { try task.doc(try train.row(population[$0])) }
+                    examples = try drawFewshot(
+                        &rnd, task: task, k: k, population: population.count, file: train.path,
+                        what: task == .wsc ? "rows with label 1" : "rows"
+                    )
+                    .map { try task.doc(try train.row(population[$0])) }
                 } else {
                     // No training docs: sample k + 1 eval docs, drop any equal to this doc, keep the first k.
                     let text = try row.string("text")
-                    examples = try drawFewshot(&rnd, task: task, k: k + 1, population: eval.count, file: eval.path,
-                                               what: "rows (LAMBADA draws k + 1 from its own split)").map { try eval.row($0) }.filter { try $0.string("text") != text }
+                    examples = try drawFewshot(
+                        &rnd, task: task, k: k + 1, population: eval.count, file: eval.path,
+                        what: "rows (LAMBADA draws k + 1 from its own split)"
+                    ).map { try eval.row($0) }.filter { try $0.string("text") != text }
                         .prefix(k).map { try task.doc($0) }
                 }
             }
@@ -184,8 +192,10 @@ public final class Evaluator {
     }
 
     /// Scores a prepared cell with `forward` options (masks, layer-input cache) and aggregates its metrics.
-    public func score(_ work: CellWork, forward: ForwardOptions? = nil,
-                      progress: ((Int, Int) -> Void)? = nil) throws -> (metrics: [String: Double], scores: [Score], outcomes: [DocOutcome]) {
+    public func score(
+        _ work: CellWork, forward: ForwardOptions? = nil,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> (metrics: [String: Double], scores: [Score], outcomes: [DocOutcome]) {
         let saved = scorer.options
         if let forward { scorer.options = forward }
         defer { scorer.options = saved }
@@ -225,16 +235,23 @@ public final class Evaluator {
         for (item, outcome) in zip(work.items, outcomes) {
             let mine = Array(scores[offset..<(offset + item.requests.count)])
             for (r, s) in zip(item.requests, mine) {
-                lines.append(try json(["doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
-                                       "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy]))
+                lines.append(
+                    try json([
+                        "doc": item.index, "position": item.position, "context": r.context, "continuation": r.continuation,
+                        "loglikelihood": s.loglikelihood, "is_greedy": s.isGreedy,
+                    ]))
             }
             // --log_samples-style: per doc, its requests and scores, the gold, the prediction and whether it was right.
             let ll = mine.map(\.loglikelihood)
             let prediction = ll.indices.max { ll[$0] < ll[$1] || (ll[$0] == ll[$1] && $0 > $1) } ?? 0
             var sample: [String: Any] = [
                 "doc_id": item.index, "position": item.position, "target": item.doc.target,
-                "requests": zip(item.requests, mine).map { ["context": $0.context, "continuation": $0.continuation,
-                                                             "loglikelihood": $1.loglikelihood, "is_greedy": $1.isGreedy] as [String: Any] },
+                "requests": zip(item.requests, mine).map {
+                    [
+                        "context": $0.context, "continuation": $0.continuation,
+                        "loglikelihood": $1.loglikelihood, "is_greedy": $1.isGreedy,
+                    ] as [String: Any]
+                },
                 "prediction": work.task == .lambadaOpenAI ? (mine.last?.isGreedy == true ? 1 : 0) : prediction,
                 "metrics": outcome.values.filter { $0.value.isFinite },
             ]
@@ -247,7 +264,8 @@ public final class Evaluator {
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/requests", withIntermediateDirectories: true)
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: path)
         try FileManager.default.createDirectory(atPath: options.outputDirectory + "/samples", withIntermediateDirectories: true)
-        try AtomicFile.write(Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(work.task.rawValue)-\(work.shots)shot.jsonl")
+        try AtomicFile.write(
+            Array((samples.joined(separator: "\n") + "\n").utf8), to: "\(options.outputDirectory)/samples/\(work.task.rawValue)-\(work.shots)shot.jsonl")
     }
 
 }

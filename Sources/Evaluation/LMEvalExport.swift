@@ -125,11 +125,12 @@ extension Evaluator {
                 metrics[cell.task] = entry.filter { $0.value.isFinite }
                 versions[cell.task] = (EvalTask.named(cell.task, dataDirectory: options.dataDirectory) ?? .generic(cell.task)).harnessVersion
             }
-            let config = LMEvalResults.Config(model: "headroom", model_args: "pretrained=\(results.model)", model_sha256: results.model_sha256,
-                                              num_fewshot: k, batch_size: nil, device: "cpu", no_cache: true, limit: options.limit,
-                                              bootstrap_iters: 100_000, description_dict: [:], memory_budget: options.memoryBudget,
-                                              mask: results.mask, precision: results.precision ?? "fp32", seed: 1234, harness: results.harness,
-                                              tool_version: "headroom \(Headroom.version)", date: date)
+            let config = LMEvalResults.Config(
+                model: "headroom", model_args: "pretrained=\(results.model)", model_sha256: results.model_sha256,
+                num_fewshot: k, batch_size: nil, device: "cpu", no_cache: true, limit: options.limit,
+                bootstrap_iters: 100_000, description_dict: [:], memory_budget: options.memoryBudget,
+                mask: results.mask, precision: results.precision ?? "fp32", seed: 1234, harness: results.harness,
+                tool_version: "headroom \(Headroom.version)", date: date)
             let file = LMEvalResults(results: metrics, versions: versions, config: config)
             try AtomicFile.write([UInt8](try encoder.encode(file)), to: "\(directory)/results-\(k)shot.json")
         }

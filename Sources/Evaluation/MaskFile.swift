@@ -14,7 +14,8 @@ public enum MaskFile {
         var mask = Array(repeating: Array(repeating: true, count: config.numAttentionHeads), count: config.numHiddenLayers)
         for (i, pair) in pairs.enumerated() {
             guard pair.count == 2, (0..<config.numHiddenLayers).contains(pair[0]), (0..<config.numAttentionHeads).contains(pair[1]) else {
-                throw TaskError(file: path, line: nil, "heads[\(i)] = \(pair) is not a [layer, head] of a \(config.numHiddenLayers)×\(config.numAttentionHeads) model")
+                throw TaskError(
+                    file: path, line: nil, "heads[\(i)] = \(pair) is not a [layer, head] of a \(config.numHiddenLayers)×\(config.numAttentionHeads) model")
             }
             mask[pair[0]][pair[1]] = false
         }
@@ -27,7 +28,9 @@ public enum MaskFile {
         guard let layers = object["ffns"] as? [Int] else { throw TaskError(file: path, line: nil, "field 'ffns' must be a list of layer indices") }
         var mask = Array(repeating: true, count: config.numHiddenLayers)
         for (i, l) in layers.enumerated() {
-            guard (0..<config.numHiddenLayers).contains(l) else { throw TaskError(file: path, line: nil, "ffns[\(i)] = \(l) is not a layer below \(config.numHiddenLayers)") }
+            guard (0..<config.numHiddenLayers).contains(l) else {
+                throw TaskError(file: path, line: nil, "ffns[\(i)] = \(l) is not a layer below \(config.numHiddenLayers)")
+            }
             mask[l] = false
         }
         return mask

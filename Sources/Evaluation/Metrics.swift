@@ -103,7 +103,9 @@ func macroF1(_ pairs: [(prediction: Int, gold: Int)], classes: Int) -> Double {
 /// SQuAD's `normalize_answer`: lower case, drop punctuation, drop articles, collapse whitespace.
 func squadNormalize(_ s: String) -> String {
     let lower = s.lowercased()
-    let noPunctuation = String(lower.unicodeScalars.filter { !(0x21...0x2F ~= $0.value || 0x3A...0x40 ~= $0.value || 0x5B...0x60 ~= $0.value || 0x7B...0x7E ~= $0.value) }.map(Character.init))
+    let noPunctuation = String(
+        lower.unicodeScalars.filter { !(0x21...0x2F ~= $0.value || 0x3A...0x40 ~= $0.value || 0x5B...0x60 ~= $0.value || 0x7B...0x7E ~= $0.value) }.map(
+            Character.init))
     let noArticles = noPunctuation.replacingOccurrences(of: "\\b(a|an|the)\\b", with: " ", options: .regularExpression)
     return noArticles.pySplit().joined(separator: " ")
 }

@@ -131,8 +131,10 @@ public final class Scorer {
 
     /// The scores of batch `batch` of `plan`, by request index. `options` replace the scorer's for this batch
     /// (a mask, the oracle's layer-input cache); `layerProgress` is told (layers done, layers) inside the forward.
-    public func score(_ plan: ScoringPlan, batch: Int, options: ForwardOptions? = nil,
-                      layerProgress: (@Sendable (Int, Int) -> Void)? = nil) throws -> [(request: Int, score: Score)] {
+    public func score(
+        _ plan: ScoringPlan, batch: Int, options: ForwardOptions? = nil,
+        layerProgress: (@Sendable (Int, Int) -> Void)? = nil
+    ) throws -> [(request: Int, score: Score)] {
         let saved = self.options
         if let options { self.options = options }
         if let layerProgress { self.options.observers.append(LayerClock(layers: model.config.numHiddenLayers, progress: layerProgress)) }
@@ -145,8 +147,10 @@ public final class Scorer {
     /// The logits buffer every batch reuses.
     private let output = LogitsBuffer()
 
-    private func scoreBatch(_ groups: [[Int]], _ tokenized: [(context: [Int], continuation: [Int])], shareContexts: Bool,
-                            output: LogitsBuffer, into scores: inout [Score?]) throws {
+    private func scoreBatch(
+        _ groups: [[Int]], _ tokenized: [(context: [Int], continuation: [Int])], shareContexts: Bool,
+        output: LogitsBuffer, into scores: inout [Score?]
+    ) throws {
         var sequences: [SequenceInput] = []
         // For each request: where its token predictions are (sequence index, row within that sequence's logits).
         var plan: [(request: Int, rows: [(sequence: Int, row: Int)])] = []

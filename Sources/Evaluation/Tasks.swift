@@ -9,8 +9,10 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
     case generic(String)
 
     /// The paper's 16 tasks (generic tasks are named by their directory instead).
-    public static let allCases: [EvalTask] = [.arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .winogrande, .boolq, .cb, .copa,
-                                          .multirc, .record, .rte, .wic, .wsc, .mathqa, .lambadaOpenAI]
+    public static let allCases: [EvalTask] = [
+        .arcEasy, .arcChallenge, .openbookqa, .hellaswag, .piqa, .winogrande, .boolq, .cb, .copa,
+        .multirc, .record, .rte, .wic, .wsc, .mathqa, .lambadaOpenAI,
+    ]
 
     /// One of the 16 by its harness name; generic tasks come from `EvalTask.generic(name)`.
     public init?(rawValue: String) {
@@ -85,8 +87,9 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
             guard let gold = Int(try row.string("label")), endings.indices.contains(gold) else { throw row.fail("label is not an ending index") }
             return multipleChoice(query, endings, gold)
         case .piqa:
-            return multipleChoice("Question: " + (try row.string("goal")) + "\nAnswer:", [try row.string("sol1"), try row.string("sol2")],
-                                  try row.label("label", count: 2))
+            return multipleChoice(
+                "Question: " + (try row.string("goal")) + "\nAnswer:", [try row.string("sol1"), try row.string("sol2")],
+                try row.label("label", count: 2))
         case .winogrande:
             // Partial scoring: the context's last block becomes sentence[:idx] + option for each option.
             let sentence = try row.string("sentence")
@@ -95,19 +98,23 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
             guard let answer = ["1": 0, "2": 1][try row.string("answer")] else { throw row.fail("field 'answer' must be \"1\" or \"2\"") }
             let prefix = sentence.pySlice(nil, blank)
             let target = " " + sentence.pySlice(blank + 1, nil).pyStrip()
-            return TaskDoc(text: prefix + options[answer], target: target, buildRequests: { context in
-                let blocks = context.components(separatedBy: "\n\n").dropLast()
-                return options.map { Request(context: (blocks + [prefix + $0]).joined(separator: "\n\n"), continuation: target) }
-            }, gold: answer)
+            return TaskDoc(
+                text: prefix + options[answer], target: target,
+                buildRequests: { context in
+                    let blocks = context.components(separatedBy: "\n\n").dropLast()
+                    return options.map { Request(context: (blocks + [prefix + $0]).joined(separator: "\n\n"), continuation: target) }
+                }, gold: answer)
         case .boolq:
             let label = try row.label("label", count: 2)
-            return TaskDoc(text: "\(try row.string("passage"))\nQuestion: \(try row.string("question"))?\nAnswer:",
-                           target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
+            return TaskDoc(
+                text: "\(try row.string("passage"))\nQuestion: \(try row.string("question"))?\nAnswer:",
+                target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .cb:
             let label = try row.label("label", count: 3)
             let answers = [" True", " False", " Neither"]
-            return TaskDoc(text: "\(try row.string("premise"))\nQuestion: \(try row.string("hypothesis")). True, False or Neither?\nAnswer:",
-                           target: answers[label], buildRequests: perContinuation(answers), gold: label)
+            return TaskDoc(
+                text: "\(try row.string("premise"))\nQuestion: \(try row.string("hypothesis")). True, False or Neither?\nAnswer:",
+                target: answers[label], buildRequests: perContinuation(answers), gold: label)
         case .copa:
             // premise.strip()[:-1] + " because" / " therefore"; choices lower-case their first character.
             let connector = ["cause": "because", "effect": "therefore"][try row.string("question")]
@@ -122,8 +129,9 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
                 throw row.fail("field 'idx' needs integer paragraph and question")
             }
             let yes = " \(answer)\nIs the answer correct? yes", no = " \(answer)\nIs the answer correct? no"
-            return TaskDoc(text: "\(try row.string("paragraph"))\nQuestion: \(try row.string("question"))\nAnswer:",
-                           target: label == 1 ? yes : no, buildRequests: perContinuation([yes, no]), gold: 1 - label)
+            return TaskDoc(
+                text: "\(try row.string("paragraph"))\nQuestion: \(try row.string("question"))\nAnswer:",
+                target: label == 1 ? yes : no, buildRequests: perContinuation([yes, no]), gold: 1 - label)
         case .record:
             // text = first part + "\n\n" + "  - {highlight}.\n" per highlight; one request per entity.
             let parts = (try row.string("passage")).pyStrip().components(separatedBy: "\n@highlight\n")
@@ -137,15 +145,18 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
             return TaskDoc(text: text, target: format(first), buildRequests: perContinuation(entities.map(format)), gold: nil)
         case .rte:
             let label = try row.label("label", count: 2)
-            return TaskDoc(text: "\(try row.string("sentence1"))\nQuestion: \(try row.string("sentence2")) True or False?\nAnswer:",
-                           target: label == 0 ? " True" : " False", buildRequests: perContinuation([" True", " False"]), gold: label)
+            return TaskDoc(
+                text: "\(try row.string("sentence1"))\nQuestion: \(try row.string("sentence2")) True or False?\nAnswer:",
+                target: label == 0 ? " True" : " False", buildRequests: perContinuation([" True", " False"]), gold: label)
         case .wic:
             let s1 = try row.string("sentence1")
             let start = try row.int("start1", in: 0...s1.pyCount)
             let word = s1.pySlice(start, try row.int("end1", in: start...s1.pyCount))
             let label = try row.label("label", count: 2)
-            return TaskDoc(text: "Sentence 1: \(s1)\nSentence 2: \(try row.string("sentence2"))\nQuestion: Is the word '\(word)' used in the same way in the two sentences above?\nAnswer:",
-                           target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
+            return TaskDoc(
+                text:
+                    "Sentence 1: \(s1)\nSentence 2: \(try row.string("sentence2"))\nQuestion: Is the word '\(word)' used in the same way in the two sentences above?\nAnswer:",
+                target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .wsc:
             let text = try row.string("text"), span1 = try row.string("span1_text"), span2 = try row.string("span2_text")
             let words = text.pySplit()
@@ -153,8 +164,9 @@ public enum EvalTask: Hashable, Sendable, CaseIterable, RawRepresentable {
             let post = text.pySlice(pre.pyCount + span2.pyCount + 1, nil)
             let passage = generalDetokenize(pre + " *\(span2)*" + post)
             let label = try row.label("label", count: 2)
-            return TaskDoc(text: "Passage: \(passage)\nQuestion: In the passage above, does the pronoun \"*\(span2)*\" refer to \"*\(span1)*\"?\nAnswer:",
-                           target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
+            return TaskDoc(
+                text: "Passage: \(passage)\nQuestion: In the passage above, does the pronoun \"*\(span2)*\" refer to \"*\(span1)*\"?\nAnswer:",
+                target: label == 1 ? " yes" : " no", buildRequests: perContinuation([" yes", " no"]), gold: 1 - label)
         case .mathqa:
             // choices = [c[4:].rstrip(" ,") for c in re.findall(r"[abcd] \) .*?, |e \) .*?$", options)]
             let choices = mathqaChoices(try row.string("options"))

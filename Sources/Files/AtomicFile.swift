@@ -18,7 +18,7 @@ public final class AtomicFile {
 
     /// Refuses a destination that is an input of this run or not a regular file, and removes partial files
     /// that killed earlier runs left for the same destination.
-    public init(path: String) throws(HRZError) {
+    public init(path: String) throws(FileError) {
         self.path = path
         temporaryPath = "\(path).partial-\(FileGuard.hostTag)-\(getpid())"
         try FileGuard.checkReplaceable(path)
@@ -27,20 +27,20 @@ public final class AtomicFile {
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             FileGuard.unregisterPartial(partialSlot)
-            throw HRZError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
+            throw FileError(file: path, "cannot create \(temporaryPath): \(String(cString: strerror(errno)))")
         }
     }
 
     deinit { if !committed { discard() } }
 
-    public func write(_ data: UnsafeRawBufferPointer) throws(HRZError) {
+    public func write(_ data: UnsafeRawBufferPointer) throws(FileError) {
         guard var p = data.baseAddress else { return }
         var left = data.count
         while left > 0 {
             let n = Glibc.write(fd, p, left)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw HRZError(.io("write failed: \(String(cString: strerror(errno)))"), file: path, offset: position)
+                throw FileError(file: path, offset: position, "write failed: \(String(cString: strerror(errno)))")
             }
             p += n
             left -= n
@@ -48,33 +48,33 @@ public final class AtomicFile {
         }
     }
 
-    public func write(_ bytes: [UInt8]) throws(HRZError) {
-        var failure: HRZError?
+    public func write(_ bytes: [UInt8]) throws(FileError) {
+        var failure: FileError?
         bytes.withUnsafeBytes { b in
-            do throws(HRZError) { try write(b) } catch { failure = error }
+            do throws(FileError) { try write(b) } catch { failure = error }
         }
         if let failure { throw failure }
     }
 
     /// Writes zeros up to `offset`.
-    public func pad(to offset: Int) throws(HRZError) {
+    public func pad(to offset: Int) throws(FileError) {
         if offset > position { try write([UInt8](repeating: 0, count: offset - position)) }
     }
 
     /// Overwrites bytes at `offset` without moving `position`. C: `pwrite`.
-    public func write(_ bytes: [UInt8], at offset: Int) throws(HRZError) {
+    public func write(_ bytes: [UInt8], at offset: Int) throws(FileError) {
         let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
         guard n == bytes.count else {
-            throw HRZError(.io("pwrite failed: \(String(cString: strerror(errno)))"), file: path, offset: offset)
+            throw FileError(file: path, offset: offset, "pwrite failed: \(String(cString: strerror(errno)))")
         }
     }
 
     /// Flushes to disk and renames over `path`.
-    public func commit() throws(HRZError) {
-        guard fsync(fd) == 0 else { throw HRZError(.io("fsync failed: \(String(cString: strerror(errno)))"), file: path) }
+    public func commit() throws(FileError) {
+        guard fsync(fd) == 0 else { throw FileError(file: path, "fsync failed: \(String(cString: strerror(errno)))") }
         close(fd)
         fd = -1
-        do throws(HRZError) { try FileGuard.checkReplaceable(path) } catch {
+        do throws(FileError) { try FileGuard.checkReplaceable(path) } catch {
             discard()
             throw error
         }
@@ -82,7 +82,7 @@ public final class AtomicFile {
             let why = String(cString: strerror(errno))
             unlink(temporaryPath)
             FileGuard.unregisterPartial(partialSlot)
-            throw HRZError(.io("cannot rename \(temporaryPath) into place: \(why)"), file: path)
+            throw FileError(file: path, "cannot rename \(temporaryPath) into place: \(why)")
         }
         committed = true
         FileGuard.unregisterPartial(partialSlot)
@@ -98,7 +98,7 @@ public final class AtomicFile {
     }
 
     /// Writes `data` to `path` atomically in one call.
-    public static func write(_ data: [UInt8], to path: String) throws(HRZError) {
+    public static func write(_ data: [UInt8], to path: String) throws(FileError) {
         let file = try AtomicFile(path: path)
         try file.write(data)
         try file.commit()

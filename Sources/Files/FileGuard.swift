@@ -39,18 +39,18 @@ public enum FileGuard {
 
     /// Opens `path` (symlinks followed) for reading, refusing anything but a regular file before it can block,
     /// and records it as an input. Returns the descriptor (blocking mode) and its size.
-    public static func openInput(_ path: String, register: Bool = true) throws(HRZError) -> (fd: Int32, size: Int) {
+    public static func openInput(_ path: String, register: Bool = true) throws(FileError) -> (fd: Int32, size: Int) {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+        guard fd >= 0 else { throw FileError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let why = String(cString: strerror(errno))
             close(fd)
-            throw HRZError(.io("cannot stat: \(why)"), file: path)
+            throw FileError(file: path, "cannot stat: \(why)")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw HRZError(.io("is \(kindName(info.st_mode)), not a regular file"), file: path)
+            throw FileError(file: path, "is \(kindName(info.st_mode)), not a regular file")
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         if register {
@@ -76,10 +76,10 @@ public enum FileGuard {
     /// words). Throws for a path that exists but is not a regular file, or a read error. Not recorded as an
     /// input: a run reads its own earlier results this way before replacing them (commands declare their
     /// inputs to `preflight`; mapped models and checkpoints are recorded by `MappedFile`).
-    public static func contents(atPath path: String) throws(HRZError) -> Data? {
+    public static func contents(atPath path: String) throws(FileError) -> Data? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw HRZError(.io("is \(kindName(info.st_mode)), not a regular file"), file: path) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FileError(file: path, "is \(kindName(info.st_mode)), not a regular file") }
         guard access(path, R_OK) == 0 else { return nil }
         let (fd, size) = try openInput(path, register: false)
         defer { close(fd) }
@@ -94,7 +94,7 @@ public enum FileGuard {
             }
             return nil
         }
-        if let failure { throw HRZError(.io("read failed: \(String(cString: strerror(failure)))"), file: path, offset: done) }
+        if let failure { throw FileError(file: path, offset: done, "read failed: \(String(cString: strerror(failure)))") }
         if done < size { data.count = done }  // shrank while read: what is there is what was read
         return data
     }
@@ -125,14 +125,14 @@ public enum FileGuard {
 
     /// Throws unless `path` may be replaced by an output: it does not exist, or is a regular file (or a link to
     /// one) that is not one of this run's inputs.
-    public static func checkReplaceable(_ path: String) throws(HRZError) {
+    public static func checkReplaceable(_ path: String) throws(FileError) {
         var info = stat()
         guard stat(path, &info) == 0 else { return }  // absent, or a dangling symlink (rename replaces the link)
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw HRZError(.io("output exists and is \(kindName(info.st_mode)); refusing to replace it"), file: path)
+            throw FileError(file: path, "output exists and is \(kindName(info.st_mode)); refusing to replace it")
         }
         if let input = inputMatching(path) {
-            throw HRZError(.io("output is the input '\(input)'; refusing to overwrite an input (choose another -o)"), file: path)
+            throw FileError(file: path, "output is the input '\(input)'; refusing to overwrite an input (choose another -o)")
         }
     }
 
@@ -147,10 +147,10 @@ public enum FileGuard {
     /// Checks every output against the command's inputs before anything expensive runs: a file output's
     /// directory exists and is writable, the file is not an input and not a device or FIFO; a directory
     /// output is a directory or can be created.
-    public static func preflight(outputs: [Output], inputs: [String]) throws(HRZError) {
+    public static func preflight(outputs: [Output], inputs: [String]) throws(FileError) {
         for input in inputs {
             var exists = stat()
-            guard stat(input, &exists) == 0 else { throw HRZError(.io("cannot open: \(String(cString: strerror(errno)))"), file: input) }
+            guard stat(input, &exists) == 0 else { throw FileError(file: input, "cannot open: \(String(cString: strerror(errno)))") }
             registerInput(input)
         }
         for output in outputs {
@@ -160,27 +160,27 @@ public enum FileGuard {
                 let parent = directory.isEmpty ? "." : directory
                 var info = stat()
                 guard stat(parent, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-                    throw HRZError(.io("the output's directory '\(parent)' does not exist"), file: path)
+                    throw FileError(file: path, "the output's directory '\(parent)' does not exist")
                 }
-                guard access(parent, W_OK) == 0 else { throw HRZError(.io("the output's directory '\(parent)' is not writable"), file: path) }
+                guard access(parent, W_OK) == 0 else { throw FileError(file: path, "the output's directory '\(parent)' is not writable") }
                 try checkReplaceable(path)
             case .directory(let path):
                 var info = stat()
                 if stat(path, &info) == 0 {
                     guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                        throw HRZError(.io("output directory exists and is \(kindName(info.st_mode))"), file: path)
+                        throw FileError(file: path, "output directory exists and is \(kindName(info.st_mode))")
                     }
-                    guard access(path, W_OK) == 0 else { throw HRZError(.io("output directory is not writable"), file: path) }
+                    guard access(path, W_OK) == 0 else { throw FileError(file: path, "output directory is not writable") }
                 } else {
                     var ancestor = (path as NSString).deletingLastPathComponent
                     while !ancestor.isEmpty, stat(ancestor, &info) != 0 { ancestor = (ancestor as NSString).deletingLastPathComponent }
-                    if ancestor.isEmpty { ancestor = "." ; _ = stat(ancestor, &info) }
+                    if ancestor.isEmpty { ancestor = "."; _ = stat(ancestor, &info) }
                     guard (info.st_mode & S_IFMT) == S_IFDIR, access(ancestor, W_OK) == 0 else {
-                        throw HRZError(.io("cannot create the output directory under '\(ancestor)'"), file: path)
+                        throw FileError(file: path, "cannot create the output directory under '\(ancestor)'")
                     }
                 }
                 if let input = inputMatching(path) {
-                    throw HRZError(.io("output directory is the input '\(input)'"), file: path)
+                    throw FileError(file: path, "output directory is the input '\(input)'")
                 }
             }
         }

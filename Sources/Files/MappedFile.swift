@@ -16,7 +16,7 @@ public final class MappedFile: @unchecked Sendable {
     private var mappingSlot: Int?
 
     /// Opens through `FileGuard.openInput`: a FIFO or device is refused before it can block.
-    public init(path: String) throws(HRZError) {
+    public init(path: String) throws(FileError) {
         self.path = path
         let (fd, size) = try FileGuard.openInput(path)
         self.fd = fd
@@ -28,7 +28,7 @@ public final class MappedFile: @unchecked Sendable {
         let mapped = mmap(nil, count, PROT_READ, MAP_SHARED, fd, 0)
         guard let mapped, mapped != MAP_FAILED else {
             close(fd)
-            throw HRZError(.io("cannot mmap: \(String(cString: strerror(errno)))"), file: path)
+            throw FileError(file: path, "cannot mmap: \(String(cString: strerror(errno)))")
         }
         base = UnsafeRawPointer(mapped)
         mappingSlot = FileGuard.registerMapping(base: base, count: count, path: path)

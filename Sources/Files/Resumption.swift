@@ -91,10 +91,10 @@ public enum DirectoryLock {
     public static func withLock<T>(_ directory: String, _ body: () throws -> T) throws -> T {
         let path = (directory as NSString).appendingPathComponent(".headroom.lock")
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HRZError(.io("cannot open the lock file: \(String(cString: strerror(errno)))"), file: path) }
+        guard fd >= 0 else { throw FileError(file: path, "cannot open the lock file: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw HRZError(.io("cannot lock: \(String(cString: strerror(errno)))"), file: path) }
+            guard errno == EINTR else { throw FileError(file: path, "cannot lock: \(String(cString: strerror(errno)))") }
         }
         defer { flock(fd, LOCK_UN) }
         return try body()

@@ -54,8 +54,10 @@ public struct EncodedChunk {
 
 public enum ChunkCodec {
     /// Encodes `elements` values of `dtype` at `source` (little-endian).
-    public static func encode(_ source: UnsafeRawPointer, elements: Int, dtype: DType,
-                              scratch: ChunkScratch, split: Bool = true) throws(HRZError.Kind) -> EncodedChunk {
+    public static func encode(
+        _ source: UnsafeRawPointer, elements: Int, dtype: DType,
+        scratch: ChunkScratch, split: Bool = true
+    ) throws(HRZError.Kind) -> EncodedChunk {
         let byteCount = elements * dtype.size
         var stored: [UInt8] = []
         stored.reserveCapacity(byteCount)
@@ -80,8 +82,10 @@ public enum ChunkCodec {
     }
 
     /// Appends one plane, compressed when that is smaller.
-    static func appendPlane(_ data: UnsafeRawPointer, count: Int, to stored: inout [UInt8],
-                            scratch: ChunkScratch) throws(HRZError.Kind) -> PlaneInfo {
+    static func appendPlane(
+        _ data: UnsafeRawPointer, count: Int, to stored: inout [UInt8],
+        scratch: ChunkScratch
+    ) throws(HRZError.Kind) -> PlaneInfo {
         let bound = ZstdCompressor.bound(count)
         scratch.reserveOutput(bound)
         let compressed = try scratch.compressor.compress(data, count: count, into: scratch.output, capacity: bound)
@@ -104,9 +108,11 @@ public enum ChunkCodec {
 
     /// Decodes one chunk's stored bytes into `destination` (`elements · dtype.size` bytes).
     /// The caller has already checked bounds and the checksum.
-    public static func decode(_ stored: UnsafeRawPointer, chunk: ChunkInfo, dtype: DType,
-                              into destination: UnsafeMutableRawPointer,
-                              scratch: ChunkScratch) throws(HRZError.Kind) {
+    public static func decode(
+        _ stored: UnsafeRawPointer, chunk: ChunkInfo, dtype: DType,
+        into destination: UnsafeMutableRawPointer,
+        scratch: ChunkScratch
+    ) throws(HRZError.Kind) {
         guard let sizes = planeSizes(elements: chunk.elements, dtype: dtype, planeCount: chunk.planes.count) else {
             throw .malformed("\(chunk.planes.count) planes for dtype \(dtype.rawValue)")
         }
@@ -123,9 +129,11 @@ public enum ChunkCodec {
     /// The two byte planes of a 16-bit chunk, not interleaved: a raw plane is returned in place (a pointer
     /// into `stored`), a compressed one is decoded to its target (`elements` bytes each). The caller has
     /// already checked bounds and the checksum; `stored` must outlive the returned pointers.
-    public static func decodePlanes(_ stored: UnsafeRawPointer, chunk: ChunkInfo,
-                                    into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
-                                    scratch: ChunkScratch) throws(HRZError.Kind) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
+    public static func decodePlanes(
+        _ stored: UnsafeRawPointer, chunk: ChunkInfo,
+        into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
+        scratch: ChunkScratch
+    ) throws(HRZError.Kind) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
         let n = chunk.elements
         guard chunk.planes.count == 2 else { throw .malformed("\(chunk.planes.count) planes where 2 byte planes were expected") }
         var pointers: [UnsafePointer<UInt8>] = []
@@ -150,8 +158,10 @@ public enum ChunkCodec {
         for i in 0..<count { out[i] = (UInt16(high[i]) << 8 | UInt16(low[i])).littleEndian }
     }
 
-    static func decodePlane(_ source: UnsafeRawPointer, _ plane: PlaneInfo, into destination: UnsafeMutableRawPointer,
-                            size: Int, scratch: ChunkScratch) throws(HRZError.Kind) {
+    static func decodePlane(
+        _ source: UnsafeRawPointer, _ plane: PlaneInfo, into destination: UnsafeMutableRawPointer,
+        size: Int, scratch: ChunkScratch
+    ) throws(HRZError.Kind) {
         switch plane.codec {
         case .raw:
             guard plane.length == size else { throw .malformed("raw plane is \(plane.length) bytes, expected \(size)") }

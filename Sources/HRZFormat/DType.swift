@@ -103,8 +103,10 @@ extension DType {
 extension DType {
     /// Widens `count` 16-bit elements held as byte planes (element i = `high[i] << 8 | low[i]`, HRZ §6) to
     /// fp32, without first interleaving them: the streaming runtime widens straight from a chunk's planes.
-    public func widenPlanes(high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>, into destination: UnsafeMutablePointer<Float>,
-                            count: Int) {
+    public func widenPlanes(
+        high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>, into destination: UnsafeMutablePointer<Float>,
+        count: Int
+    ) {
         switch self {
         case .f16:
             Half.f16Table.withUnsafeBufferPointer { t in for i in 0..<count { destination[i] = t[Int(high[i]) << 8 | Int(low[i])] } }

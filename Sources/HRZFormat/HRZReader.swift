@@ -17,26 +17,30 @@ public final class HRZReader: @unchecked Sendable {
     public var tensors: [TensorInfo] { index.tensors }
 
     public init(path: String) throws(HRZError) {
-        file = try MappedFile(path: path)
+        file = try io { () throws(FileError) in try MappedFile(path: path) }
         let bytes = file.bytes
         header = try HRZHeader.decode(bytes, file: path)
         if header.fileLength > bytes.count {
             throw HRZError(.truncated(needed: header.fileLength - bytes.count), file: path, offset: bytes.count)
         }
         if header.fileLength < bytes.count {
-            throw HRZError(.malformed("\(bytes.count - header.fileLength) unexpected bytes after the declared end"),
-                           file: path, offset: header.fileLength)
+            throw HRZError(
+                .malformed("\(bytes.count - header.fileLength) unexpected bytes after the declared end"),
+                file: path, offset: header.fileLength)
         }
         guard header.indexOffset >= HRZLayout.alignment, header.indexLength <= HRZLayout.maxIndexLength,
-              header.indexOffset + header.indexLength == header.fileLength else {
-            throw HRZError(.malformed("index range \(header.indexOffset)+\(header.indexLength) does not end the file"),
-                           file: path, offset: 16)
+            header.indexOffset + header.indexLength == header.fileLength
+        else {
+            throw HRZError(
+                .malformed("index range \(header.indexOffset)+\(header.indexLength) does not end the file"),
+                file: path, offset: 16)
         }
         let indexBytes = UnsafeRawBufferPointer(rebasing: bytes[header.indexOffset..<header.fileLength])
         let actual = XXH64.hash(indexBytes.baseAddress!, count: indexBytes.count)
         guard actual == header.indexChecksum else {
-            throw HRZError(.checksumMismatch(expected: header.indexChecksum, actual: actual), file: path,
-                           offset: header.indexOffset)
+            throw HRZError(
+                .checksumMismatch(expected: header.indexChecksum, actual: actual), file: path,
+                offset: header.indexOffset)
         }
         do {
             index = try JSONDecoder().decode(HRZIndex.self, from: Data(indexBytes))
@@ -70,7 +74,8 @@ public final class HRZReader: @unchecked Sendable {
         }
         for (l, plan) in m.layers.enumerated() {
             guard plan.heads == plan.heads.sorted(), Set(plan.heads).count == plan.heads.count,
-                  plan.heads.allSatisfy({ (0..<m.config.numAttentionHeads).contains($0) }) else {
+                plan.heads.allSatisfy({ (0..<m.config.numAttentionHeads).contains($0) })
+            else {
                 throw fail("layer \(l) head list \(plan.heads) is not ascending unique indices below \(m.config.numAttentionHeads)")
             }
         }
@@ -96,18 +101,21 @@ public final class HRZReader: @unchecked Sendable {
             var elements = 0
             for (c, chunk) in t.chunks.enumerated() {
                 guard chunk.offset == expectedOffset else {
-                    throw fail("chunk at \(chunk.offset), expected \(expectedOffset) (chunks must tile the data region)",
-                               tensor: t.name, chunk: c, offset: chunk.offset)
+                    throw fail(
+                        "chunk at \(chunk.offset), expected \(expectedOffset) (chunks must tile the data region)",
+                        tensor: t.name, chunk: c, offset: chunk.offset)
                 }
                 guard chunk.elements > 0, chunk.elements <= 1 << 32,
-                      let sizes = ChunkCodec.planeSizes(elements: chunk.elements, dtype: t.dtype, planeCount: chunk.planes.count) else {
+                    let sizes = ChunkCodec.planeSizes(elements: chunk.elements, dtype: t.dtype, planeCount: chunk.planes.count)
+                else {
                     throw fail("chunk has \(chunk.elements) elements in \(chunk.planes.count) planes", tensor: t.name, chunk: c)
                 }
                 for (plane, size) in zip(chunk.planes, sizes) {
                     let ok = plane.codec == .raw ? plane.length == size : (plane.length > 0 && plane.length < size)
                     guard ok else {
-                        throw fail("\(plane.codec.rawValue) plane of \(plane.length) bytes for \(size) decoded bytes",
-                                   tensor: t.name, chunk: c)
+                        throw fail(
+                            "\(plane.codec.rawValue) plane of \(plane.length) bytes for \(size) decoded bytes",
+                            tensor: t.name, chunk: c)
                     }
                 }
                 guard chunk.xxh64.count == 16, UInt64(chunk.xxh64, radix: 16) != nil else {
@@ -142,8 +150,10 @@ public final class HRZReader: @unchecked Sendable {
     /// With `release`, each chunk's mapped pages are dropped from this process as soon as it is decoded, so
     /// streaming a layer never holds more than a chunk of it compressed.
     /// Chunks inside `staged` are read from there instead of the map.
-    public func read(_ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                     release: Bool = false, staged: Staged? = nil) throws(HRZError) {
+    public func read(
+        _ info: TensorInfo, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
+        release: Bool = false, staged: Staged? = nil
+    ) throws(HRZError) {
         var out = destination
         for c in info.chunks.indices {
             try readChunk(info, chunk: c, into: out, scratch: scratch, release: release, staged: staged)
@@ -153,8 +163,10 @@ public final class HRZReader: @unchecked Sendable {
 
     /// Chunk `c` of `info` decoded in its stored dtype into `destination` (`elements · dtype.size` bytes); as
     /// `read`. `verified`: the caller has already checked this chunk with `verify` (same `staged`).
-    public func readChunk(_ info: TensorInfo, chunk c: Int, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
-                          release: Bool = false, staged: Staged? = nil, verified: Bool = false) throws(HRZError) {
+    public func readChunk(
+        _ info: TensorInfo, chunk c: Int, into destination: UnsafeMutableRawPointer, scratch: ChunkScratch,
+        release: Bool = false, staged: Staged? = nil, verified: Bool = false
+    ) throws(HRZError) {
         let chunk = info.chunks[c]
         let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
         do {
@@ -168,10 +180,12 @@ public final class HRZReader: @unchecked Sendable {
     /// Chunk `c` of a two-plane (16-bit) tensor as its byte planes, not interleaved, checksum checked: raw planes
     /// point into `staged` (or the map), compressed ones are decoded to `targets` (`ChunkCodec.decodePlanes`).
     /// The pointers stay valid while that storage does, so the chunk's pages are not released.
-    public func readPlanes(_ info: TensorInfo, chunk c: Int,
-                           into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
-                           scratch: ChunkScratch, staged: Staged? = nil,
-                           verified: Bool = false) throws(HRZError) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
+    public func readPlanes(
+        _ info: TensorInfo, chunk c: Int,
+        into targets: (high: UnsafeMutableRawPointer, low: UnsafeMutableRawPointer),
+        scratch: ChunkScratch, staged: Staged? = nil,
+        verified: Bool = false
+    ) throws(HRZError) -> (high: UnsafePointer<UInt8>, low: UnsafePointer<UInt8>) {
         let chunk = info.chunks[c]
         let stored = verified ? storage(of: chunk, staged: staged) : try verifiedChunk(info, c, staged: staged)
         do {
@@ -210,8 +224,9 @@ public final class HRZReader: @unchecked Sendable {
         let chunk = info.chunks[c]
         let expected = UInt64(chunk.xxh64, radix: 16) ?? 0
         guard expected == actual else {
-            throw HRZError(.checksumMismatch(expected: expected, actual: actual), file: path, offset: chunk.offset,
-                           tensor: info.name, chunk: c)
+            throw HRZError(
+                .checksumMismatch(expected: expected, actual: actual), file: path, offset: chunk.offset,
+                tensor: info.name, chunk: c)
         }
     }
 

@@ -23,27 +23,31 @@ public final class HRZWriter {
     /// Called after each batch with the decoded bytes it covered.
     public var onProgress: ((Int) -> Void)?
 
-    public init(path: String, level: Int = 3, threads: Int = 1, chunkElements: Int = 1 << 20,
-                splitPlanes: Bool = true) throws(HRZError) {
+    public init(
+        path: String, level: Int = 3, threads: Int = 1, chunkElements: Int = 1 << 20,
+        splitPlanes: Bool = true
+    ) throws(HRZError) {
         self.path = path
         self.level = level
         self.threads = max(1, threads)
         self.chunkElements = chunkElements
         self.splitPlanes = splitPlanes
-        output = try AtomicFile(path: path)
+        output = try io { () throws(FileError) in try AtomicFile(path: path) }
         batch = self.threads * 2
         scratches = (0..<batch).map { _ in ChunkScratch(level: level) }
         buffers = (0..<batch).map { _ in UnsafeMutableRawPointer.allocate(byteCount: chunkElements * 4, alignment: 64) }
-        try output.write([UInt8](repeating: 0, count: HRZLayout.headerSize))
-        try output.pad(to: HRZLayout.alignment)
+        try io { () throws(FileError) in try output.write([UInt8](repeating: 0, count: HRZLayout.headerSize)) }
+        try io { () throws(FileError) in try output.pad(to: HRZLayout.alignment) }
     }
 
     deinit { buffers.forEach { $0.deallocate() } }
 
     /// Appends one tensor. `fill(range, destination)` writes elements `range` in `dtype` to `destination`;
     /// it is called concurrently for different ranges and must be thread-safe.
-    public func add(name: String, dtype: DType, shape: [Int], layer: Int?,
-                    fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawPointer) throws -> Void) throws {
+    public func add(
+        name: String, dtype: DType, shape: [Int], layer: Int?,
+        fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawPointer) throws -> Void
+    ) throws {
         guard names.insert(name).inserted else {
             throw HRZError(.malformed("duplicate tensor name"), file: path, tensor: name)
         }
@@ -63,8 +67,10 @@ public final class HRZWriter {
                 let offset = output.position
                 try output.write(chunk.bytes)
                 storedBytes += chunk.bytes.count
-                chunks.append(ChunkInfo(offset: offset, elements: chunk.elements, planes: chunk.planes,
-                                        xxh64: String(hex64(chunk.checksum).dropFirst(2))))
+                chunks.append(
+                    ChunkInfo(
+                        offset: offset, elements: chunk.elements, planes: chunk.planes,
+                        xxh64: String(hex64(chunk.checksum).dropFirst(2))))
             }
             onProgress?(ranges.reduce(0) { $0 + $1.count } * dtype.size)
         }
@@ -76,8 +82,9 @@ public final class HRZWriter {
         let data = bytes
         try add(name: name, dtype: dtype, shape: shape, layer: layer) { range, destination in
             data.withUnsafeBytes { b in
-                destination.copyMemory(from: b.baseAddress! + range.lowerBound * dtype.size,
-                                       byteCount: range.count * dtype.size)
+                destination.copyMemory(
+                    from: b.baseAddress! + range.lowerBound * dtype.size,
+                    byteCount: range.count * dtype.size)
             }
         }
     }
@@ -109,15 +116,18 @@ public final class HRZWriter {
         tensors.append(TensorInfo(name: name, dtype: info.dtype, shape: info.shape, layer: layer, chunks: chunks))
     }
 
-    private func encodeBatch(_ ranges: [Range<Int>], dtype: DType,
-                             fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawPointer) throws -> Void) throws -> [EncodedChunk] {
+    private func encodeBatch(
+        _ ranges: [Range<Int>], dtype: DType,
+        fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawPointer) throws -> Void
+    ) throws -> [EncodedChunk] {
         let results = ResultSlots<EncodedChunk>(count: ranges.count)
         let scratches = self.scratches, buffers = self.buffers, split = splitPlanes
         DispatchQueue.concurrentPerform(iterations: ranges.count) { i in
             results.set(i) {
                 try fill(ranges[i], buffers[i])
-                return try ChunkCodec.encode(buffers[i], elements: ranges[i].count, dtype: dtype,
-                                             scratch: scratches[i], split: split)
+                return try ChunkCodec.encode(
+                    buffers[i], elements: ranges[i].count, dtype: dtype,
+                    scratch: scratches[i], split: split)
             }
         }
         return try results.values(wrap: HRZError.wrapping(file: path))
@@ -130,13 +140,15 @@ public final class HRZWriter {
         encoder.outputFormatting = [.sortedKeys]
         let json = [UInt8](try encoder.encode(index))
         guard json.count <= HRZLayout.maxIndexLength else {
-            throw HRZError(.malformed("the index would be \(json.count) bytes; readers accept at most \(HRZLayout.maxIndexLength) (formats/HRZ.md §3)"),
-                           file: path)
+            throw HRZError(
+                .malformed("the index would be \(json.count) bytes; readers accept at most \(HRZLayout.maxIndexLength) (formats/HRZ.md §3)"),
+                file: path)
         }
         let indexOffset = output.position
         try output.write(json)
-        let header = HRZHeader(indexOffset: indexOffset, indexLength: json.count,
-                               fileLength: indexOffset + json.count, indexChecksum: XXH64.hash(json))
+        let header = HRZHeader(
+            indexOffset: indexOffset, indexLength: json.count,
+            fileLength: indexOffset + json.count, indexChecksum: XXH64.hash(json))
         try output.write(header.encoded(), at: 0)
         try output.commit()
     }
@@ -147,4 +159,3 @@ public final class HRZWriter {
     /// Bytes written so far.
     public var position: Int { output.position }
 }
-

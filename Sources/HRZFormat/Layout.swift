@@ -24,8 +24,10 @@ public struct HRZHeader: Equatable, Sendable {
     /// xxHash64 of the index bytes.
     public var indexChecksum: UInt64
 
-    public init(major: Int = HRZLayout.majorVersion, minor: Int = HRZLayout.minorVersion,
-                indexOffset: Int, indexLength: Int, fileLength: Int, indexChecksum: UInt64) {
+    public init(
+        major: Int = HRZLayout.majorVersion, minor: Int = HRZLayout.minorVersion,
+        indexOffset: Int, indexLength: Int, fileLength: Int, indexChecksum: UInt64
+    ) {
         self.major = major
         self.minor = minor
         self.indexOffset = indexOffset
@@ -73,7 +75,8 @@ public struct HRZHeader: Equatable, Sendable {
         if let bad = fields.firstIndex(where: { $0 > limit }) {
             throw HRZError(.malformed("header field out of range"), file: file, offset: 16 + 8 * bad)
         }
-        return HRZHeader(major: major, minor: minor, indexOffset: Int(fields[0]), indexLength: Int(fields[1]),
-                         fileLength: Int(fields[2]), indexChecksum: u64(40))
+        return HRZHeader(
+            major: major, minor: minor, indexOffset: Int(fields[0]), indexLength: Int(fields[1]),
+            fileLength: Int(fields[2]), indexChecksum: u64(40))
     }
 }

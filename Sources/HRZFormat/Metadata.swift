@@ -1,7 +1,6 @@
 /// The JSON index of an `.hrz` file: model metadata plus the tensor table. See `formats/HRZ.md` §4–§5.
 import OPTSchema
 
-
 /// One input file the model was converted from.
 public struct SourceFile: Codable, Sendable, Equatable {
     public var file: String

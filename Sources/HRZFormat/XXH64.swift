@@ -46,8 +46,10 @@ public enum XXH64 {
 
     /// Two independent hashes in one pass: the stripe loops of both run interleaved, which keeps twice as
     /// many loads in flight. From memory that is about 10 GB/s per core here, against 7.5–7.9 for one stream.
-    public static func hash(_ a: UnsafeRawPointer, count countA: Int, _ b: UnsafeRawPointer, count countB: Int,
-                            seed: UInt64 = 0) -> (UInt64, UInt64) {
+    public static func hash(
+        _ a: UnsafeRawPointer, count countA: Int, _ b: UnsafeRawPointer, count countB: Int,
+        seed: UInt64 = 0
+    ) -> (UInt64, UInt64) {
         var la = Lanes(seed: seed), lb = Lanes(seed: seed)
         let both = min(countA, countB) / 32 * 32
         var offset = 0

@@ -30,8 +30,10 @@ public final class ZstdCompressor {
 
     /// Compresses `count` bytes into `destination` (capacity at least `bound(count)`); returns the frame size.
     /// C: `ZSTD_compressCCtx`.
-    public func compress(_ source: UnsafeRawPointer, count: Int,
-                         into destination: UnsafeMutableRawPointer, capacity: Int) throws(HRZError.Kind) -> Int {
+    public func compress(
+        _ source: UnsafeRawPointer, count: Int,
+        into destination: UnsafeMutableRawPointer, capacity: Int
+    ) throws(HRZError.Kind) -> Int {
         try zstdCheck(ZSTD_compressCCtx(context, destination, capacity, source, count, level), "ZSTD_compressCCtx")
     }
 }
@@ -50,10 +52,13 @@ public final class ZstdDecompressor {
 
     /// Decompresses one frame of `count` bytes; the output must be exactly `expected` bytes.
     /// C: `ZSTD_decompressDCtx`.
-    public func decompress(_ source: UnsafeRawPointer, count: Int,
-                           into destination: UnsafeMutableRawPointer, expected: Int) throws(HRZError.Kind) {
-        let written = try zstdCheck(ZSTD_decompressDCtx(context, destination, expected, source, count),
-                                    "ZSTD_decompressDCtx")
+    public func decompress(
+        _ source: UnsafeRawPointer, count: Int,
+        into destination: UnsafeMutableRawPointer, expected: Int
+    ) throws(HRZError.Kind) {
+        let written = try zstdCheck(
+            ZSTD_decompressDCtx(context, destination, expected, source, count),
+            "ZSTD_decompressDCtx")
         if written != expected {
             throw .zstd("ZSTD_decompressDCtx: frame decoded to \(written) bytes, expected \(expected)")
         }

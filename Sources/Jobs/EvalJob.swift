@@ -96,8 +96,9 @@ public final class EvalJob {
     }
 
     var header: ResultsFile {
-        ResultsFile(harness: Evaluator.harness, model: model, model_sha256: evaluator.modelID, mask: options.maskDescription,
-                    precision: options.precision.rawValue, cells: [:])
+        ResultsFile(
+            harness: Evaluator.harness, model: model, model_sha256: evaluator.modelID, mask: options.maskDescription,
+            precision: options.precision.rawValue, cells: [:])
     }
 }
 
@@ -144,9 +145,10 @@ struct EvalCell: PartedCell {
         let all = BatchScores.assemble(results, requests: work.requests.count)
         let (metrics, outcomes) = try job.evaluator.outcomes(work, scores: all)
         try job.evaluator.writeCellFiles(work, scores: all, outcomes: outcomes)
-        let result = CellResult(task: task.rawValue, shots: shots, metrics: metrics, docs: work.docs, requests: all.count,
-                                seconds: Date().timeIntervalSince(started), inputs: record,
-                                stderr: task.standardErrors(outcomes).filter { $0.value.isFinite })
+        let result = CellResult(
+            task: task.rawValue, shots: shots, metrics: metrics, docs: work.docs, requests: all.count,
+            seconds: Date().timeIntervalSince(started), inputs: record,
+            stderr: task.standardErrors(outcomes).filter { $0.value.isFinite })
         try CellFile.write(result, directory: job.directory, stem: stem)
         try job.assemble(context: context)
     }

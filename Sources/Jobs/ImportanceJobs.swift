@@ -81,11 +81,13 @@ public final class HeadImportanceJob: PartedCell {
         switch spec.source {
         case .task(let task, let shots, let data, let limit, let targetSpace):
             let scorer = Scorer(model: model, tokenizer: try Tokenizer.load(spec.model))
-            (requests, truncated) = try ImportanceData.tokenized(task: task, shots: shots, dataDirectory: data, limit: limit, targetSpace: targetSpace,
-                                                                 scorer: scorer)
+            (requests, truncated) = try ImportanceData.tokenized(
+                task: task, shots: shots, dataDirectory: data, limit: limit, targetSpace: targetSpace,
+                scorer: scorer)
         case .requests(let file):
-            (requests, truncated) = try ImportanceData.fit(try ImportanceData.tokenRequests(file, vocabSize: model.config.vocabSize),
-                                                           positions: model.config.maxPositionEmbeddings)
+            (requests, truncated) = try ImportanceData.fit(
+                try ImportanceData.tokenRequests(file, vocabSize: model.config.vocabSize),
+                positions: model.config.maxPositionEmbeddings)
         }
         return (requests.count + Self.chunk - 1) / Self.chunk
     }
@@ -118,8 +120,10 @@ public final class HeadImportanceJob: PartedCell {
             notes = targetSpace ? "gold continuation with its leading space" : nil
         }
         let scores = total.sums.isEmpty ? [] : total.normalized()
-        try ScoresFile.made(kind: "heads", method: "gradient", task: task, shots: shots, modelID: model.contentID, precision: spec.precision,
-                            examples: total.examples, scores: scores, notes: notes, truncated: truncated, record: record).write(to: spec.output)
+        try ScoresFile.made(
+            kind: "heads", method: "gradient", task: task, shots: shots, modelID: model.contentID, precision: spec.precision,
+            examples: total.examples, scores: scores, notes: notes, truncated: truncated, record: record
+        ).write(to: spec.output)
         if truncated > 0 {
             context.log("\(label): \(truncated) of \(total.examples) contexts left-truncated to fit \(model.config.maxPositionEmbeddings) positions")
         }
@@ -203,7 +207,9 @@ public final class OracleJob: PartedCell {
     public func check(_ result: [[[Double]]], item: Int) -> String? {
         guard let plan, plan.batches.indices.contains(item) else { return nil }
         let n = plan.requests(inBatch: item).count
-        guard result.count == ablations.count + 1 else { return "holds \(result.count) variants; the baseline and \(ablations.count) ablations make \(ablations.count + 1)" }
+        guard result.count == ablations.count + 1 else {
+            return "holds \(result.count) variants; the baseline and \(ablations.count) ablations make \(ablations.count + 1)"
+        }
         guard result.allSatisfy({ $0.count == n && $0.allSatisfy { $0.count == 2 } }) else {
             return "expected [loglikelihood, is_greedy] for each of the batch's \(n) requests in every variant"
         }
@@ -218,11 +224,14 @@ public final class OracleJob: PartedCell {
         let H = evaluator.headCount
         let matrix = spec.kind == .heads ? stride(from: 0, to: scores.count, by: H).map { Array(scores[$0..<($0 + H)]) } : scores.map { [$0] }
         let what = spec.kind == .heads ? "head h of layer l" : "layer l's FFN"
-        try ScoresFile.made(kind: spec.kind.rawValue, method: method, task: spec.task.rawValue, shots: spec.shots, modelID: evaluator.modelID,
-                            precision: spec.precision, examples: work.docs, scores: matrix,
-                            notes: String(format: "baseline %.6f; scores = baseline − metric without %@; %.2f s", baseline, what,
-                                          Date().timeIntervalSince(started)),
-                            record: record).write(to: spec.output)
+        try ScoresFile.made(
+            kind: spec.kind.rawValue, method: method, task: spec.task.rawValue, shots: spec.shots, modelID: evaluator.modelID,
+            precision: spec.precision, examples: work.docs, scores: matrix,
+            notes: String(
+                format: "baseline %.6f; scores = baseline − metric without %@; %.2f s", baseline, what,
+                Date().timeIntervalSince(started)),
+            record: record
+        ).write(to: spec.output)
         context.log(String(format: "%@: baseline %.4f over %d docs", label, baseline, work.docs))
     }
 

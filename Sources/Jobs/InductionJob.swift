@@ -61,8 +61,9 @@ public final class InductionJob: PartedCell {
     }()
 
     var method: String {
-        spec.kind == .copying ? "share of relu(p - mean p) on the most-attended position (own value via out_proj and the LM head)"
-                              : "attention to the token after earlier occurrences, copies 2-4"
+        spec.kind == .copying
+            ? "share of relu(p - mean p) on the most-attended position (own value via out_proj and the LM head)"
+            : "attention to the token after earlier occurrences, copies 2-4"
     }
     var notes: String {
         switch spec.source {
@@ -78,8 +79,9 @@ public final class InductionJob: PartedCell {
         case .random(let count, let seed):
             sequences = InductionSequences.random(count: count, seed: UInt64(seed), tokenizer: try Tokenizer.load(spec.model))
         case .file(let path):
-            sequences = try InductionSequences.read(path, kind: spec.kind.rawValue, vocabSize: model.config.vocabSize,
-                                                    positions: model.config.maxPositionEmbeddings)
+            sequences = try InductionSequences.read(
+                path, kind: spec.kind.rawValue, vocabSize: model.config.vocabSize,
+                positions: model.config.maxPositionEmbeddings)
         }
         return sequences.count
     }
@@ -102,8 +104,10 @@ public final class InductionJob: PartedCell {
     public func finish(_ results: [[[Double]]], context: JobContext) throws {
         let total = results.dropFirst().reduce(results.first ?? InductionScores.zero(model)) { InductionScores.add($0, $1) }
         let scores = total.map { $0.map { $0 / Double(max(1, results.count)) } }
-        try ScoresFile.made(kind: spec.kind.rawValue, method: method, modelID: model.contentID, precision: spec.precision,
-                            examples: results.count, scores: scores, notes: notes, record: record).write(to: spec.output)
+        try ScoresFile.made(
+            kind: spec.kind.rawValue, method: method, modelID: model.contentID, precision: spec.precision,
+            examples: results.count, scores: scores, notes: notes, record: record
+        ).write(to: spec.output)
     }
 
     public func skip(_ reason: TaskError, context: JobContext) {}

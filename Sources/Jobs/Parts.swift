@@ -29,7 +29,8 @@ public struct Part: Sendable, Equatable, Hashable, Codable, CustomStringConverti
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), (1...Part.maxCount).contains(n), (0..<n).contains(i),
-              parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }) else { return nil }
+            parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) })
+        else { return nil }
         self.init(index: i, count: n)
     }
     /// The most parts one cell may be split into.
@@ -127,18 +128,22 @@ extension PartedCell {
         let n: Int
         do { n = try prepare() } catch let error as TaskError where error.missingData {
             skip(error, context: context)
-            try write(PartFile<Result>(format: PartFile<Result>.format, cell: label, part: [part.index, part.count], items: 0, inputs: record,
-                                       done: [], results: [], complete: true, skipped: "\(error)"), to: path)
+            try write(
+                PartFile<Result>(
+                    format: PartFile<Result>.format, cell: label, part: [part.index, part.count], items: 0, inputs: record,
+                    done: [], results: [], complete: true, skipped: "\(error)"), to: path)
             return nil
         }
         let owned = part.items(of: n)
-        var file = PartFile<Result>(format: PartFile<Result>.format, cell: label, part: [part.index, part.count], items: n, inputs: record,
-                                    done: [], results: [], complete: false, skipped: nil)
+        var file = PartFile<Result>(
+            format: PartFile<Result>.format, cell: label, part: [part.index, part.count], items: n, inputs: record,
+            done: [], results: [], complete: false, skipped: nil)
         if let old = try? readPart(path), old.part == file.part, old.items == n, old.skipped == nil {
             if let change = record.changes(from: old.inputs) {
                 context.log("\(label) [part \(part)]: inputs changed (\(change)); starting again")
             } else if Set(old.done).isSubset(of: Set(owned)), old.done == old.done.sorted(), old.done.count == old.results.count,
-                      zip(old.done, old.results).allSatisfy({ check($1, item: $0) == nil }) {
+                zip(old.done, old.results).allSatisfy({ check($1, item: $0) == nil })
+            {
                 (file.done, file.results) = (old.done, old.results)
                 if old.complete && old.done == owned {
                     context.log("\(label) [part \(part)]: already done, kept")
@@ -187,17 +192,27 @@ extension PartedCell {
                 throw JobError(file: path, "shard \(part) of \(label) is missing; run that shard (--shard \(part)) first")
             }
             let file = try readPart(path)
-            guard file.format == PartFile<Result>.format else { throw JobError(file: path, field: "format", "is '\(file.format)', expected '\(PartFile<Result>.format)'") }
+            guard file.format == PartFile<Result>.format else {
+                throw JobError(file: path, field: "format", "is '\(file.format)', expected '\(PartFile<Result>.format)'")
+            }
             guard file.part == [i, count] else { throw JobError(file: path, field: "part", "is \(file.part), but the file is part [\(i), \(count)]") }
-            if let change = record.changes(from: file.inputs) { throw JobError(file: path, field: "inputs", "computed from other inputs (\(change)); run that shard again") }
-            guard file.skipped == nil else { throw JobError(file: path, field: "skipped", "the shard found no data, but this merge does; run that shard again") }
+            if let change = record.changes(from: file.inputs) {
+                throw JobError(file: path, field: "inputs", "computed from other inputs (\(change)); run that shard again")
+            }
+            guard file.skipped == nil else {
+                throw JobError(file: path, field: "skipped", "the shard found no data, but this merge does; run that shard again")
+            }
             guard file.complete else { throw JobError(file: path, field: "complete", "the shard has not finished; run it again to complete it") }
             guard file.items == n else { throw JobError(file: path, field: "items", "is \(file.items); the cell has \(n) items") }
             let owned = part.items(of: n)
             guard file.done == owned, file.results.count == owned.count else {
                 let extra = Set(file.done).subtracting(owned).sorted(), missing = Set(owned).subtracting(file.done).sorted()
-                throw JobError(file: path, field: "done", extra.isEmpty ? "lacks item\(missing.count == 1 ? "" : "s") \(missing.prefix(5).map(String.init).joined(separator: ", ")) that it owns"
-                               : "holds item\(extra.count == 1 ? "" : "s") \(extra.prefix(5).map(String.init).joined(separator: ", ")) that shard \(part) does not own")
+                throw JobError(
+                    file: path, field: "done",
+                    extra.isEmpty
+                        ? "lacks item\(missing.count == 1 ? "" : "s") \(missing.prefix(5).map(String.init).joined(separator: ", ")) that it owns"
+                        : "holds item\(extra.count == 1 ? "" : "s") \(extra.prefix(5).map(String.init).joined(separator: ", ")) that shard \(part) does not own"
+                )
             }
             for (item, result) in zip(file.done, file.results) {
                 if let problem = check(result, item: item) { throw JobError(file: path, field: "results", "item \(item): \(problem)") }

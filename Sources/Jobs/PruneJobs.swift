@@ -136,8 +136,9 @@ public struct ComparisonJob: Sendable {
     public var data: String
     public var precision = Precision.fp32
     public init(original: String, pruned: String, originalResults: String, prunedResults: String, plan: String, output: String, data: String) {
-        (self.original, self.pruned, self.originalResults, self.prunedResults, self.plan, self.output, self.data)
-            = (original, pruned, originalResults, prunedResults, plan, output, data)
+        (self.original, self.pruned, self.originalResults, self.prunedResults, self.plan, self.output, self.data) = (
+            original, pruned, originalResults, prunedResults, plan, output, data
+        )
     }
 
     @discardableResult
@@ -175,8 +176,9 @@ public struct ComparisonJob: Sendable {
         var cells: [String: Double] = [:]
         for (key, cell) in results.cells { cells[key] = cell.metrics[(EvalTask.named(cell.task, dataDirectory: data) ?? .copa).headlineMetric] }
         let values = cells.values.filter(\.isFinite)
-        return ModelFacts(path: model, fileBytes: reader.file.bytes.count, layerParameters: reader.layerParameters,
-                          heads: reader.metadata.layers.reduce(0) { $0 + $1.heads.count }, ffns: reader.metadata.layers.filter(\.ffn).count,
-                          tokensPerS: speed.tokensPerS, meanMetric: values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count), cells: cells)
+        return ModelFacts(
+            path: model, fileBytes: reader.file.bytes.count, layerParameters: reader.layerParameters,
+            heads: reader.metadata.layers.reduce(0) { $0 + $1.heads.count }, ffns: reader.metadata.layers.filter(\.ffn).count,
+            tokensPerS: speed.tokensPerS, meanMetric: values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count), cells: cells)
     }
 }

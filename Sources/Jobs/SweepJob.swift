@@ -42,8 +42,10 @@ public struct SweepTable: Codable, Sendable {
 
     public var csv: String {
         let lines = rows.map { r in
-            [r.task, "\(r.shots)", fmt(r.heads_percent), fmt(r.ffns_percent), "\(r.heads_removed)", "\(r.ffns_removed)", r.ranking,
-             r.metric, fmt(r.value), fmt(r.baseline), fmt(r.delta), "\(r.docs)"].joined(separator: ",")
+            [
+                r.task, "\(r.shots)", fmt(r.heads_percent), fmt(r.ffns_percent), "\(r.heads_removed)", "\(r.ffns_removed)", r.ranking,
+                r.metric, fmt(r.value), fmt(r.baseline), fmt(r.delta), "\(r.docs)",
+            ].joined(separator: ",")
         }
         return ([Self.csvHeader] + lines).joined(separator: "\n") + "\n"
     }
@@ -142,9 +144,13 @@ public final class SweepJob {
 
     /// The ranking of one cell (label and scores) and the cell's record with the rankings' orders.
     func context(_ task: EvalTask, _ k: Int) throws -> (label: String, heads: [[Double]]?, ffns: [[Double]]?, record: InputRecord) {
-        let heads = options.heads.isEmpty || options.grid.heads == [0] ? nil
+        let heads =
+            options.heads.isEmpty || options.grid.heads == [0]
+            ? nil
             : try PruneRankings.choose(options.heads, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "heads")
-        let ffns = options.ffns.isEmpty || options.grid.ffns == [0] ? nil
+        let ffns =
+            options.ffns.isEmpty || options.grid.ffns == [0]
+            ? nil
             : try PruneRankings.choose(options.ffns, task: task.rawValue, shots: k, from: options.rankingFrom, kind: "ffns")
         let labels = [heads?.label, ffns?.label].compactMap { $0 }
         let label = labels.isEmpty ? "none" : Set(labels).count == 1 ? labels[0] : "heads: \(labels[0]); ffns: \(labels[1])"
@@ -159,13 +165,17 @@ public final class SweepJob {
     /// The cell's points: the unpruned baseline first, then the grid's (the 0%/0% point is the baseline).
     func points(_ task: EvalTask, _ k: Int) throws -> [SweepPoint] {
         let c = try context(task, k)
-        var out = [SweepPoint(job: self, task: task, shots: k, heads: 0, ffns: 0, label: c.label, rankings: (c.heads, c.ffns), cellRecord: c.record, inGrid: false)]
+        var out = [
+            SweepPoint(job: self, task: task, shots: k, heads: 0, ffns: 0, label: c.label, rankings: (c.heads, c.ffns), cellRecord: c.record, inGrid: false)
+        ]
         for p in options.grid.points {
             if p.heads == 0 && p.ffns == 0 {
                 out[0].inGrid = true
             } else {
-                out.append(SweepPoint(job: self, task: task, shots: k, heads: p.heads, ffns: p.ffns, label: c.label, rankings: (c.heads, c.ffns),
-                                      cellRecord: c.record, inGrid: true))
+                out.append(
+                    SweepPoint(
+                        job: self, task: task, shots: k, heads: p.heads, ffns: p.ffns, label: c.label, rankings: (c.heads, c.ffns),
+                        cellRecord: c.record, inGrid: true))
             }
         }
         return out
@@ -191,7 +201,10 @@ public final class SweepJob {
             var files: [SweepPointFile] = []
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/points")) ?? []).sorted() where name.hasSuffix(".json") {
                 if let f = try? JSONFiles.read(SweepPointFile.self, from: "\(directory)/points/\(name)", what: "a sweep point"),
-                   f.row.inputs?["model"] == evaluator.modelID { files.append(f) }
+                    f.row.inputs?["model"] == evaluator.modelID
+                {
+                    files.append(f)
+                }
             }
             // The baseline of each (cell, ranking, record) is its unpruned point's value.
             var baselines: [String: Double] = [:]
@@ -242,29 +255,35 @@ struct SweepPoint: PartedCell {
     var inGrid: Bool
     var prepared: (work: Evaluator.CellWork, plan: ScoringPlan)?
 
-    init(job: SweepJob, task: EvalTask, shots: Int, heads: Double, ffns: Double, label: String, rankings: (heads: [[Double]]?, ffns: [[Double]]?),
-         cellRecord: InputRecord, inGrid: Bool) {
-        (self.job, self.task, self.shots, self.heads, self.ffns, self.ranking, self.rankings, self.cellRecord, self.inGrid)
-            = (job, task, shots, heads, ffns, label, rankings, cellRecord, inGrid)
+    init(
+        job: SweepJob, task: EvalTask, shots: Int, heads: Double, ffns: Double, label: String, rankings: (heads: [[Double]]?, ffns: [[Double]]?),
+        cellRecord: InputRecord, inGrid: Bool
+    ) {
+        (self.job, self.task, self.shots, self.heads, self.ffns, self.ranking, self.rankings, self.cellRecord, self.inGrid) = (
+            job, task, shots, heads, ffns, label, rankings, cellRecord, inGrid
+        )
     }
 
     var label: String { "sweep \(Cells.key(task, shots))-shot at heads \(heads)%, FFNs \(ffns)%" }
 
     var selection: PrunePlan {
-        PrunePlan.select(heads: rankings.heads.map { (ranking, ScoresFile(scores: $0), heads) }, ffns: rankings.ffns.map { (ranking, ScoresFile(scores: $0), ffns) })
+        PrunePlan.select(
+            heads: rankings.heads.map { (ranking, ScoresFile(scores: $0), heads) }, ffns: rankings.ffns.map { (ranking, ScoresFile(scores: $0), ffns) })
     }
 
     var record: InputRecord { cellRecord }
     var partDirectory: String { job.directory }
     var stem: String {
         func p(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
-        return "\(Cells.stem(task, shots))-h\(p(heads))-f\(p(ffns))" + (ranking == task.rawValue || ranking == "none" ? "" : "-" + ranking.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+        return "\(Cells.stem(task, shots))-h\(p(heads))-f\(p(ffns))"
+            + (ranking == task.rawValue || ranking == "none" ? "" : "-" + ranking.filter { $0.isLetter || $0.isNumber || $0 == "_" })
     }
     var filePath: String { "\(job.directory)/points/\(stem).json" }
 
     func status() throws -> OutputStatus {
         guard let f = try? JSONFiles.read(SweepPointFile.self, from: filePath, what: "a sweep point") else { return .absent }
-        return .of(f.row.inputs, against: record, intact: f.row.ranking == ranking && f.row.heads_percent == heads && f.row.ffns_percent == ffns && f.inGrid == inGrid)
+        return .of(
+            f.row.inputs, against: record, intact: f.row.ranking == ranking && f.row.heads_percent == heads && f.row.ffns_percent == ffns && f.inGrid == inGrid)
     }
 
     mutating func prepare() throws -> Int {
@@ -285,9 +304,10 @@ struct SweepPoint: PartedCell {
         let metric = task.headlineMetric
         let value = try job.evaluator.outcomes(work, scores: BatchScores.assemble(results, requests: work.requests.count)).metrics[metric] ?? .nan
         let plan = selection
-        let row = SweepRow(task: task.rawValue, shots: shots, heads_percent: heads, ffns_percent: ffns, heads_removed: plan.heads.count,
-                           ffns_removed: plan.ffns.count, ranking: ranking, metric: metric, value: value, baseline: .nan, delta: .nan,
-                           docs: work.docs, inputs: record)
+        let row = SweepRow(
+            task: task.rawValue, shots: shots, heads_percent: heads, ffns_percent: ffns, heads_removed: plan.heads.count,
+            ffns_removed: plan.ffns.count, ranking: ranking, metric: metric, value: value, baseline: .nan, delta: .nan,
+            docs: work.docs, inputs: record)
         var stored = row
         stored.baseline = 0
         stored.delta = 0

@@ -49,11 +49,13 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         case eosTokenId = "eos_token_id"
     }
 
-    public init(vocabSize: Int = 50272, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
-                ffnDim: Int, maxPositionEmbeddings: Int = 2048, wordEmbedProjDim: Int? = nil,
-                doLayerNormBefore: Bool = true, removeFinalLayerNorm: Bool = false, enableBias: Bool = true,
-                layerNormElementwiseAffine: Bool = true, activationFunction: String = "relu",
-                padTokenId: Int = 1, bosTokenId: Int = 2, eosTokenId: Int = 2) {
+    public init(
+        vocabSize: Int = 50272, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+        ffnDim: Int, maxPositionEmbeddings: Int = 2048, wordEmbedProjDim: Int? = nil,
+        doLayerNormBefore: Bool = true, removeFinalLayerNorm: Bool = false, enableBias: Bool = true,
+        layerNormElementwiseAffine: Bool = true, activationFunction: String = "relu",
+        padTokenId: Int = 1, bosTokenId: Int = 2, eosTokenId: Int = 2
+    ) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.numHiddenLayers = numHiddenLayers
@@ -116,8 +118,10 @@ public struct OPTConfig: Codable, Sendable, Equatable {
             out.append(("activation_function", "unsupported activation '\(activationFunction)' (OPT uses relu)"))
         }
         let limit = 1 << 20
-        for (value, key) in [(vocabSize, CodingKeys.vocabSize), (hiddenSize, .hiddenSize), (ffnDim, .ffnDim),
-                             (numHiddenLayers, .numHiddenLayers), (maxPositionEmbeddings, .maxPositionEmbeddings)]
+        for (value, key) in [
+            (vocabSize, CodingKeys.vocabSize), (hiddenSize, .hiddenSize), (ffnDim, .ffnDim),
+            (numHiddenLayers, .numHiddenLayers), (maxPositionEmbeddings, .maxPositionEmbeddings),
+        ]
         where value > limit {
             out.append((key.rawValue, "implausibly large (\(value))"))
         }

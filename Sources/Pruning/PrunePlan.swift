@@ -131,21 +131,25 @@ extension PrunePlan {
     }
 
     /// The plan removing the lowest `headsPercent` of heads and `ffnsPercent` of FFNs by these scores.
-    public static func select(heads: (path: String, file: ScoresFile, percent: Double)?,
-                              ffns: (path: String, file: ScoresFile, percent: Double)?) -> PrunePlan {
+    public static func select(
+        heads: (path: String, file: ScoresFile, percent: Double)?,
+        ffns: (path: String, file: ScoresFile, percent: Double)?
+    ) -> PrunePlan {
         var plan = PrunePlan()
         var selection: [String: Selection] = [:]
         if let heads {
             let chosen = lowest(heads.file.scores, percent: heads.percent)
             plan.heads = chosen.map { [$0.layer, $0.head] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
-            selection["heads"] = Selection(scores: heads.path, model_sha256: heads.file.model_sha256, percent: heads.percent,
-                                           count: chosen.count, total: heads.file.scores.reduce(0) { $0 + $1.count })
+            selection["heads"] = Selection(
+                scores: heads.path, model_sha256: heads.file.model_sha256, percent: heads.percent,
+                count: chosen.count, total: heads.file.scores.reduce(0) { $0 + $1.count })
         }
         if let ffns {
             let chosen = lowest(ffns.file.scores, percent: ffns.percent)
             plan.ffns = chosen.map(\.layer).sorted()
-            selection["ffns"] = Selection(scores: ffns.path, model_sha256: ffns.file.model_sha256, percent: ffns.percent,
-                                          count: chosen.count, total: ffns.file.scores.count)
+            selection["ffns"] = Selection(
+                scores: ffns.path, model_sha256: ffns.file.model_sha256, percent: ffns.percent,
+                count: chosen.count, total: ffns.file.scores.count)
         }
         plan.selection = selection.isEmpty ? nil : selection
         return plan

@@ -25,9 +25,11 @@ public struct PruneReport: Sendable {
 
 public enum Pruner {
     /// Prunes `model` by `plan` into `output` (atomically). `progress(done, total)` counts decoded bytes.
-    public static func prune(_ model: String, plan: PrunePlan, to output: String, level: Int = 3,
-                             threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                             progress: ((Int, Int) -> Void)? = nil) throws -> PruneReport {
+    public static func prune(
+        _ model: String, plan: PrunePlan, to output: String, level: Int = 3,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> PruneReport {
         let reader = try HRZReader(path: model)
         let config = reader.config
         try plan.validate(config: config)
@@ -66,11 +68,12 @@ public enum Pruner {
             ModelSchema.tensors(config: config, layers: plans).filter { $0.layer != nil }.reduce(0) { $0 + $1.shape.reduce(1, *) }
         }
         let outBytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        return PruneReport(parent: reader.contentID,
-                           headsBefore: before.reduce(0) { $0 + $1.heads.count }, headsAfter: after.reduce(0) { $0 + $1.heads.count },
-                           ffnsBefore: before.filter(\.ffn).count, ffnsAfter: after.filter(\.ffn).count,
-                           layerParametersBefore: parameters(before), layerParametersAfter: parameters(after),
-                           fileBytesBefore: reader.file.bytes.count, fileBytesAfter: outBytes)
+        return PruneReport(
+            parent: reader.contentID,
+            headsBefore: before.reduce(0) { $0 + $1.heads.count }, headsAfter: after.reduce(0) { $0 + $1.heads.count },
+            ffnsBefore: before.filter(\.ffn).count, ffnsAfter: after.filter(\.ffn).count,
+            layerParametersBefore: parameters(before), layerParametersAfter: parameters(after),
+            fileBytesBefore: reader.file.bytes.count, fileBytesAfter: outBytes)
     }
 }
 

@@ -20,7 +20,9 @@ public struct SweepGrid: Sendable, Equatable {
             var spec = token
             if let eq = token.firstIndex(of: "=") {
                 current = String(token[..<eq])
-                guard current == "heads" || current == "ffns" else { throw PruneError(file: nil, "--grid: unknown dimension '\(current!)'; use heads= and ffns=") }
+                guard current == "heads" || current == "ffns" else {
+                    throw PruneError(file: nil, "--grid: unknown dimension '\(current!)'; use heads= and ffns=")
+                }
                 guard values[current!] == nil else { throw PruneError(file: nil, "--grid: '\(current!)' given twice") }
                 values[current!] = []
                 spec = String(token[token.index(after: eq)...])
@@ -52,8 +54,10 @@ public enum PruneRankings {
     /// The scores matrix ranking `task` at `shots`, and a label saying where it came from.
     /// Same task (preferring the same shots); a single file ranks every task; `aggregate` averages all files
     /// (those at the same shots, when there are any).
-    public static func choose(_ files: [(path: String, file: ScoresFile)], task: String, shots: Int,
-                               from: String?, kind: String) throws -> (label: String, scores: [[Double]]) {
+    public static func choose(
+        _ files: [(path: String, file: ScoresFile)], task: String, shots: Int,
+        from: String?, kind: String
+    ) throws -> (label: String, scores: [[Double]]) {
         let source = from ?? task
         if source == "aggregate" {
             let sameShots = files.filter { $0.file.shots == shots }
@@ -63,7 +67,9 @@ public enum PruneRankings {
         let matching = files.filter { $0.file.task == source }
         if let best = matching.first(where: { $0.file.shots == shots }) ?? matching.first { return (source, best.file.scores) }
         if files.count == 1, from == nil { return (files[0].file.task ?? files[0].path, files[0].file.scores) }
-        throw PruneError(file: nil, "no \(kind) scores for task '\(source)' among \(files.map(\.path).joined(separator: ", ")); "
-                         + "give one file per task, or --ranking-from TASK|aggregate")
+        throw PruneError(
+            file: nil,
+            "no \(kind) scores for task '\(source)' among \(files.map(\.path).joined(separator: ", ")); "
+                + "give one file per task, or --ranking-from TASK|aggregate")
     }
 }

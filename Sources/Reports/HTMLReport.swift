@@ -56,32 +56,32 @@ public struct HTMLReport: Sendable {
     }
 
     static let style = """
-    body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
-           padding: 24px 32px 64px; color: #1d1d1f; line-height: 1.45; }
-    h1 { font-size: 26px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 40px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-    .summary { color: #555; font-size: 14px; } .intro { max-width: 860px; font-size: 14px; }
-    .figures { display: flex; flex-wrap: wrap; gap: 18px 28px; }
-    figure { margin: 8px 0; max-width: 560px; } figure svg { max-width: 100%; height: auto; }
-    figcaption { font-size: 13px; color: #333; max-width: 540px; }
-    figcaption code, p code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; font-size: 12px; }
-    .source { display: block; margin-top: 3px; color: #666; font-size: 12px; }
-    table { border-collapse: collapse; font-size: 13px; margin: 10px 0; }
-    th, td { border-bottom: 1px solid #e3e3e3; padding: 5px 12px; text-align: right; } th:first-child, td:first-child { text-align: left; }
-    th { background: #f6f6f6; }
-    nav a { margin-right: 14px; font-size: 13px; }
-    """
+        body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
+               padding: 24px 32px 64px; color: #1d1d1f; line-height: 1.45; }
+        h1 { font-size: 26px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 40px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+        .summary { color: #555; font-size: 14px; } .intro { max-width: 860px; font-size: 14px; }
+        .figures { display: flex; flex-wrap: wrap; gap: 18px 28px; }
+        figure { margin: 8px 0; max-width: 560px; } figure svg { max-width: 100%; height: auto; }
+        figcaption { font-size: 13px; color: #333; max-width: 540px; }
+        figcaption code, p code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; font-size: 12px; }
+        .source { display: block; margin-top: 3px; color: #666; font-size: 12px; }
+        table { border-collapse: collapse; font-size: 13px; margin: 10px 0; }
+        th, td { border-bottom: 1px solid #e3e3e3; padding: 5px 12px; text-align: right; } th:first-child, td:first-child { text-align: left; }
+        th { background: #f6f6f6; }
+        nav a { margin-right: 14px; font-size: 13px; }
+        """
 
     public func render() -> String {
         var html = """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>\(escapeXML(title))</title>
-        <style>\(Self.style)</style></head><body>
-        <h1>\(escapeXML(title))</h1>
-        <p class="summary">\(summary)</p>
-        \(introduction.isEmpty ? "" : "<div class=\"intro\">\(introduction)</div>")
-        <nav>\(sections.enumerated().map { "<a href=\"#s\($0.offset)\">\(escapeXML($0.element.title))</a>" }.joined())</nav>
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>\(escapeXML(title))</title>
+            <style>\(Self.style)</style></head><body>
+            <h1>\(escapeXML(title))</h1>
+            <p class="summary">\(summary)</p>
+            \(introduction.isEmpty ? "" : "<div class=\"intro\">\(introduction)</div>")
+            <nav>\(sections.enumerated().map { "<a href=\"#s\($0.offset)\">\(escapeXML($0.element.title))</a>" }.joined())</nav>
 
-        """
+            """
         for (i, section) in sections.enumerated() {
             html += "<section id=\"s\(i)\"><h2>\(escapeXML(section.title))</h2>\n"
             if !section.intro.isEmpty { html += "<div class=\"intro\">\(section.intro)</div>\n" }
@@ -89,7 +89,8 @@ public struct HTMLReport: Sendable {
                 html += "<div class=\"figures\">\n"
                 for f in section.figures {
                     let data = f.csv == nil ? "" : " Numbers: <a href=\"figures/\(f.id).csv\">figures/\(f.id).csv</a>."
-                    html += "<figure id=\"\(f.id)\">\(f.svg)\n<figcaption>\(f.caption)<span class=\"source\">Made by <code>\(escapeXML(f.command))</code>.\(data)</span></figcaption></figure>\n"
+                    html +=
+                        "<figure id=\"\(f.id)\">\(f.svg)\n<figcaption>\(f.caption)<span class=\"source\">Made by <code>\(escapeXML(f.command))</code>.\(data)</span></figcaption></figure>\n"
                 }
                 html += "</div>\n"
             }

@@ -103,7 +103,8 @@ func colorBar(_ scale: ColorScale, x: Double, y: Double, height: Double, label: 
     let steps = 40
     for i in 0..<steps {
         let v = scale.high - (scale.high - scale.low) * (Double(i) + 0.5) / Double(steps)
-        out += "<rect x=\"\(x)\" y=\(q(y + height * Double(i) / Double(steps))) width=\"12\" height=\(q(height / Double(steps) + 0.5)) fill=\"\(scale.color(v))\"/>"
+        out +=
+            "<rect x=\"\(x)\" y=\(q(y + height * Double(i) / Double(steps))) width=\"12\" height=\(q(height / Double(steps) + 0.5)) fill=\"\(scale.color(v))\"/>"
     }
     out += "<rect x=\"\(x)\" y=\"\(y)\" width=\"12\" height=\"\(height)\" fill=\"none\" stroke=\"#999\" stroke-width=\"0.5\"/>"
     for t in ticks(scale.low, scale.high, count: 4) {
@@ -111,7 +112,8 @@ func colorBar(_ scale: ColorScale, x: Double, y: Double, height: Double, label: 
         out += "<line x1=\"\(x + 12)\" x2=\"\(x + 15)\" y1=\(q(ty)) y2=\(q(ty)) stroke=\"#555\"/>"
         out += "<text x=\"\(x + 18)\" y=\(q(ty + 4)) font-size=\"11\">\(formatNumber(t))</text>"
     }
-    out += "<text transform=\"translate(\(x + labelOffset), \(y + height / 2)) rotate(90)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333\">\(escapeXML(label))</text>"
+    out +=
+        "<text transform=\"translate(\(x + labelOffset), \(y + height / 2)) rotate(90)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333\">\(escapeXML(label))</text>"
     return out + "</g>"
 }
 
@@ -161,13 +163,15 @@ public struct Heatmap: Sendable {
                 body += "<rect x=\(q(x)) y=\(q(y)) width=\(q(cell)) height=\(q(cell)) fill=\"\(scale.color(v))\">"
                 body += "<title>\(escapeXML("\(rowLabel) \(rowNames[r]), \(columnLabel) \(columnNames[c]): \(formatNumber(v))"))</title></rect>"
                 if annotate {
-                    body += "<text x=\(q(x + cell / 2)) y=\(q(y + cell / 2 + 4)) text-anchor=\"middle\" font-size=\"10\" fill=\"\(scale.dark(v) ? "#fff" : "#111")\">\(formatNumber((v * 100).rounded() / 100))</text>"
+                    body +=
+                        "<text x=\(q(x + cell / 2)) y=\(q(y + cell / 2 + 4)) text-anchor=\"middle\" font-size=\"10\" fill=\"\(scale.dark(v) ? "#fff" : "#111")\">\(formatNumber((v * 100).rounded() / 100))</text>"
                 }
             }
         }
         body += "</g>"
         for (r, c) in outlined {
-            body += "<rect class=\"outline\" x=\(q(left + Double(c) * cell + 1)) y=\(q(top + Double(r) * cell + 1)) width=\(q(cell - 2)) height=\(q(cell - 2)) fill=\"none\" stroke=\"#ff2d55\" stroke-width=\"2\"/>"
+            body +=
+                "<rect class=\"outline\" x=\(q(left + Double(c) * cell + 1)) y=\(q(top + Double(r) * cell + 1)) width=\(q(cell - 2)) height=\(q(cell - 2)) fill=\"none\" stroke=\"#ff2d55\" stroke-width=\"2\"/>"
         }
         // Row and column names, thinned to every k-th when there are many.
         let every = max(1, Int((12 / cell).rounded(.up)))
@@ -178,15 +182,19 @@ public struct Heatmap: Sendable {
         for (c, name) in columnNames.enumerated() where c % every == 0 || columns <= 16 {
             let x = left + (Double(c) + 0.5) * cell
             if name.count > 3 {
-                body += "<text transform=\"translate(\(String(format: "%.2f", x + 3)), \(String(format: "%.2f", bottom + 6))) rotate(-45)\" text-anchor=\"end\" font-size=\"10\">\(escapeXML(name))</text>"
+                body +=
+                    "<text transform=\"translate(\(String(format: "%.2f", x + 3)), \(String(format: "%.2f", bottom + 6))) rotate(-45)\" text-anchor=\"end\" font-size=\"10\">\(escapeXML(name))</text>"
             } else {
                 body += "<text x=\(q(x)) y=\(q(bottom + 13)) text-anchor=\"middle\" font-size=\"10\">\(escapeXML(name))</text>"
             }
         }
-        body += "<text x=\(q(left + Double(columns) * cell / 2)) y=\(q(bottom + columnNameHeight + 14)) text-anchor=\"middle\" fill=\"#333\">\(escapeXML(columnLabel))</text>"
-        body += "<text transform=\"translate(14, \(String(format: "%.2f", top + Double(rows) * cell / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(rowLabel))</text>"
-        body += colorBar(scale, x: left + Double(columns) * cell + 14, y: top, height: min(max(Double(rows) * cell, 60), 220), label: valueLabel,
-                         labelOffset: 24 + tickWidth)
+        body +=
+            "<text x=\(q(left + Double(columns) * cell / 2)) y=\(q(bottom + columnNameHeight + 14)) text-anchor=\"middle\" fill=\"#333\">\(escapeXML(columnLabel))</text>"
+        body +=
+            "<text transform=\"translate(14, \(String(format: "%.2f", top + Double(rows) * cell / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(rowLabel))</text>"
+        body += colorBar(
+            scale, x: left + Double(columns) * cell + 14, y: top, height: min(max(Double(rows) * cell, 60), 220), label: valueLabel,
+            labelOffset: 24 + tickWidth)
         return svg(width: width, height: height, title: title, body: body)
     }
 }
@@ -255,8 +263,10 @@ public struct LineChart: Sendable {
             if let i = levels.firstIndex(where: { abs($0.y - r.y) < 1e-9 }) { levels[i].labels.append(r.label) } else { levels.append((r.y, [r.label])) }
         }
         for level in levels {
-            body += "<line class=\"reference\" x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(level.y))) y2=\(q(py(level.y))) stroke=\"#888\" stroke-dasharray=\"2 3\"/>"
-            body += "<text x=\(q(left + plotW - 4)) y=\(q(py(level.y) - 4)) text-anchor=\"end\" font-size=\"10\" fill=\"#666\">\(escapeXML(level.labels.joined(separator: ", ")))</text>"
+            body +=
+                "<line class=\"reference\" x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(level.y))) y2=\(q(py(level.y))) stroke=\"#888\" stroke-dasharray=\"2 3\"/>"
+            body +=
+                "<text x=\(q(left + plotW - 4)) y=\(q(py(level.y) - 4)) text-anchor=\"end\" font-size=\"10\" fill=\"#666\">\(escapeXML(level.labels.joined(separator: ", ")))</text>"
         }
         for (i, s) in series.enumerated() {
             let color = palette[i % palette.count]
@@ -269,17 +279,21 @@ public struct LineChart: Sendable {
             var s = s
             if let twin { s.dashed = true; s.name += " (= \(twin.name))" }
             let path = finite.map { String(format: "%.2f,%.2f", px($0.x), py($0.y)) }.joined(separator: " ")
-            body += "<g class=\"series\"><polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>"
+            body +=
+                "<g class=\"series\"><polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>"
             for p in finite {
-                body += "<circle cx=\(q(px(p.x))) cy=\(q(py(p.y))) r=\"3\" fill=\"\(color)\"><title>\(escapeXML("\(s.name): \(xLabel) \(formatNumber(p.x)) → \(formatNumber(p.y))"))</title></circle>"
+                body +=
+                    "<circle cx=\(q(px(p.x))) cy=\(q(py(p.y))) r=\"3\" fill=\"\(color)\"><title>\(escapeXML("\(s.name): \(xLabel) \(formatNumber(p.x)) → \(formatNumber(p.y))"))</title></circle>"
             }
             body += "</g>"
             let ly = top + 8 + Double(i) * 18
-            body += "<line x1=\(q(left + plotW + 12)) x2=\(q(left + plotW + 34)) y1=\(q(ly)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>"
+            body +=
+                "<line x1=\(q(left + plotW + 12)) x2=\(q(left + plotW + 34)) y1=\(q(ly)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"\(s.dashed ? " stroke-dasharray=\"6 4\"" : "")/>"
             body += "<text x=\(q(left + plotW + 40)) y=\(q(ly + 4)) font-size=\"11\">\(escapeXML(s.name))</text>"
         }
         body += "<text x=\(q(left + plotW / 2)) y=\(q(height - 8)) text-anchor=\"middle\" fill=\"#333\">\(escapeXML(xLabel))</text>"
-        body += "<text transform=\"translate(14, \(String(format: "%.2f", top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(yLabel))</text>"
+        body +=
+            "<text transform=\"translate(14, \(String(format: "%.2f", top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(yLabel))</text>"
         return svg(width: width, height: height, title: title, body: body)
     }
 }
@@ -322,16 +336,19 @@ public struct BarChart: Sendable {
         for (i, bar) in bars.enumerated() where bar.value.isFinite {
             let x = left + Double(i) * slot + slot * 0.15
             let yTop = py(max(0, bar.value)), yBottom = py(min(0, bar.value))
-            body += "<rect class=\"bar\" x=\(q(x)) y=\(q(yTop)) width=\(q(slot * 0.7)) height=\(q(max(0.5, yBottom - yTop))) fill=\"\(bar.value >= 0 ? positiveColor : negativeColor)\">"
+            body +=
+                "<rect class=\"bar\" x=\(q(x)) y=\(q(yTop)) width=\(q(slot * 0.7)) height=\(q(max(0.5, yBottom - yTop))) fill=\"\(bar.value >= 0 ? positiveColor : negativeColor)\">"
             body += "<title>\(escapeXML("\(xLabel) \(bar.label): \(formatNumber(bar.value))"))</title></rect>"
         }
         body += "<line x1=\"\(left)\" x2=\(q(left + plotW)) y1=\(q(py(0))) y2=\(q(py(0))) stroke=\"#333\"/>"
         let every = max(1, Int((14 / slot).rounded(.up)))
         for (i, bar) in bars.enumerated() where i % every == 0 {
-            body += "<text x=\(q(left + (Double(i) + 0.5) * slot)) y=\(q(top + plotH + 15)) text-anchor=\"middle\" font-size=\"10\">\(escapeXML(bar.label))</text>"
+            body +=
+                "<text x=\(q(left + (Double(i) + 0.5) * slot)) y=\(q(top + plotH + 15)) text-anchor=\"middle\" font-size=\"10\">\(escapeXML(bar.label))</text>"
         }
         body += "<text x=\(q(left + plotW / 2)) y=\(q(height - 8)) text-anchor=\"middle\" fill=\"#333\">\(escapeXML(xLabel))</text>"
-        body += "<text transform=\"translate(14, \(String(format: "%.2f", top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(yLabel))</text>"
+        body +=
+            "<text transform=\"translate(14, \(String(format: "%.2f", top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">\(escapeXML(yLabel))</text>"
         return svg(width: width, height: height, title: title, body: body)
     }
 }

@@ -27,7 +27,8 @@ public enum BLAS {
     /// The `flags` line of /proc/cpuinfo (empty elsewhere).
     static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return [] }
         return Set(line.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
     }
 
@@ -51,9 +52,11 @@ public enum BLAS {
     /// The weight layout is HF `Linear`'s `[out, in]`, so `transB` lives here and nowhere else.
     /// Overwrites `out`, or accumulates into it when `accumulate` (then the bias is added too, if given).
     /// C: `cblas_sgemm`.
-    public static func linear(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                              bias: UnsafePointer<Float>?, M: Int, N: Int, K: Int,
-                              ldInput: Int? = nil, ldOut: Int? = nil, accumulate: Bool = false) {
+    public static func linear(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, M: Int, N: Int, K: Int,
+        ldInput: Int? = nil, ldOut: Int? = nil, accumulate: Bool = false
+    ) {
         guard M > 0, N > 0 else { return }
         let ldo = ldOut ?? N
         if let bias {
@@ -67,20 +70,24 @@ public enum BLAS {
             if beta == 0 { for m in 0..<M { (out + m * ldo).update(repeating: 0, count: N) } }
             return
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K), 1,
-                    input, Int32(ldInput ?? K), weight, Int32(K), beta, out, Int32(ldo))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K), 1,
+            input, Int32(ldInput ?? K), weight, Int32(K), beta, out, Int32(ldo))
     }
 
     /// c `[M, N]` = alpha · op(a) · op(b) + beta · c, row-major, with explicit leading dimensions. C: `cblas_sgemm`.
-    public static func gemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int, alpha: Float = 1,
-                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         guard M > 0, N > 0 else { return }
         if K == 0 {
             for m in 0..<M { let row = c + m * ldc; for n in 0..<N { row[n] *= beta } }
             return
         }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(M), Int32(N), Int32(K), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(M), Int32(N), Int32(K), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }

@@ -106,8 +106,9 @@ extension DecodedLayer.Entry {
             while e < last {
                 let p = planes[s]
                 let n = min(last, p.start + p.count) - e
-                dtype.widenPlanes(high: p.high + (e - p.start), low: p.low + (e - p.start),
-                                  into: destination + (e - range.lowerBound), count: n)
+                dtype.widenPlanes(
+                    high: p.high + (e - p.start), low: p.low + (e - p.start),
+                    into: destination + (e - range.lowerBound), count: n)
                 e += n
                 s += 1
             }

@@ -105,9 +105,11 @@ final class ForwardScratch {
 
 extension OPTModel {
     /// Runs `sequences` and returns the requested logits of each.
-    public func forward(_ sequences: [SequenceInput], options: ForwardOptions = ForwardOptions(),
-                        into output: LogitsBuffer = LogitsBuffer(),
-                        stats: UnsafeMutablePointer<ForwardStats>? = nil) throws -> [SequenceLogits] {
+    public func forward(
+        _ sequences: [SequenceInput], options: ForwardOptions = ForwardOptions(),
+        into output: LogitsBuffer = LogitsBuffer(),
+        stats: UnsafeMutablePointer<ForwardStats>? = nil
+    ) throws -> [SequenceLogits] {
         try exclusive {
             try validate(sequences, options: options)
             let passes = planPasses(sequences, budget: options.memoryBudget)
@@ -130,7 +132,7 @@ extension OPTModel {
             }
             stats?.pointee = collected
             return results
-    
+
         }
     }
 
@@ -194,8 +196,10 @@ extension OPTModel {
         }
     }
 
-    private func run(pass: [Int], _ sequences: [SequenceInput], options: ForwardOptions,
-                     results: [SequenceLogits], output: LogitsBuffer, stats: inout ForwardStats) throws {
+    private func run(
+        pass: [Int], _ sequences: [SequenceInput], options: ForwardOptions,
+        results: [SequenceLogits], output: LogitsBuffer, stats: inout ForwardStats
+    ) throws {
         // Pack the pass's tokens; spans know their prefix's rows in the same pass.
         var starts: [Int: Int] = [:]
         var tokens: [Int] = []

@@ -59,7 +59,7 @@ extension OPTModel {
                 input = [next]
             }
             return generated
-    
+
         }
     }
 

@@ -35,10 +35,13 @@ public final class GradientWalker {
     /// `tokens` forward, loss = mean NLL of `targets` (the tokens after the first `contextCount`, predicted from
     /// positions contextCount − 1 …), and back; `observer` sees every layer's heads. Layer inputs kept for the
     /// backward beyond `memoryBudget` bytes spill to a file in `spillDirectory`.
-    public func run(tokens: [Int], contextCount: Int, targets: [Int], memoryBudget: Int? = nil,
-                    spillDirectory: String = NSTemporaryDirectory(), observer: any BackwardObserver) throws {
-        try model.gradientWalk(tokens, contextCount: contextCount, targets: targets,
-                               saved: SpillStore(budget: memoryBudget, directory: spillDirectory), observer: observer)
+    public func run(
+        tokens: [Int], contextCount: Int, targets: [Int], memoryBudget: Int? = nil,
+        spillDirectory: String = NSTemporaryDirectory(), observer: any BackwardObserver
+    ) throws {
+        try model.gradientWalk(
+            tokens, contextCount: contextCount, targets: targets,
+            saved: SpillStore(budget: memoryBudget, directory: spillDirectory), observer: observer)
     }
 }
 
@@ -76,8 +79,10 @@ extension OPTModel {
     }
 
     /// One sequence forward and backward (see `GradientWalker.run`).
-    func gradientWalk(_ tokens: [Int], contextCount: Int, targets: [Int], saved inputs: SpillStore,
-                      observer: any BackwardObserver) throws {
+    func gradientWalk(
+        _ tokens: [Int], contextCount: Int, targets: [Int], saved inputs: SpillStore,
+        observer: any BackwardObserver
+    ) throws {
         try validate([SequenceInput(tokens: tokens, logits: .none)], options: ForwardOptions())
         let T = tokens.count, C = config.hiddenSize, L = config.numHiddenLayers
         stream.prefetch(0)
@@ -110,8 +115,9 @@ extension OPTModel {
                 try inputs.read(handles[l], into: x0)
                 b.saved.layer = l
                 try Profile.measure("recompute") {
-                    try forwardLayer(x: x0, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T)], mask: .all,
-                                     taps: LayerTaps(observers: [b.saved], layer: l, T: T, heads: plans[l].heads.count, headDim: config.headDim))
+                    try forwardLayer(
+                        x: x0, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T)], mask: .all,
+                        taps: LayerTaps(observers: [b.saved], layer: l, T: T, heads: plans[l].heads.count, headDim: config.headDim))
                 }
             }
             try Profile.measure("backward") { try backwardLayer(w, layer: l, saved: b.saved, dx: dx, T: T, scratch: b, observer: observer) }
@@ -144,7 +150,9 @@ extension OPTModel {
         }
         var dFeatures = [Float](repeating: 0, count: n * E)
         Profile.measure("loss lm head bw") {
-            dLogits.withUnsafeBufferPointer { d in dFeatures.withUnsafeMutableBufferPointer { backend.unembedBackward(d.baseAddress!, rows: n, into: $0.baseAddress!) } }
+            dLogits.withUnsafeBufferPointer { d in
+                dFeatures.withUnsafeMutableBufferPointer { backend.unembedBackward(d.baseAddress!, rows: n, into: $0.baseAddress!) }
+            }
         }
         var dNormed = dFeatures
         if let projectOut {

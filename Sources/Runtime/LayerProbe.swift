@@ -21,7 +21,8 @@ public struct AttentionProbe: Sendable {
         var values = [Float](repeating: 0, count: T * C)
         qkv.withUnsafeBufferPointer { q in
             outWeight.withUnsafeBufferPointer { wo in
-                BLAS.gemm(transB: true, M: T, N: C, K: D, a: q.baseAddress! + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
+                BLAS.gemm(
+                    transB: true, M: T, N: C, K: D, a: q.baseAddress! + 2 * HD + k * D, lda: 3 * HD, b: wo.baseAddress! + k * D, ldb: HD, c: &values, ldc: C)
             }
         }
         for t in 0..<T { for c in 0..<C { values[t * C + c] += outBias[c] } }
@@ -65,11 +66,13 @@ public final class LayerProber {
         // layer's q/k/v read its raw input, so the probe norms it first.
         if !model.config.doLayerNormBefore { x.withUnsafeBufferPointer { model.norm(lw.attentionNorm, out: &copy, input: $0.baseAddress!, T: T) } }
         try copy.withUnsafeMutableBufferPointer { buffer in
-            try model.forwardLayer(x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T)],
-                                   mask: LayerMask(heads: nil, ffn: false), taps: LayerTaps(observers: [keeper], layer: l, T: T, heads: H, headDim: D))
+            try model.forwardLayer(
+                x: buffer.baseAddress!, T: T, layer: l, weights: w, spans: [LayerSpan(start: 0, count: T)],
+                mask: LayerMask(heads: nil, ffn: false), taps: LayerTaps(observers: [keeper], layer: l, T: T, heads: H, headDim: D))
         }
         let outWeight = model.scratch.widened.get(outWeights.parts[0].weight, key: WeightKey(layer: l, role: .outProj))
-        let outBias = lw.outBias.map { model.scratch.widened.get($0, key: WeightKey(layer: l, role: .outBias)) } ?? [Float](repeating: 0, count: model.config.hiddenSize)
+        let outBias =
+            lw.outBias.map { model.scratch.widened.get($0, key: WeightKey(layer: l, role: .outBias)) } ?? [Float](repeating: 0, count: model.config.hiddenSize)
         return AttentionProbe(qkv: keeper.qkv, outWeight: outWeight, outBias: outBias, heads: H, headDim: D)
     }
 

@@ -134,7 +134,6 @@ public final class LayerStream: @unchecked Sendable {
         return slot(l)
     }
 
-
     /// Waits until no decode is under way.
     public func drain() { queue.sync {} }
 
@@ -163,8 +162,9 @@ public final class LayerStream: @unchecked Sendable {
             let old = layer.tensors[suffix]
             let buffer = old?.buffer ?? RawBuffer(info.byteCount)
             buffer.reserve(info.byteCount)
-            kept[suffix] = DecodedLayer.Entry(info: info, buffer: buffer, planes: planar ? [] : nil,
-                                              interleaved: old?.interleaved, interleavedValid: false)
+            kept[suffix] = DecodedLayer.Entry(
+                info: info, buffer: buffer, planes: planar ? [] : nil,
+                interleaved: old?.interleaved, interleavedValid: false)
             var element = 0
             for (c, chunk) in info.chunks.enumerated() {
                 work.append((info, suffix, c, element, planar, buffer.pointer))
@@ -188,8 +188,9 @@ public final class LayerStream: @unchecked Sendable {
                 var verified = false
                 if pair.count == 2 {
                     do throws(HRZError) {
-                        try self.reader.verify((work[first].info, work[first].chunk), (work[first + 1].info, work[first + 1].chunk),
-                                               staged: source)
+                        try self.reader.verify(
+                            (work[first].info, work[first].chunk), (work[first + 1].info, work[first + 1].chunk),
+                            staged: source)
                         verified = true
                     } catch {
                         failures.record(error)
@@ -200,14 +201,17 @@ public final class LayerStream: @unchecked Sendable {
                     let item = work[i], base = item.base
                     do throws(HRZError) {
                         if item.planar {
-                            let planes = try self.reader.readPlanes(item.info, chunk: item.chunk,
-                                                                    into: (base + item.element, base + item.info.elementCount + item.element),
-                                                                    scratch: scratches[worker], staged: source, verified: verified)
-                            spans[i] = DecodedLayer.PlaneSpan(start: item.element, count: item.info.chunks[item.chunk].elements,
-                                                              high: planes.high, low: planes.low)
+                            let planes = try self.reader.readPlanes(
+                                item.info, chunk: item.chunk,
+                                into: (base + item.element, base + item.info.elementCount + item.element),
+                                scratch: scratches[worker], staged: source, verified: verified)
+                            spans[i] = DecodedLayer.PlaneSpan(
+                                start: item.element, count: item.info.chunks[item.chunk].elements,
+                                high: planes.high, low: planes.low)
                         } else {
-                            try self.reader.readChunk(item.info, chunk: item.chunk, into: base + item.element * item.info.dtype.size,
-                                                      scratch: scratches[worker], release: true, staged: source, verified: verified)
+                            try self.reader.readChunk(
+                                item.info, chunk: item.chunk, into: base + item.element * item.info.dtype.size,
+                                scratch: scratches[worker], release: true, staged: source, verified: verified)
                         }
                     } catch {
                         failures.record(error)

@@ -44,7 +44,11 @@ public enum NPY {
         guard start + headerLength <= bytes.count else { throw RuntimeError("\(path): truncated header") }
         let header = String(decoding: bytes[start..<(start + headerLength)], as: UTF8.self)
         let width: Int
-        if header.contains("'descr': '<f4'") { width = 4 } else if allowDouble && header.contains("'descr': '<f8'") { width = 8 } else {
+        if header.contains("'descr': '<f4'") {
+            width = 4
+        } else if allowDouble && header.contains("'descr': '<f8'") {
+            width = 8
+        } else {
             throw RuntimeError("\(path): field 'descr' must be '<f4' (float32)\(allowDouble ? " or '<f8' (float64)" : ""): \(header)")
         }
         guard header.contains("'fortran_order': False") else { throw RuntimeError("\(path): field 'fortran_order' must be False") }
@@ -61,8 +65,9 @@ public enum NPY {
             throw RuntimeError("\(path): data is \(bytes.count - dataStart) bytes, shape \(shape) needs \(count * width)")
         }
         let values: [Double] = bytes[dataStart...].withUnsafeBytes { raw in
-            width == 4 ? (0..<count).map { Double(raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self)) }
-                       : (0..<count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) }
+            width == 4
+                ? (0..<count).map { Double(raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self)) }
+                : (0..<count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) }
         }
         return (shape, values)
     }

@@ -46,28 +46,34 @@ final class BackwardScratch {
 extension OPTModel {
     /// ∂L/∂input of the bound layer norm, from ∂L/∂output `dOut` and the norm's saved input; accumulated into
     /// `dInput`, or overwriting it (then it may alias `dOut`).
-    func normBackward(_ n: BoundNorm?, layer: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
-                      into dInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    func normBackward(
+        _ n: BoundNorm?, layer: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, T: Int,
+        into dInput: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
         let weight = n.map { scratch.widened.get($0.weight, key: WeightKey(layer: layer, role: $0.weightRole)) }
-        Profile.measure("bw layer norm") { weight.withOptionalBuffer { wp in
-            layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
-        } }
+        Profile.measure("bw layer norm") {
+            weight.withOptionalBuffer { wp in
+                layerNormBackward(dInput: dInput, dOut: dOut, input: input, weight: wp, T: T, C: config.hiddenSize, accumulate: accumulate)
+            }
+        }
     }
 
     /// dx `[T, C]` ← ∂L/∂(layer input), in place, from dx = ∂L/∂(layer output) and what the layer's forward
     /// kept in `saved`. `observer` sees the heads' outputs and their gradient.
-    func backwardLayer(_ w: DecodedLayer, layer l: Int, saved s: LayerSaved, dx: UnsafeMutablePointer<Float>, T: Int,
-                       scratch b: BackwardScratch, observer: any BackwardObserver) throws {
+    func backwardLayer(
+        _ w: DecodedLayer, layer l: Int, saved s: LayerSaved, dx: UnsafeMutablePointer<Float>, T: Int,
+        scratch b: BackwardScratch, observer: any BackwardObserver
+    ) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D, F = config.ffnDim
         let preLN = config.doLayerNormBefore
         let lw = try bind(w, layer: l)
         // --- FFN block, reversed ---
-        if !preLN {                                                                       // dx: ∂L/∂(x1 + FFN)
+        if !preLN {  // dx: ∂L/∂(x1 + FFN)
             normBackward(lw.ffnNorm, layer: l, dOut: dx, input: s[.ffnNormInput], T: T, into: dx, accumulate: false)
         }
-        if let fc1 = lw.fc1, let fc2 = lw.fc2 {                                           // dx += FFN's input gradient
+        if let fc1 = lw.fc1, let fc2 = lw.fc2 {  // dx += FFN's input gradient
             let dHidden = b.dHidden.reserve(T * F)
-            Profile.measure("bw fc2") { backend.projectBackward(fc2, layer: l, dOut: dx, T: T, K: F, into: dHidden, accumulate: false) }   // [T, F]
+            Profile.measure("bw fc2") { backend.projectBackward(fc2, layer: l, dOut: dx, T: T, K: F, into: dHidden, accumulate: false) }  // [T, F]
             Profile.measure("bw relu") { reluBackward(dHidden, output: s[.hidden], count: T * F) }
             if preLN {
                 let dNormed = b.dNormed.reserve(T * C)
@@ -78,7 +84,7 @@ extension OPTModel {
             }
         }
         // --- attention block, reversed ---
-        if !preLN {                                                                       // dx: ∂L/∂(x0 + attention)
+        if !preLN {  // dx: ∂L/∂(x0 + attention)
             normBackward(lw.attentionNorm, layer: l, dOut: dx, input: s[.attentionNormInput], T: T, into: dx, accumulate: false)
         }
         guard let qkvWeights = lw.qkv, let outWeights = lw.outProj else { return }
@@ -124,8 +130,10 @@ public func attentionProbabilities(_ p: UnsafeMutablePointer<Float>, qkv: Unsafe
 
 /// dQKV `[T, 3·H·D]` (q's part with respect to q before scaling) from dCtx `[T, H·D]`, recomputing each head's
 /// P from q and k. Heads run in parallel with single-threaded BLAS, each task with its own P and dP in `work`.
-func attentionBackward(dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-                       T: Int, H: Int, D: Int, work: FloatBuffer) {
+func attentionBackward(
+    dQKV: UnsafeMutablePointer<Float>, dCtx: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+    T: Int, H: Int, D: Int, work: FloatBuffer
+) {
     let HD = H * D, scaling = 1 / Float(D).squareRoot()
     let tasks = max(1, min(H, Threads.count))
     let all = work.reserve(tasks * 2 * T * T)

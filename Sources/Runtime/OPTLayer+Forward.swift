@@ -39,8 +39,10 @@ final class LayerScratch {
 
 extension OPTModel {
     /// x `[T, C]` ← layer(x), in place. `taps` show the layer's internals to the observers that want them.
-    func forwardLayer(x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
-                      mask: LayerMask, taps: LayerTaps) throws {
+    func forwardLayer(
+        x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
+        mask: LayerMask, taps: LayerTaps
+    ) throws {
         let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D
         let preLN = config.doLayerNormBefore
         let lw = try bind(w, layer: l)
@@ -56,8 +58,8 @@ extension OPTModel {
                 input = weights.normalized(lw.attentionNorm, input: x, T: T, into: ln)
             }
             let qkv = s.qkv.reserve(T * 3 * HD)
-            Profile.measure("qkv") { weights.project(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
-            let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
+            Profile.measure("qkv") { weights.project(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }  // [T, 3·H·D]
+            let scaling = 1 / Float(D).squareRoot()  // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             try taps.tap(.qkv, qkv, T * 3 * HD)
             let ctx = s.ctx.reserve(T * HD)
@@ -77,15 +79,17 @@ extension OPTModel {
             try taps.tap(.ctx, ctx, T * HD)
             Profile.measure("out_proj") { weights.project(outWeights, layer: l, out: out, input: .floats(ctx), M: T, K: HD) }  // [T, C]
         } else {
-            broadcastBias(lw.outBias, out: out, T: T, C: C)                                     // no heads: bias only
+            broadcastBias(lw.outBias, out: out, T: T, C: C)  // no heads: bias only
         }
-        Profile.measure("residual") { addInPlace(x, out, count: T * C) }                        // residual
+        Profile.measure("residual") { addInPlace(x, out, count: T * C) }  // residual
         if !preLN {
             try taps.tap(.attentionNormInput, x, T * C)
             norm(lw.attentionNorm, out: x, input: x, T: T)
         }
         if taps.wants(.outputWithoutFFN) {  // what this layer would output with its FFN removed
-            if preLN { try taps.tap(.outputWithoutFFN, x, T * C) } else {
+            if preLN {
+                try taps.tap(.outputWithoutFFN, x, T * C)
+            } else {
                 norm(lw.ffnNorm, out: ln, input: x, T: T)
                 try taps.tap(.outputWithoutFFN, ln, T * C)
             }
@@ -100,7 +104,7 @@ extension OPTModel {
             }
             let hidden: ((UnsafePointer<Float>, Int) throws -> Void)? = taps.wants(.hidden) ? { try taps.tap(.hidden, $0, $1) } : nil
             try weights.feedForward(fc1: fc1, fc2: fc2, layer: l, out: out, input: input, M: T, hidden: hidden)  // [T, C]
-            addInPlace(x, out, count: T * C)                                                     // residual
+            addInPlace(x, out, count: T * C)  // residual
         }
         if !preLN {
             try taps.tap(.ffnNormInput, x, T * C)

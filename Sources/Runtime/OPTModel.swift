@@ -53,8 +53,10 @@ public final class OPTModel: @unchecked Sendable {
     /// (resident when the decoded layers take at most `residentLimit` bytes).
     /// `memoryLimit` (default: this machine's physical memory) bounds what opening may allocate: a small file
     /// whose zero-filled chunks decode to hundreds of GB is refused by name instead of exhausting memory.
-    public init(path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30,
-                schedule: LayerStream.Schedule? = nil, memoryLimit: Int? = nil, precision: Precision = .fp32) throws {
+    public init(
+        path: String, resident: Bool? = nil, residentLimit: Int = 2 << 30,
+        schedule: LayerStream.Schedule? = nil, memoryLimit: Int? = nil, precision: Precision = .fp32
+    ) throws {
         self.precision = precision
         reader = try HRZReader(path: path)
         config = reader.config
@@ -63,8 +65,9 @@ public final class OPTModel: @unchecked Sendable {
         let layerBytes = reader.tensors.filter { $0.layer != nil }.reduce(0) { $0 + $1.byteCount }
         let keepsLayers = resident ?? (layerBytes <= residentLimit)
         try Self.checkMemory(reader, residentLayers: keepsLayers, limit: memoryLimit ?? Self.physicalMemory)
-        stream = LayerStream(reader: reader, resident: keepsLayers,
-                             schedule: schedule ?? .automatic(threads: Threads.count))
+        stream = LayerStream(
+            reader: reader, resident: keepsLayers,
+            schedule: schedule ?? .automatic(threads: Threads.count))
         let scratch = ChunkScratch()
         let embedInfo = try reader.tensor("embed_tokens.weight")
         let embed = RawBuffer(embedInfo.byteCount)
@@ -86,8 +89,9 @@ public final class OPTModel: @unchecked Sendable {
         for e in expected {
             let t = try reader.tensor(e.name)
             guard t.shape == e.shape else {
-                throw HRZError(.malformed("shape \(t.shape) disagrees with the config and layer plan, which imply \(e.shape)"),
-                               file: reader.path, tensor: e.name)
+                throw HRZError(
+                    .malformed("shape \(t.shape) disagrees with the config and layer plan, which imply \(e.shape)"),
+                    file: reader.path, tensor: e.name)
             }
         }
         if reader.tensors.count != expected.count {
@@ -115,8 +119,9 @@ public final class OPTModel: @unchecked Sendable {
         let total = needs.reduce(0) { $0 + $1.bytes }
         guard total <= limit else {
             let largest = needs.max { $0.bytes < $1.bytes }!
-            throw HRZError(.malformed("opening needs \(total) bytes of memory (\(largest.name): \(largest.bytes)); this machine has \(limit)"),
-                           file: reader.path, tensor: largest.name.contains(".") ? largest.name : nil)
+            throw HRZError(
+                .malformed("opening needs \(total) bytes of memory (\(largest.name): \(largest.bytes)); this machine has \(limit)"),
+                file: reader.path, tensor: largest.name.contains(".") ? largest.name : nil)
         }
     }
 

@@ -39,7 +39,9 @@ public final class SpillStore: @unchecked Sendable {
             var done = 0
             while done < bytes {
                 let n = pwrite(fd, UnsafeRawPointer(source) + done, bytes - done, off_t(fileEnd + done))
-                guard n > 0 else { throw RuntimeError("spill file in \(directory): write failed at byte \(fileEnd + done): \(String(cString: strerror(errno)))") }
+                guard n > 0 else {
+                    throw RuntimeError("spill file in \(directory): write failed at byte \(fileEnd + done): \(String(cString: strerror(errno)))")
+                }
                 done += n
             }
             spilled[handle] = (fileEnd, count)

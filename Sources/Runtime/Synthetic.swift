@@ -48,8 +48,10 @@ public enum Synthesizer {
 
     /// Writes a model of `config`'s shapes to `path`. Weights ~ N(0, 0.02²) (OPT's init std); layer norm
     /// weights ~ 1 + N(0, 0.02²); biases ~ N(0, 0.02²). Deterministic for a given seed.
-    public static func write(config base: OPTConfig, to path: String, options: SynthOptions = SynthOptions(),
-                             progress: ((Int, Int) -> Void)? = nil) throws {
+    public static func write(
+        config base: OPTConfig, to path: String, options: SynthOptions = SynthOptions(),
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws {
         var config = base
         if let layers = options.layers { config.numHiddenLayers = layers }
         let plans = Metadata.fullLayers(config)
@@ -59,7 +61,9 @@ public enum Synthesizer {
         var completed = false
         defer { if !completed { writer.abandon() } }
         var done = 0
-        writer.onProgress = { bytes in done += bytes; progress?(done, total) }
+        writer.onProgress = { bytes in
+            done += bytes; progress?(done, total)
+        }
         let dtype = options.dtype
         for (index, t) in tensors.enumerated() {
             let isNorm = t.name.contains("layer_norm"), isBias = t.name.hasSuffix(".bias")
@@ -70,8 +74,9 @@ public enum Synthesizer {
                 fill(destination, count: range.count, dtype: dtype, offset: offset, rng: &rng)
             }
         }
-        let metadata = Metadata(config: config, layers: plans, tokenizer: options.tokenizer,
-                                provenance: Provenance(converter: "headroom 0.1.0 synth seed \(options.seed)", sources: [], dtype: "synthetic"))
+        let metadata = Metadata(
+            config: config, layers: plans, tokenizer: options.tokenizer,
+            provenance: Provenance(converter: "headroom 0.1.0 synth seed \(options.seed)", sources: [], dtype: "synthetic"))
         try writer.finish(metadata: metadata)
         completed = true
     }

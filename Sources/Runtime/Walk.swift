@@ -103,8 +103,10 @@ struct LayerTaps {
 extension OPTModel {
     /// x `[T, C]` ← layers `first..<last` (x), in place. The pass's sequences are `spans` (a span's prefix is rows
     /// of the same pass or a key/value cache); `mask` removes heads and FFNs; `observers` watch.
-    func walk(x: UnsafeMutablePointer<Float>, T: Int, from first: Int = 0, to last: Int? = nil, spans: [LayerSpan],
-              mask: ModelMask = ModelMask(), observers: [any ForwardObserver] = []) throws {
+    func walk(
+        x: UnsafeMutablePointer<Float>, T: Int, from first: Int = 0, to last: Int? = nil, spans: [LayerSpan],
+        mask: ModelMask = ModelMask(), observers: [any ForwardObserver] = []
+    ) throws {
         let L = last ?? config.numHiddenLayers, D = config.headDim
         // Streaming, the first layer is read ahead like the others (its planes are then used in place).
         stream.prefetch(first)
@@ -118,10 +120,13 @@ extension OPTModel {
             try taps.tap(.layerOutput, x, T * config.hiddenSize)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             for o in observers {
-                try o.layerFinished(l, seconds: seconds, replay: LayerReplay(drainStream: { [self] in stream.drain() }) { [self] input in
-                    try forwardLayer(x: input, T: T, layer: l, weights: weights, spans: spans, mask: layerMask,
-                                     taps: LayerTaps(observers: [], layer: l, T: T, heads: 0, headDim: D))
-                })
+                try o.layerFinished(
+                    l, seconds: seconds,
+                    replay: LayerReplay(drainStream: { [self] in stream.drain() }) { [self] input in
+                        try forwardLayer(
+                            x: input, T: T, layer: l, weights: weights, spans: spans, mask: layerMask,
+                            taps: LayerTaps(observers: [], layer: l, T: T, heads: 0, headDim: D))
+                    })
             }
         }
     }

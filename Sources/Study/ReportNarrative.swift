@@ -35,21 +35,26 @@ extension StudyReport {
             if let i = levels.firstIndex(where: { abs($0.y - c) < 1e-9 }) { levels[i].tasks.append(t) } else { levels.append((c, [t])) }
         }
         return levels.map { level in
-            (level.y, level.tasks.count == tasks.count ? "chance" : level.tasks.count == 1 ? "chance (\(level.tasks[0]))" : "chance (\(level.tasks.count) tasks)")
+            (
+                level.y,
+                level.tasks.count == tasks.count ? "chance" : level.tasks.count == 1 ? "chance (\(level.tasks[0]))" : "chance (\(level.tasks.count) tasks)"
+            )
         }
     }
 
     static func introduction(_ i: Inputs) -> String {
         let o = i.options
         let model = o.label.map { "the \(escapeXML($0))" } ?? "<code>\(escapeXML((o.model as NSString).lastPathComponent))</code>"
-        var text = "<p><strong>What this is.</strong> Bansal et al. (ACL 2023) asked which attention heads and feed-forward blocks (FFNs) "
+        var text =
+            "<p><strong>What this is.</strong> Bansal et al. (ACL 2023) asked which attention heads and feed-forward blocks (FFNs) "
             + "OPT-66B needs to learn in context. They found that about 70% of the heads and 20% of the FFNs can be removed with little loss "
             + "of in-context accuracy; that the heads that matter are largely the same across tasks and numbers of shots; and that many of "
             + "them are induction heads (heads that copy what followed an earlier occurrence of the current token). This report runs the "
             + "same analyses on \(model) over \(o.tasks.count) task\(o.tasks.count == 1 ? "" : "s") and \(o.shots.map(String.init).joined(separator: "/")) shots, "
             + "and each figure says which of those findings it mirrors and what the numbers here show.</p>"
         if o.label?.contains("demo") == true {
-            text += "<p><strong>The demo model</strong> is a 4-layer, 4-head OPT trained by <code>Tools/train_demo.py</code> on three small "
+            text +=
+                "<p><strong>The demo model</strong> is a 4-layer, 4-head OPT trained by <code>Tools/train_demo.py</code> on three small "
                 + "tasks in the generic JSONL format: <code>demo_copy</code> (continue a word list copied earlier in the context: "
                 + "\"Copy: w1 … wn. Copy: w1 … wk\" → w(k+1)), and <code>demo_map_a</code> / <code>demo_map_b</code> (a made-up dictionary, "
                 + "\"item =\" → colour, with a new random mapping in every document, so only the in-context examples say which colour an "
@@ -67,7 +72,8 @@ extension StudyReport {
             let a = value(t, first), b = value(t, last)
             guard a.isFinite, b.isFinite else { return nil }
             let verb = b - a > 0.02 ? "rises" : b - a < -0.02 ? "falls" : "stays flat"
-            return "\(escapeXML(t)) \(verb) from \(String(format: "%.2f", a)) at \(first) shots to \(String(format: "%.2f", b)) at \(last) (\(String(format: "%+.2f", b - a)))"
+            return
+                "\(escapeXML(t)) \(verb) from \(String(format: "%.2f", a)) at \(first) shots to \(String(format: "%.2f", b)) at \(last) (\(String(format: "%+.2f", b - a)))"
         }
         return parts.isEmpty ? "" : " <strong>What this shows:</strong> " + parts.joined(separator: "; ") + "."
     }
@@ -80,7 +86,8 @@ extension StudyReport {
             guard let base = points.first(where: { $0.x == 0 })?.value, let end = points.last else { return nil }
             var kept = 0.0
             for p in points { if p.value >= base - 0.02 { kept = p.x } else { break } }
-            return "at \(k) shots accuracy stays within 2 points of the unpruned \(String(format: "%.2f", base)) until \(formatNumber(kept))\(unit) of \(what) are removed, and is \(String(format: "%.2f", end.value)) at \(formatNumber(end.x))\(unit)"
+            return
+                "at \(k) shots accuracy stays within 2 points of the unpruned \(String(format: "%.2f", base)) until \(formatNumber(kept))\(unit) of \(what) are removed, and is \(String(format: "%.2f", end.value)) at \(formatNumber(end.x))\(unit)"
         }
         return parts.isEmpty ? "" : " <strong>What this shows:</strong> " + parts.joined(separator: "; ") + "."
     }

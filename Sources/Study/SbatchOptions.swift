@@ -27,8 +27,10 @@ public struct SbatchOptions: Sendable, Equatable {
     /// Parses and checks `text`; the error names the offending word and why.
     public init(parsing text: String) throws {
         if let bad = text.unicodeScalars.first(where: Self.isControl) {
-            throw StudyError(field: "--sbatch", "holds the control character U+\(String(format: "%04X", bad.value)); "
-                             + "options go on #SBATCH lines, which a control character would end")
+            throw StudyError(
+                field: "--sbatch",
+                "holds the control character U+\(String(format: "%04X", bad.value)); "
+                    + "options go on #SBATCH lines, which a control character would end")
         }
         let words = try Self.words(text)
         var i = 0
@@ -40,7 +42,8 @@ public struct SbatchOptions: Sendable, Equatable {
             try Self.checkReserved(word)
             // A detached value: `--partition cpu`, `-p cpu`. Long options written with `=` and short options with
             // their value attached carry it already.
-            let takesNext = i + 1 < words.count && !words[i + 1].hasPrefix("-")
+            let takesNext =
+                i + 1 < words.count && !words[i + 1].hasPrefix("-")
                 && (word.hasPrefix("--") ? !word.contains("=") : word.count == 2 && !Self.shortFlags.contains(word.last!))
             if takesNext {
                 lines.append([word, words[i + 1]])
@@ -93,8 +96,10 @@ public struct SbatchOptions: Sendable, Equatable {
                 case .short(let c): hit = c == r.short
                 }
                 if hit {
-                    throw StudyError(field: "--sbatch", "'\(word)' sets --\(r.long)\(r.short.map { " (-\($0))" } ?? ""), which headroom sets itself; "
-                                     + "pass partition, account, time, CPUs, memory and the like")
+                    throw StudyError(
+                        field: "--sbatch",
+                        "'\(word)' sets --\(r.long)\(r.short.map { " (-\($0))" } ?? ""), which headroom sets itself; "
+                            + "pass partition, account, time, CPUs, memory and the like")
                 }
             }
         }

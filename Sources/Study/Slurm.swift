@@ -55,7 +55,9 @@ public struct SlurmJobs: Codable, Sendable {
 public enum SlurmError: Error, CustomStringConvertible {
     case command(String, String)
     public var description: String {
-        switch self { case .command(let what, let why): return "\(what): \(why)" }
+        switch self {
+        case .command(let what, let why): return "\(what): \(why)"
+        }
     }
 }
 
@@ -135,16 +137,27 @@ extension Study {
 
     /// One readable script per stage; the array index (plus an offset where MaxArraySize splits a stage) is the unit id.
     func slurmScript(_ stage: StudyPlan.Stage, options: SlurmOptions) -> String {
-        func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        func quoted(_ s: String) -> String {
+            !s.isEmpty && s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_=:,./@%+".contains($0)) })
+                ? s
+                : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }
         let absolute = (directory as NSString).standardizingPath.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
-        var lines = ["#!/bin/bash",
-                     "# headroom study, stage '\(stage.name)': \(stage.title), \(stage.units.count) unit\(stage.units.count == 1 ? "" : "s").",
-                     "# Each array task runs one unit; `headroom study -o DIR --status` shows them all.",
-                     "#SBATCH --job-name=headroom-\(stage.name)",
-                     "#SBATCH --kill-on-invalid-dep=yes"]
+        var lines = [
+            "#!/bin/bash",
+            "# headroom study, stage '\(stage.name)': \(stage.title), \(stage.units.count) unit\(stage.units.count == 1 ? "" : "s").",
+            "# Each array task runs one unit; `\(StudyCommands.line(StudyCommands.status(directory)))` shows them all.",
+            "#SBATCH --job-name=headroom-\(stage.name)",
+            "#SBATCH --kill-on-invalid-dep=yes",
+        ]
         lines += options.sbatch.scriptLines
-        lines += ["set -eu",
-                  "exec \(quoted(options.executable)) study -o \(quoted((absolute as NSString).standardizingPath)) --unit \"\(stage.name):$((SLURM_ARRAY_TASK_ID + ${HEADROOM_UNIT_OFFSET:-0}))\""]
+        lines += [
+            "set -eu",
+            "exec \(quoted(options.executable)) "
+                + StudyCommands.unit((absolute as NSString).standardizingPath, "UNIT").map {
+                    $0 == "UNIT" ? "\"\(stage.name):$((SLURM_ARRAY_TASK_ID + ${HEADROOM_UNIT_OFFSET:-0}))\"" : quoted($0)
+                }.joined(separator: " "),
+        ]
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -155,8 +168,9 @@ extension Study {
         // Submitting again while earlier arrays still run would run units twice.
         let states = Slurm.states(jobs.submissions.map(\.job))
         if let running = jobs.submissions.first(where: { s in (states[s.job] ?? [:]).values.contains { Slurm.active.contains($0) } }) {
-            throw PruneError(file: SlurmJobs.path(directory),
-                             "job \(running.job) (stage \(running.stage)) is still pending or running; wait for it (--status) or scancel it first")
+            throw PruneError(
+                file: SlurmJobs.path(directory),
+                "job \(running.job) (stage \(running.stage)) is still pending or running; wait for it (--status) or scancel it first")
         }
         try writeManifest()
         let plan = self.plan()
@@ -176,22 +190,27 @@ extension Study {
                 let offset = chunk * maxArray
                 let indices = group.map { $0 - offset }
                 let logPattern = "\(slurmDirectory)/logs/\(stage.name)-\(offset > 0 ? "\(offset)+" : "")%a.out"
-                var command = ["sbatch", "--parsable", "--array=\(Slurm.ranges(indices))\(options.arrayLimit.map { "%\($0)" } ?? "")",
-                               "--output=\(logPattern)", "--export=ALL,HEADROOM_UNIT_OFFSET=\(offset)"]
+                var command = [
+                    "sbatch", "--parsable", "--array=\(Slurm.ranges(indices))\(options.arrayLimit.map { "%\($0)" } ?? "")",
+                    "--output=\(logPattern)", "--export=ALL,HEADROOM_UNIT_OFFSET=\(offset)",
+                ]
                 if !after.isEmpty { command.append("--dependency=afterok:\(after.joined(separator: ":"))") }
                 command.append(script)
                 let job = try Slurm.run(command).split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
                 guard !job.isEmpty, job.allSatisfy(\.isNumber) else { throw SlurmError.command("sbatch", "printed no job id") }
                 submitted[stage.name, default: []].append(job)
-                let s = SlurmJobs.Submission(stage: stage.name, job: job, units: group, offset: offset,
-                                             logPattern: logPattern, command: command, submitted: timestamp())
+                let s = SlurmJobs.Submission(
+                    stage: stage.name, job: job, units: group, offset: offset,
+                    logPattern: logPattern, command: command, submitted: timestamp())
                 round.append(s)
                 jobs.submissions.append(s)
                 // Recorded as each array is accepted, so a failure halfway leaves what was submitted on record.
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 try AtomicFile.write([UInt8](try encoder.encode(jobs)), to: SlurmJobs.path(directory))
-                log("submitted \(stage.name): job \(job), \(group.count) unit\(group.count == 1 ? "" : "s")\(after.isEmpty ? "" : ", after \(after.joined(separator: ", "))")")
+                log(
+                    "submitted \(stage.name): job \(job), \(group.count) unit\(group.count == 1 ? "" : "s")\(after.isEmpty ? "" : ", after \(after.joined(separator: ", "))")"
+                )
             }
         }
         return round

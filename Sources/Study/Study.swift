@@ -86,7 +86,9 @@ public final class Study {
         self.directory = directory
         self.shards = max(1, shards)
         tasks = try options.tasks.map { name in
-            guard let t = EvalTask.named(name, dataDirectory: options.data) else { throw StudyError("unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)") }
+            guard let t = EvalTask.named(name, dataDirectory: options.data) else {
+                throw StudyError("unknown task '\(name)' (no \(options.data)/\(name)/validation.jsonl)")
+            }
             return t
         }
     }
@@ -94,8 +96,9 @@ public final class Study {
     /// The study recorded in `directory` (for `--unit`, `--status` and `--slurm` without options).
     public static func resume(directory: String) throws -> Study {
         guard let manifest = try StudyManifest.read(directory: directory) else {
-            throw StudyError(file: (directory as NSString).appendingPathComponent("study.json"),
-                             "no study here yet; start it with `headroom study … -o \(directory)` (with --plan, --slurm or to run it)")
+            throw StudyError(
+                file: (directory as NSString).appendingPathComponent("study.json"),
+                "no study here yet; start it with `\(StudyCommands.line(StudyCommands.start(directory)))` (with --plan, --slurm or to run it)")
         }
         return try Study(options: manifest.options, directory: directory, shards: manifest.shards ?? 1)
     }
@@ -193,7 +196,8 @@ public final class Study {
     public func runUnit(_ unit: UnitID, plan: StudyPlan? = nil, quiet: Bool = false) throws {
         let plan = plan ?? self.plan()
         guard let stage = plan.stage(unit.stage) else {
-            throw StudyError(file: path("study.json"), "no stage '\(unit.stage)' in this study's plan (its stages: \(plan.stages.map(\.name).joined(separator: ", ")))")
+            throw StudyError(
+                file: path("study.json"), "no stage '\(unit.stage)' in this study's plan (its stages: \(plan.stages.map(\.name).joined(separator: ", ")))")
         }
         guard let planned = stage.units.first(where: { $0.id == unit.id }) else {
             throw StudyError(file: path("study.json"), "stage '\(unit.stage)' has units 0…\(stage.units.count - 1), not \(unit.id)")
@@ -221,8 +225,9 @@ public final class Study {
         }
         var outputs: [String: String] = [:]
         for file in planned.outputs { if let s = fileStamp(path(file)) { outputs[file] = s } }
-        let r = UnitRecord(unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: FileGuard.hostTag,
-                           seconds: Date().timeIntervalSince(started), finished: timestamp())
+        let r = UnitRecord(
+            unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: FileGuard.hostTag,
+            seconds: Date().timeIntervalSince(started), finished: timestamp())
         try FileManager.default.createDirectory(atPath: (recordPath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

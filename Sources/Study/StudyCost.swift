@@ -37,7 +37,8 @@ public struct Calibration: Codable, Sendable {
     /// synthesized one-layer model of `config`'s shape and caches it.
     public static func load(_ config: OPTConfig, threads: Int, cache path: String, log: (String) -> Void) throws -> Calibration {
         if let data = try FileGuard.contents(atPath: path), let old = try? JSONDecoder().decode(Calibration.self, from: data),
-           old.shape == shape(config), old.cpu == cpuName(), old.threads == threads {
+            old.shape == shape(config), old.cpu == cpuName(), old.threads == threads
+        {
             return old
         }
         log("calibrating: timing one layer of the shape \(shape(config)) on \(threads) thread\(threads == 1 ? "" : "s")")
@@ -56,8 +57,9 @@ public struct Calibration: Codable, Sendable {
         bench.resident = true
         let forward = try ForwardBenchmark.run(bench) { _ in }
         let backward = try BackwardBenchmark.run(model: model, sequences: 2, tokens: 256, threads: threads, runs: 2)
-        let calibration = Calibration(shape: shape(config), cpu: cpuName(), threads: threads, forwardGflops: forward.gflops,
-                                      backwardRatio: backward.ratio, measured: timestamp())
+        let calibration = Calibration(
+            shape: shape(config), cpu: cpuName(), threads: threads, forwardGflops: forward.gflops,
+            backwardRatio: backward.ratio, measured: timestamp())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write([UInt8](try encoder.encode(calibration)), to: path)
@@ -122,7 +124,8 @@ extension Study {
                 evalPasses[key] = p.scaled(Double(docs) / Double(work.docs))
             }
             if let (requests, _) = try? ImportanceData.tokenized(task: task, shots: k, dataDirectory: options.data, limit: sample, scorer: scorer),
-               !requests.isEmpty {
+                !requests.isEmpty
+            {
                 var p = Passes()
                 for r in requests { p.add(r.context.count + r.continuation.count, logits: r.continuation.count) }
                 let split = task == .lambadaOpenAI ? task.evalSplit : "train"
@@ -165,8 +168,12 @@ extension Study {
                         c = cost(p, flops: p.flops(config, layers: L + above, heads: 1 + L))
                     }
                 case .sweep(let name, let shard)?:
-                    let points: Double = name == "heads" ? Double(options.headsGrid.count) : name == "ffns" ? Double(options.ffnsGrid.count)
-                        : Double(options.headsGrid.count * options.combinedFFNs.count)
+                    let points: Double =
+                        name == "heads"
+                        ? Double(options.headsGrid.count)
+                        : name == "ffns"
+                            ? Double(options.ffnsGrid.count)
+                            : Double(options.headsGrid.count * options.combinedFFNs.count)
                     let maxShots = options.shots.max()
                     c = evalCost({ i in (name != "combined" || self.cells[i].shots == maxShots ? points : 0) / Double(shard.count) })
                 case .induction?:
@@ -227,25 +234,35 @@ extension StudyPlan {
             for (scale, name) in units where x >= scale { return String(format: "%.1f %@", x / scale, name) }
             return String(format: "%.0f ", x)
         }
-        var lines = [String(format: "calibrated on %@, %d thread%@: forward %.0f GFLOP/s, forward + backward %.2f× the forward",
-                            calibration.cpu, calibration.threads, calibration.threads == 1 ? "" : "s", calibration.forwardGflops, calibration.backwardRatio),
-                     "shape: \(calibration.shape); shards: \(shards)", "",
-                     "stage".padding(toLength: 14, withPad: " ", startingAt: 0) + "units".leftPad(7) + "tokens".leftPad(11) + "FLOP".leftPad(11)
-                        + "core-hours".leftPad(12)]
+        var lines = [
+            String(
+                format: "calibrated on %@, %d thread%@: forward %.0f GFLOP/s, forward + backward %.2f× the forward",
+                calibration.cpu, calibration.threads, calibration.threads == 1 ? "" : "s", calibration.forwardGflops, calibration.backwardRatio),
+            "shape: \(calibration.shape); shards: \(shards)", "",
+            "stage".padding(toLength: 14, withPad: " ", startingAt: 0) + "units".leftPad(7) + "tokens".leftPad(11) + "FLOP".leftPad(11)
+                + "core-hours".leftPad(12),
+        ]
         var total = (units: 0, tokens: 0.0, flops: 0.0, seconds: 0.0)
         for stage in stages {
             let tokens = stage.units.reduce(0) { $0 + ($1.cost?.tokens ?? 0) }, flops = stage.units.reduce(0) { $0 + ($1.cost?.flops ?? 0) }
             let seconds = stage.units.reduce(0) { $0 + ($1.cost?.seconds ?? 0) }
             total.units += stage.units.count; total.tokens += tokens; total.flops += flops; total.seconds += seconds
-            lines.append(stage.name.padding(toLength: 14, withPad: " ", startingAt: 0) + "\(stage.units.count)".leftPad(7) + si(tokens).leftPad(11)
-                         + si(flops).leftPad(11) + hours(seconds * Double(calibration.threads)).leftPad(12))
+            lines.append(
+                stage.name.padding(toLength: 14, withPad: " ", startingAt: 0) + "\(stage.units.count)".leftPad(7) + si(tokens).leftPad(11)
+                    + si(flops).leftPad(11) + hours(seconds * Double(calibration.threads)).leftPad(12))
         }
-        lines.append("total".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(total.units)".leftPad(7) + si(total.tokens).leftPad(11)
-                     + si(total.flops).leftPad(11) + hours(total.seconds * Double(calibration.threads)).leftPad(12))
+        lines.append(
+            "total".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(total.units)".leftPad(7) + si(total.tokens).leftPad(11)
+                + si(total.flops).leftPad(11) + hours(total.seconds * Double(calibration.threads)).leftPad(12))
         lines.append("")
         func duration(_ s: Double) -> String {
-            s < 120 ? String(format: "%.0f s", s) : s < 7200 ? String(format: "%.0f min", s / 60) : s < 172_800 ? String(format: "%.1f h", s / 3600)
-                : String(format: "%.1f days", s / 86400)
+            s < 120
+                ? String(format: "%.0f s", s)
+                : s < 7200
+                    ? String(format: "%.0f min", s / 60)
+                    : s < 172_800
+                        ? String(format: "%.1f h", s / 3600)
+                        : String(format: "%.1f days", s / 86400)
         }
         let walls = machines.map { "\($0): \(duration(wallSeconds(machines: $0)))" }
         lines.append("wall time on N machines like this one (N: time): " + walls.joined(separator: ", "))

@@ -40,29 +40,44 @@ extension Study {
     public func plan() -> StudyPlan {
         var stages: [StudyPlan.Stage] = []
         func add(_ name: String, _ title: String, after: [String], _ works: [(Work, String)]) {
-            stages.append(StudyPlan.Stage(name: name, title: title, after: after,
-                                          units: works.enumerated().map { StudyPlan.Unit(id: $0.offset, what: $0.element.1, outputs: outputs($0.element.0), cost: nil) }))
+            stages.append(
+                StudyPlan.Stage(
+                    name: name, title: title, after: after,
+                    units: works.enumerated().map { StudyPlan.Unit(id: $0.offset, what: $0.element.1, outputs: outputs($0.element.0), cost: nil) }))
         }
         func partText(_ p: Part) -> String { merged ? " (shard \(p))" : "" }
         let evalWorks = { (dir: String) in self.parts.map { p in (Work.eval(directory: dir, part: p), "evaluate every cell\(partText(p))") } }
         add("eval", "baseline evaluation", after: [], evalWorks(StudyLayout.baseline))
-        if merged { add("eval-merge", "baseline evaluation: merge", after: ["eval"], [(.evalMerge(directory: StudyLayout.baseline), "merge \(shards) shards")]) }
-        add("heads", "gradient head importance", after: [],
+        if merged {
+            add("eval-merge", "baseline evaluation: merge", after: ["eval"], [(.evalMerge(directory: StudyLayout.baseline), "merge \(shards) shards")])
+        }
+        add(
+            "heads", "gradient head importance", after: [],
             cells.flatMap { c in parts.map { p in (Work.heads(c.task, c.shots, p), "\(c.task.rawValue) \(c.shots)-shot\(partText(p))") } })
         if merged { add("heads-merge", "gradient head importance: merge", after: ["heads"], [(.headsMerge, "merge \(shards) shards of every cell")]) }
-        add("ffns", "oracle FFN importance", after: [],
-            cells.flatMap { c in parts.map { p in (Work.ffns(c.task, c.shots, p), "\(c.task.rawValue) \(c.shots)-shot\(merged ? " (batches ≡ \(p.index) mod \(p.count))" : "")") } })
+        add(
+            "ffns", "oracle FFN importance", after: [],
+            cells.flatMap { c in
+                parts.map { p in (Work.ffns(c.task, c.shots, p), "\(c.task.rawValue) \(c.shots)-shot\(merged ? " (batches ≡ \(p.index) mod \(p.count))" : "")")
+                }
+            })
         if merged { add("ffns-merge", "oracle FFN importance: merge", after: ["ffns"], [(.ffnsMerge, "merge \(shards) shards of every cell")]) }
         let importance = merged ? ["heads-merge", "ffns-merge"] : ["heads", "ffns"]
         add("ranks", "rankings and correlations", after: importance, [(.ranks, "rankings, aggregates, Spearman matrices")])
-        add("sweeps", "pruning sweeps", after: ["ranks"],
-            StudyLayout.sweepNames.flatMap { name in parts.map { p in (Work.sweep(name, p), "\(name) sweep\(merged ? " (batches ≡ \(p.index) mod \(p.count))" : "")") } })
+        add(
+            "sweeps", "pruning sweeps", after: ["ranks"],
+            StudyLayout.sweepNames.flatMap { name in
+                parts.map { p in (Work.sweep(name, p), "\(name) sweep\(merged ? " (batches ≡ \(p.index) mod \(p.count))" : "")") }
+            })
         if merged { add("sweeps-merge", "pruning sweeps: merge", after: ["sweeps"], [(.sweepsMerge, "merge \(shards) shards of each sweep")]) }
         add("induction", "induction heads", after: [], StudyLayout.inductionKinds.map { (.induction($0), $0) })
         add("prune", "pruned model", after: ["ranks"], [(.prune, "prune by the aggregate rankings")])
         add("pruned-eval", "pruned model: evaluation", after: ["prune"], evalWorks(StudyLayout.prunedEval))
-        if merged { add("pruned-merge", "pruned model: merge", after: ["pruned-eval"], [(.evalMerge(directory: StudyLayout.prunedEval), "merge \(shards) shards")]) }
-        add("compare", "pruned model: comparison", after: [merged ? "eval-merge" : "eval", merged ? "pruned-merge" : "pruned-eval"],
+        if merged {
+            add("pruned-merge", "pruned model: merge", after: ["pruned-eval"], [(.evalMerge(directory: StudyLayout.prunedEval), "merge \(shards) shards")])
+        }
+        add(
+            "compare", "pruned model: comparison", after: [merged ? "eval-merge" : "eval", merged ? "pruned-merge" : "pruned-eval"],
             [(.compare, "size, speed and accuracy against the original")])
         add("report", "report", after: ["ranks", merged ? "sweeps-merge" : "sweeps", "induction", "compare"], [(.report, "report.html and figures")])
         return StudyPlan(shards: shards, stages: stages)
@@ -106,11 +121,14 @@ extension Study {
     /// The files a unit writes (relative to the study directory).
     func outputs(_ work: Work) -> [String] {
         switch work {
-        case .eval(let dir, let p) where p == .whole: return ["\(dir)/results.json"] + cells.flatMap { EvalJob.outputs($0.task, $0.shots).map { "\(dir)/\($0)" } }
+        case .eval(let dir, let p) where p == .whole:
+            return ["\(dir)/results.json"] + cells.flatMap { EvalJob.outputs($0.task, $0.shots).map { "\(dir)/\($0)" } }
         case .eval(let dir, let p): return cells.map { Self.partFile("\(dir)/\(Cells.stem($0.task, $0.shots)).json", p) }
         case .evalMerge(let dir): return ["\(dir)/results.json"]
-        case .heads(let t, let k, let p): return p == .whole ? [StudyLayout.scores("heads", t.rawValue, k)] : [Self.partFile(StudyLayout.scores("heads", t.rawValue, k), p)]
-        case .ffns(let t, let k, let p): return p == .whole ? [StudyLayout.scores("ffns", t.rawValue, k)] : [Self.partFile(StudyLayout.scores("ffns", t.rawValue, k), p)]
+        case .heads(let t, let k, let p):
+            return p == .whole ? [StudyLayout.scores("heads", t.rawValue, k)] : [Self.partFile(StudyLayout.scores("heads", t.rawValue, k), p)]
+        case .ffns(let t, let k, let p):
+            return p == .whole ? [StudyLayout.scores("ffns", t.rawValue, k)] : [Self.partFile(StudyLayout.scores("ffns", t.rawValue, k), p)]
         case .headsMerge: return cells.map { StudyLayout.scores("heads", $0.task.rawValue, $0.shots) }
         case .ffnsMerge: return cells.map { StudyLayout.scores("ffns", $0.task.rawValue, $0.shots) }
         case .ranks: return [StudyLayout.aggregate("heads"), StudyLayout.aggregate("ffns")]
@@ -160,8 +178,9 @@ extension Study {
         case .sweep(let name, let p): try sweep(name, part: p, merge: false)
         case .sweepsMerge: for name in StudyLayout.sweepNames { try sweep(name, part: .whole, merge: true) }
         case .induction(let kind):
-            var spec = InductionSpec(model: options.model, kind: InductionKind(rawValue: kind)!,
-                                     source: .random(count: options.inductionSequences, seed: options.inductionSeed), output: path(StudyLayout.induction(kind)))
+            var spec = InductionSpec(
+                model: options.model, kind: InductionKind(rawValue: kind)!,
+                source: .random(count: options.inductionSequences, seed: options.inductionSeed), output: path(StudyLayout.induction(kind)))
             spec.precision = options.arithmetic
             var job = try InductionJob(spec)
             try job.runWhole(context: context)
@@ -186,15 +205,17 @@ extension Study {
     }
 
     func headsJob(_ task: EvalTask, _ k: Int) throws -> HeadImportanceJob {
-        var spec = HeadImportanceSpec(model: options.model, source: .task(task, shots: k, data: options.data, limit: options.importanceExamples, targetSpace: false),
-                                      output: path(StudyLayout.scores("heads", task.rawValue, k)))
+        var spec = HeadImportanceSpec(
+            model: options.model, source: .task(task, shots: k, data: options.data, limit: options.importanceExamples, targetSpace: false),
+            output: path(StudyLayout.scores("heads", task.rawValue, k)))
         spec.precision = options.arithmetic
         spec.memoryBudget = options.memoryBudget
         return try HeadImportanceJob(spec)
     }
 
     func oracleJob(_ task: EvalTask, _ k: Int) throws -> OracleJob {
-        var spec = OracleSpec(model: options.model, kind: .ffns, task: task, shots: k, data: options.data, output: path(StudyLayout.scores("ffns", task.rawValue, k)))
+        var spec = OracleSpec(
+            model: options.model, kind: .ffns, task: task, shots: k, data: options.data, output: path(StudyLayout.scores("ffns", task.rawValue, k)))
         spec.limit = options.limit
         spec.precision = options.arithmetic
         spec.memoryBudget = options.memoryBudget
@@ -233,8 +254,9 @@ extension Study {
             return
         }
         // The combined grid is the costly part (60 points per cell), so it runs at the largest shots value only.
-        var o = SweepOptions(tasks: tasks, shots: name == "combined" ? options.shots.max().map { [$0] } ?? [] : options.shots, dataDirectory: options.data,
-                             outputDirectory: path(StudyLayout.sweep(name)))
+        var o = SweepOptions(
+            tasks: tasks, shots: name == "combined" ? options.shots.max().map { [$0] } ?? [] : options.shots, dataDirectory: options.data,
+            outputDirectory: path(StudyLayout.sweep(name)))
         o.grid = grid
         o.limit = options.limit
         o.memoryBudget = options.memoryBudget
@@ -243,7 +265,8 @@ extension Study {
         o.ffns = grid.ffns == [0] ? [] : ffns
         o.rankingFrom = name == "combined" ? "aggregate" : nil
         let job = try SweepJob(model: options.model, options: o)
-        let context = JobContext(log: { [weak self] in self?.log("  \(name): " + $0) }, progress: { [weak self] in self?.progress("sweep \(name) \($0)", $1, $2) })
+        let context = JobContext(
+            log: { [weak self] in self?.log("  \(name): " + $0) }, progress: { [weak self] in self?.progress("sweep \(name) \($0)", $1, $2) })
         if merge {
             try job.merge(parts: shards, context: context)
         } else if part == .whole {
@@ -272,9 +295,10 @@ extension Study {
             skipped.append("comparison: no pruned model or no evaluation")
             return
         }
-        var job = ComparisonJob(original: options.model, pruned: path(StudyLayout.prunedModel), originalResults: path(StudyLayout.baseline + "/results.json"),
-                                prunedResults: path(StudyLayout.prunedEval + "/results.json"), plan: path(StudyLayout.prunedPlan),
-                                output: path(StudyLayout.comparison), data: options.data)
+        var job = ComparisonJob(
+            original: options.model, pruned: path(StudyLayout.prunedModel), originalResults: path(StudyLayout.baseline + "/results.json"),
+            prunedResults: path(StudyLayout.prunedEval + "/results.json"), plan: path(StudyLayout.prunedPlan),
+            output: path(StudyLayout.comparison), data: options.data)
         job.precision = options.arithmetic
         try job.run(context: jobContext)
     }

@@ -34,9 +34,11 @@ enum PreTokenizer {
         }
         while i < n {
             // 's|'t|'re|'ve|'m|'ll|'d  (lowercase only, as in the pattern)
-            if scalars[i] == "'", let c = contractions.first(where: { c in
-                i + 1 + c.count <= n && scalars[(i + 1)..<(i + 1 + c.count)].elementsEqual(c)
-            }) {
+            if scalars[i] == "'",
+                let c = contractions.first(where: { c in
+                    i + 1 + c.count <= n && scalars[(i + 1)..<(i + 1 + c.count)].elementsEqual(c)
+                })
+            {
                 out.append(i..<(i + 1 + c.count))
                 i += 1 + c.count
                 continue

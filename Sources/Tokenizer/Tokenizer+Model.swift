@@ -12,8 +12,9 @@ extension Tokenizer {
         if isDirectory.boolValue { return try Tokenizer(directory: path) }
         let reader = try HRZReader(path: path)
         guard let embedded = reader.metadata.tokenizer else {
-            throw TokenizerError(file: path, line: nil,
-                                 reason: "no tokenizer embedded; convert with --tokenizer DIR, or pass the directory holding vocab.json and merges.txt")
+            throw TokenizerError(
+                file: path, line: nil,
+                reason: "no tokenizer embedded; convert with --tokenizer DIR, or pass the directory holding vocab.json and merges.txt")
         }
         return try Tokenizer(vocab: embedded.vocab, merges: embedded.merges, vocabName: path + " (vocab.json)", mergesName: path + " (merges.txt)")
     }

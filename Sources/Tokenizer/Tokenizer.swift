@@ -76,7 +76,9 @@ public final class Tokenizer: @unchecked Sendable {
         for b in 0..<256 { bpe.byteSymbols.append(bpe.symbol(String(Character(ByteMap.encode[b])))) }
         let vocabIDs = Dictionary(entries, uniquingKeysWith: { first, _ in first })
         symbolToID = bpe.symbols.map { Int32(vocabIDs[$0] ?? -1) }
-        mergedTokenIDs = mergedSymbols.compactMap { let id = symbolToID[Int($0)]; return id >= 0 ? Int(id) : nil }
+        mergedTokenIDs = mergedSymbols.compactMap {
+            let id = symbolToID[Int($0)]; return id >= 0 ? Int(id) : nil
+        }
     }
 
     /// Token ids of `text`, with OPT's BOS (2) first when `bos` is true.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
-import CBF16
+import CKernels
 @testable import Checkpoints
 @testable import HRZFormat
 @testable import Runtime
@@ -89,8 +89,10 @@ struct BF16ModelTests {
 
     @Test(arguments: ["safetensors-f32", "safetensors-sharded-f16", "post-ln-350m-style"])
     func headImportanceCloseToFP32(_ fixture: String) throws {
-        let requests = [ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44]),
-                        ImportanceRequest(context: [2, 31, 59, 26, 53, 58], continuation: [90, 93, 23, 84])]
+        let requests = [
+            ImportanceRequest(context: [2, 10, 20, 30, 17], continuation: [5, 9, 44]),
+            ImportanceRequest(context: [2, 31, 59, 26, 53, 58], continuation: [90, 93, 23, 84]),
+        ]
         let a = try HeadImportance(open(fixture, .fp32)).scores(requests), b = try HeadImportance(open(fixture, .bf16)).scores(requests)
         let x = a.flatMap { $0 }, y = b.flatMap { $0 }
         let scale = x.map(abs).max()!

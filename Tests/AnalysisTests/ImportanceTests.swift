@@ -14,16 +14,21 @@ struct ImportanceTests {
         var scores: [[Double]]
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     /// `blocked`: as for a model too big to keep widened (OPT-66B), weights widen in 3-row blocks on every
     /// use, so each backward GEMM accumulates over blocks that straddle q/k/v.
-    @Test(arguments: [("safetensors-f32", false), ("post-ln-350m-style", false), ("safetensors-sharded-f16", false),
-                      ("post-ln-350m-style", true), ("safetensors-sharded-f16", true)])
+    @Test(arguments: [
+        ("safetensors-f32", false), ("post-ln-350m-style", false), ("safetensors-sharded-f16", false),
+        ("post-ln-350m-style", true), ("safetensors-sharded-f16", true),
+    ])
     func headImportanceMatchesAutograd(_ fixture: String, blocked: Bool) throws {
         Threads.set(2)
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
-            .appendingPathComponent("Fixtures/\(fixture)/importance.json")))
+        let reference = try JSONDecoder().decode(
+            Reference.self,
+            from: Data(
+                contentsOf: Bundle.module.resourceURL!
+                    .appendingPathComponent("Fixtures/\(fixture)/importance.json")))
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")
         let model = try OPTModel(path: out)
         if blocked {
@@ -34,7 +39,9 @@ struct ImportanceTests {
         for (l, row) in scores.enumerated() {
             for (h, value) in row.enumerated() {
                 let expected = reference.scores[l][h]
-                #expect(abs(value - expected) <= 1e-3 * abs(expected) + 1e-9, "\(fixture) blocked \(blocked) layer \(l) head \(h): \(value) vs autograd \(expected)")
+                #expect(
+                    abs(value - expected) <= 1e-3 * abs(expected) + 1e-9, "\(fixture) blocked \(blocked) layer \(l) head \(h): \(value) vs autograd \(expected)"
+                )
             }
         }
     }

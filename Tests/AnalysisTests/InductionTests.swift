@@ -13,16 +13,22 @@ struct InductionTests {
     @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
     func prefixMatchingMatchesHF(_ fixture: String) throws {
         Threads.set(2)
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
-            .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
+        let reference = try JSONDecoder().decode(
+            Reference.self,
+            from: Data(
+                contentsOf: Bundle.module.resourceURL!
+                    .appendingPathComponent("Fixtures/\(fixture)/induction.json")))
         let out = try convertFixture("Tests/CheckpointsTests/Fixtures/\(fixture)")
         let model = try OPTModel(path: out)
-        for (name, scores, expected) in [("prefix matching", try PrefixMatching(model).scores(reference.sequences), reference.prefix_matching),
-                                         ("copying", try CopyingScores(model).scores(reference.sequences), reference.copying)] {
+        for (name, scores, expected) in [
+            ("prefix matching", try PrefixMatching(model).scores(reference.sequences), reference.prefix_matching),
+            ("copying", try CopyingScores(model).scores(reference.sequences), reference.copying),
+        ] {
             for (l, row) in scores.enumerated() {
                 for (h, value) in row.enumerated() {
-                    #expect(abs(value - expected[l][h]) <= 1e-5 + 1e-3 * abs(expected[l][h]),
-                            "\(fixture) \(name) layer \(l) head \(h): \(value) vs reference \(expected[l][h])")
+                    #expect(
+                        abs(value - expected[l][h]) <= 1e-5 + 1e-3 * abs(expected[l][h]),
+                        "\(fixture) \(name) layer \(l) head \(h): \(value) vs reference \(expected[l][h])")
                 }
             }
         }

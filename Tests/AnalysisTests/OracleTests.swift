@@ -49,8 +49,11 @@ struct OracleReferenceTests {
 
     @Test func oracleMatchesHF() throws {
         Threads.set(2)
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!
-            .appendingPathComponent("Fixtures/oracle/oracle.json")))
+        let reference = try JSONDecoder().decode(
+            Reference.self,
+            from: Data(
+                contentsOf: Bundle.module.resourceURL!
+                    .appendingPathComponent("Fixtures/oracle/oracle.json")))
         let model = try convertFixture("Tests/EvaluationTests/Fixtures/tiny-real-vocab", tokenizer: true)
         for cell in reference.cells {
             let task = EvalTask(rawValue: cell.task)!

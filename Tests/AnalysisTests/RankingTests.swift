@@ -13,7 +13,8 @@ struct RankingTests {
     }
 
     @Test func matchesScipy() throws {
-        let r = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!.appendingPathComponent("Fixtures/rank/spearman.json")))
+        let r = try JSONDecoder().decode(
+            Reference.self, from: Data(contentsOf: Bundle.module.resourceURL!.appendingPathComponent("Fixtures/rank/spearman.json")))
         for (v, ranks) in zip(r.vectors, r.ranks) { #expect(Ranking.averageRanks(v) == ranks) }
         for p in r.pairs {
             #expect(abs(Ranking.spearman(r.vectors[p.a], r.vectors[p.b]) - p.rho) < 1e-12, "pair \(p.a), \(p.b)")
@@ -36,25 +37,32 @@ struct RankReportTests {
 
     @Test func writesRankingsAggregateAndCorrelations() throws {
         let dir = testScratch() + "headroom-rank-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let inputs = [("a.json", file("copa", 0, [[3, 1], [2, 4]])), ("b.json", file("copa", 1, [[1, 1], [4, 2]])),
-                      ("c.json", file("cb", 1, [[4, 3], [2, 1]]))]
+        let inputs = [
+            ("a.json", file("copa", 0, [[3, 1], [2, 4]])), ("b.json", file("copa", 1, [[1, 1], [4, 2]])),
+            ("c.json", file("cb", 1, [[4, 3], [2, 1]])),
+        ]
         let written = try RankReport.write(inputs.map { ($0.0, $0.1) }, aggregate: true, to: dir).map { ($0 as NSString).lastPathComponent }
-        #expect(Set(written) == ["ranking-copa-0-shot.csv", "ranking-copa-1-shot.csv", "ranking-cb-1-shot.csv", "aggregate.json",
-                                 "ranking-aggregate.csv", "spearman.csv", "spearman-tasks-1shot.csv", "spearman-shots-copa.csv",
-                                 "overlap.csv", "summary.json"])
+        #expect(
+            Set(written) == [
+                "ranking-copa-0-shot.csv", "ranking-copa-1-shot.csv", "ranking-cb-1-shot.csv", "aggregate.json",
+                "ranking-aggregate.csv", "spearman.csv", "spearman-tasks-1shot.csv", "spearman-shots-copa.csv",
+                "overlap.csv", "summary.json",
+            ])
         let aggregate = try JSONDecoder().decode(ScoresFile.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/aggregate.json")))
         #expect(aggregate.scores == Ranking.mean(inputs.map { $0.1.scores }))
         let ranking = try String(contentsOfFile: dir + "/ranking-copa-0-shot.csv", encoding: .utf8)
         #expect(ranking == "rank,layer,head,score\n1,0,1,1.0\n2,1,0,2.0\n3,0,0,3.0\n4,1,1,4.0\n")
         let spearman = try String(contentsOfFile: dir + "/spearman.csv", encoding: .utf8).split(separator: "\n")
-        #expect(spearman[1].split(separator: ",").dropFirst().compactMap { Double($0) }[2]
+        #expect(
+            spearman[1].split(separator: ",").dropFirst().compactMap { Double($0) }[2]
                 == Ranking.spearman([3, 1, 2, 4], [4, 3, 2, 1]))
     }
 
     @Test func mismatchedShapesAreNamed() {
         #expect(throws: (any Error).self) {
-            try RankReport.write([("a.json", file("copa", 0, [[1, 2]])), ("b.json", file("copa", 1, [[1, 2, 3]]))], aggregate: false,
-                                 to: testScratch() + "headroom-rank-bad-\(getpid())")
+            try RankReport.write(
+                [("a.json", file("copa", 0, [[1, 2]])), ("b.json", file("copa", 1, [[1, 2, 3]]))], aggregate: false,
+                to: testScratch() + "headroom-rank-bad-\(getpid())")
         }
     }
 }

@@ -5,11 +5,14 @@ import TestSupport
 
 /// Golden tests of the `headroom` executable: help text, error text, exit codes.
 struct CLI {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
     static let binary = root.appendingPathComponent(".build/debug/headroom").path
     static let fixtures = root.appendingPathComponent("Tests/CheckpointsTests/Fixtures").path
     static let tokenizer = root.appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
-    static let commands = ["convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "prune", "sweep", "study", "report", "demo", "bench"]
+    static let commands = [
+        "convert", "inspect", "synth", "tokenize", "logits", "generate", "eval", "compare", "importance", "rank", "induction", "prune", "sweep", "study",
+        "report", "demo", "bench",
+    ]
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
@@ -72,7 +75,10 @@ struct CLI {
         // A typo: the nearest option, a one-line synopsis and where the help is (not 50 lines of it).
         let typo = try CLI.run(["eval", demo, "--tasks", "demo_copy", "--data", data, "--outptu", "x"])
         #expect(typo.status == 2)
-        #expect(typo.stderr == "Error: unknown option '--outptu'; did you mean '--output'?\n\nUsage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR\nSee 'headroom eval --help'.\n")
+        #expect(
+            typo.stderr
+                == "Error: unknown option '--outptu'; did you mean '--output'?\n\nUsage: headroom eval MODEL.hrz --tasks copa,piqa|all --shots 0,1,5 --data DIR -o OUTDIR\nSee 'headroom eval --help'.\n"
+        )
         // Reported even where the command's own checks fail first ("missing --data" after "--dat").
         #expect(try CLI.run(["eval", demo, "--tasks", "demo_copy", "--dat", data]).stderr.hasPrefix("Error: unknown option '--dat'; did you mean '--data'?"))
         #expect(try CLI.run(["bench", "--runs", "1", "formta"]).stderr.hasPrefix("Error: unknown benchmark 'formta'; did you mean 'format'?"))
@@ -84,7 +90,8 @@ struct CLI {
         #expect(one.status == 0 && one.stdout.contains("demo_copy/0-shot"), "\(one.stderr)")
         #expect(try CLI.run(["tokenize", demo, "Hello", "--no-bos"]).stdout == CLI.run(["tokenize", demo, "Hello"]).stdout)
         #expect(try CLI.run(["tokenize", demo, "Hello", "--bos", "--no-bos"]).stderr.hasPrefix("Error: give --bos or --no-bos, not both"))
-        #expect(try CLI.run(["importance", "ffns", demo, "--heads", "--task", "demo_copy", "--data", data, "-o", "x"]).stderr
+        #expect(
+            try CLI.run(["importance", "ffns", demo, "--heads", "--task", "demo_copy", "--data", data, "-o", "x"]).stderr
                 .hasPrefix("Error: --heads names a scores file in prune and sweep; the oracle over single heads is importance ffns --single-heads"))
     }
 
@@ -194,7 +201,9 @@ struct CLI {
         let i = try CLI.run(["inspect", out])
         #expect(i.stdout.contains("0      3/4 [0, 2, 3]"))
         #expect(i.stdout.contains("1      0/4 []                      no"))
-        #expect(i.stdout.contains("pruning step 1: parent sha256 \(try HRZReader(path: model).contentID)\n    plan {\"ffns\":[1],\"format\":\"headroom-prune-plan/1\""))
+        #expect(
+            i.stdout.contains(
+                "pruning step 1: parent sha256 \(try HRZReader(path: model).contentID)\n    plan {\"ffns\":[1],\"format\":\"headroom-prune-plan/1\""))
         let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: plan))) as! [String: Any]
         #expect(saved["heads"] as? [[Int]] == [[0, 1], [1, 0], [1, 1], [1, 2], [1, 3]])
 

@@ -10,8 +10,10 @@ import TestSupport
 /// The Slurm tests need `sbatch` and a cluster (`Tools/slurm/local-cluster.sh start`, which `.ci/run` does).
 /// Without one they are skipped, unless HEADROOM_REQUIRE_SLURM=1 (CI sets it): then they fail.
 @Suite(.serialized) struct ClusterTests {
-    static let study = ["--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--limit", "12", "--importance-examples", "6", "--induction-sequences", "2",
-                        "--heads-grid", "0,50", "--ffns-grid", "0,50", "--combined-ffns", "0,50", "--threads", "1"]
+    static let study = [
+        "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--limit", "12", "--importance-examples", "6", "--induction-sequences", "2",
+        "--heads-grid", "0,50", "--ffns-grid", "0,50", "--combined-ffns", "0,50", "--threads", "1",
+    ]
 
     /// The unsharded local run every other run is compared with (made once).
     nonisolated(unsafe) static var referenceDirectory: String?
@@ -136,14 +138,17 @@ import TestSupport
         guard Self.slurmAvailable() else { return }
         let reference = try Self.reference()
         let dir = testScratch() + "cluster-slurm-3"
-        let r = try Self.run(["study", "-o", dir, "--shards", "3", "--slurm", "--wait", "--sbatch", "--cpus-per-task=1", "--array-limit", "2"]
-                             + Self.study.dropLast(2))
+        let r = try Self.run(
+            ["study", "-o", dir, "--shards", "3", "--slurm", "--wait", "--sbatch", "--cpus-per-task=1", "--array-limit", "2"]
+                + Self.study.dropLast(2))
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("report             1         1"), "\(r.stdout)")
         // 12 head units on a cluster whose MaxArraySize is 8 (Tools/slurm/local-cluster.sh): two arrays,
         // the second with offset 8; both limited to 2 tasks at once.
-        let max = Int(Self.runSlurm(["scontrol", "show", "config"]).stdout.split(separator: "\n")
-            .first { $0.hasPrefix("MaxArraySize") }?.split(separator: "=").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 1001
+        let max =
+            Int(
+                Self.runSlurm(["scontrol", "show", "config"]).stdout.split(separator: "\n")
+                    .first { $0.hasPrefix("MaxArraySize") }?.split(separator: "=").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 1001
         let jobs = try Self.json(dir + "/slurm/jobs.json")["submissions"] as! [[String: Any]]
         let heads = jobs.filter { $0["stage"] as? String == "heads" }
         #expect(heads.map { ($0["units"] as! [Int]).count } == (max >= 12 ? [12] : [max, 12 - max]))
@@ -154,7 +159,8 @@ import TestSupport
         }
         if max < 12 { #expect(try String(contentsOfFile: dir + "/slurm/logs/heads-\(max)+3.out", encoding: .utf8).contains("heads:\(max + 3) on 1 thread")) }
         let script = try String(contentsOfFile: dir + "/slurm/ranks.sh", encoding: .utf8)
-        #expect(script.contains("#SBATCH --kill-on-invalid-dep=yes") && script.contains("#SBATCH --cpus-per-task=1")
+        #expect(
+            script.contains("#SBATCH --kill-on-invalid-dep=yes") && script.contains("#SBATCH --cpus-per-task=1")
                 && script.contains("--unit \"ranks:$((SLURM_ARRAY_TASK_ID + ${HEADROOM_UNIT_OFFSET:-0}))\""))
         let ranks = try #require(jobs.first { $0["stage"] as? String == "ranks" })
         #expect((ranks["command"] as! [String]).contains { $0.hasPrefix("--dependency=afterok:") })
@@ -169,8 +175,10 @@ import TestSupport
     @Test func aFailedUnitCancelsItsDependentsAndASecondSubmissionFinishes() throws {
         guard Self.slurmAvailable() else { return }
         let dir = testScratch() + "cluster-slurm-fail"
-        let args = ["study", "-o", dir, "--shards", "2", "--tasks", "demo_copy", "--shots", "0", "--limit", "6", "--importance-examples", "4",
-                    "--induction-sequences", "2", "--heads-grid", "0,50", "--ffns-grid", "0,50", "--combined-ffns", "0,50", "--slurm", "--wait"]
+        let args = [
+            "study", "-o", dir, "--shards", "2", "--tasks", "demo_copy", "--shots", "0", "--limit", "6", "--importance-examples", "4",
+            "--induction-sequences", "2", "--heads-grid", "0,50", "--ffns-grid", "0,50", "--combined-ffns", "0,50", "--slurm", "--wait",
+        ]
         // Evaluation shard 1 cannot write its output: a directory stands where its file goes.
         let blocker = dir + "/baseline/shards/demo_copy-0shot-1of2.json"
         try FileManager.default.createDirectory(atPath: blocker + "/x", withIntermediateDirectories: true)

@@ -58,8 +58,10 @@ enum Hostile {
     }
 
     /// Checks the common contract: exit 1 (or 2 for usage), no termination by signal, stderr names `names`.
-    static func expectClean(_ r: CLI.Output, status: Int32 = 1, naming names: [String], _ comment: Comment? = nil,
-                            sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectClean(
+        _ r: CLI.Output, status: Int32 = 1, naming names: [String], _ comment: Comment? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(r.status == status, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
         for name in names { #expect(r.stderr.contains(name), "stderr does not name '\(name)': \(r.stderr)", sourceLocation: sourceLocation) }
     }
@@ -70,8 +72,10 @@ enum Hostile {
     }
 
     /// Copies a task's split into `dir/<task>/<split>.jsonl`, replacing rows by `edit` (row index → new row or nil to keep).
-    static func taskCopy(_ task: String, splits: [String], from source: String = realTasks, into dir: String, rows: Int? = nil,
-                         edit: (String, Int, inout [String: Any]) -> Void = { _, _, _ in }) throws {
+    static func taskCopy(
+        _ task: String, splits: [String], from source: String = realTasks, into dir: String, rows: Int? = nil,
+        edit: (String, Int, inout [String: Any]) -> Void = { _, _, _ in }
+    ) throws {
         try FileManager.default.createDirectory(atPath: "\(dir)/\(task)", withIntermediateDirectories: true)
         for split in splits {
             let text = try String(contentsOfFile: "\(source)/\(task)/\(split).jsonl", encoding: .utf8)
@@ -159,8 +163,10 @@ enum Hostile {
 
     @Test func configInconsistentWithTensorsFailsBeforeAllocating() throws {
         let dir = Hostile.folder("config")
-        for (key, value) in [("word_embed_proj_dim", 1 << 40), ("num_attention_heads", 1 << 30), ("max_position_embeddings", 1 << 19),
-                             ("vocab_size", 1 << 19)] {
+        for (key, value) in [
+            ("word_embed_proj_dim", 1 << 40), ("num_attention_heads", 1 << 30), ("max_position_embeddings", 1 << 19),
+            ("vocab_size", 1 << 19),
+        ] {
             let bad = dir + "/\(key).hrz"
             try Hostile.rewriteIndex(Hostile.demo, to: bad) { index in
                 var metadata = index["metadata"] as! [String: Any]
@@ -169,8 +175,10 @@ enum Hostile {
                 metadata["config"] = config
                 index["metadata"] = metadata
             }
-            for command in [["logits", bad, "--tokens", "2,5", "-o", dir + "/o.npy"],
-                            ["eval", bad, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--limit", "2", "-o", dir + "/out"]] {
+            for command in [
+                ["logits", bad, "--tokens", "2,5", "-o", dir + "/o.npy"],
+                ["eval", bad, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--limit", "2", "-o", dir + "/out"],
+            ] {
                 let r = try Hostile.run(command, seconds: 60)
                 Hostile.expectClean(r, naming: [bad], "\(key) in \(command[0])")
             }
@@ -183,7 +191,8 @@ enum Hostile {
     @Test func reportNamesScoresOfDifferentShapes() throws {
         let dir = Hostile.folder("report")
         try FileManager.default.createDirectory(atPath: dir + "/importance", withIntermediateDirectories: true)
-        try #"{"model_sha256": "00", "options": {"model": "m.hrz", "tasks": ["copa", "rte"], "shots": [0], "data": "d", "importanceExamples": 1, "headsGrid": [0], "ffnsGrid": [0], "combinedFFNs": [0], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
+        try
+            #"{"model_sha256": "00", "options": {"model": "m.hrz", "tasks": ["copa", "rte"], "shots": [0], "data": "d", "importanceExamples": 1, "headsGrid": [0], "ffnsGrid": [0], "combinedFFNs": [0], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
             .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
         func scores(_ task: String, _ matrix: String) -> String {
             #"{"kind":"heads","method":"gradient","task":"\#(task)","shots":0,"model_sha256":"00","examples":1,"scores":\#(matrix)}"#
@@ -248,7 +257,8 @@ enum Hostile {
         let c = try Hostile.run(["convert", hf, "-o", dir + "/c.hrz"], seconds: 20)
         Hostile.expectClean(c, naming: [hf + "/model.safetensors", "FIFO"])
         // A mask file that is a FIFO.
-        let m = try Hostile.run(["eval", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--mask-heads", fifo, "-o", dir + "/out"], seconds: 20)
+        let m = try Hostile.run(
+            ["eval", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--mask-heads", fifo, "-o", dir + "/out"], seconds: 20)
         Hostile.expectClean(m, naming: [fifo, "FIFO"])
     }
 
@@ -311,7 +321,9 @@ enum Hostile {
         func start(_ task: String) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CLI.binary)
-            p.arguments = ["eval", Hostile.demo, "--tasks", task, "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "30", "--threads", "1", "-o", dir + "/out"]
+            p.arguments = [
+                "eval", Hostile.demo, "--tasks", task, "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "30", "--threads", "1", "-o", dir + "/out",
+            ]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
@@ -326,10 +338,13 @@ enum Hostile {
 
     @Test func sweepCSVIsRepairedFromTheJSON() throws {
         let dir = Hostile.folder("sweepcsv")
-        let scores = #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
+        let scores =
+            #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
         try scores.write(toFile: dir + "/h.json", atomically: true, encoding: .utf8)
-        let args = ["sweep", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--limit", "4", "--heads", dir + "/h.json",
-                    "--grid", "heads=0:50:25", "-o", dir + "/out"]
+        let args = [
+            "sweep", Hostile.demo, "--tasks", "demo_copy", "--data", Hostile.demoTasks, "--limit", "4", "--heads", dir + "/h.json",
+            "--grid", "heads=0:50:25", "-o", dir + "/out",
+        ]
         #expect(try Hostile.run(args).status == 0)
         let csv = try String(contentsOfFile: dir + "/out/sweep.csv", encoding: .utf8)
         // A kill between the two writes: the CSV lags the JSON. A rerun (nothing left to compute) repairs it.
@@ -344,8 +359,10 @@ enum Hostile {
     @Test func importanceLeftTruncatesLongContexts() throws {
         let dir = Hostile.folder("truncate")
         // The demo model has 512 positions; ten RTE examples make contexts longer than that.
-        let r = try Hostile.run(["importance", "heads", Hostile.demo, "--task", "rte", "--shots", "10", "--limit", "2", "--data", Hostile.realTasks,
-                                 "-o", dir + "/s.json"])
+        let r = try Hostile.run([
+            "importance", "heads", Hostile.demo, "--task", "rte", "--shots", "10", "--limit", "2", "--data", Hostile.realTasks,
+            "-o", dir + "/s.json",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("2 contexts left-truncated to fit 512 positions"), "\(r.stdout)")
         let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/s.json"))) as! [String: Any]
@@ -456,7 +473,8 @@ enum Hostile {
         try "[5, 6, 5]\n".write(toFile: dir + "/dup.jsonl", atomically: true, encoding: .utf8)
         let d = try Hostile.run(["induction", "prefix-matching", Hostile.demo, "--sequences", dir + "/dup.jsonl", "-o", dir + "/p.json"])
         Hostile.expectClean(d, naming: [dir + "/dup.jsonl:1", "distinct"])
-        try "{\"context\": [2, 5], \"continuation\": [7]}\n\n{\"context\": [2, -4], \"continuation\": [7]}\n".write(toFile: dir + "/req.jsonl", atomically: true, encoding: .utf8)
+        try "{\"context\": [2, 5], \"continuation\": [7]}\n\n{\"context\": [2, -4], \"continuation\": [7]}\n".write(
+            toFile: dir + "/req.jsonl", atomically: true, encoding: .utf8)
         let q = try Hostile.run(["importance", "heads", Hostile.demo, "--requests", dir + "/req.jsonl", "-o", dir + "/q.json"])
         Hostile.expectClean(q, naming: [dir + "/req.jsonl:3", "token id -4"])
         try "[2, 5]\n[7, 50272]\n".write(toFile: dir + "/ids.jsonl", atomically: true, encoding: .utf8)

@@ -10,8 +10,10 @@ import TestSupport
 
     @Test func evalWritesLMEvalResultsAndSampleLogs() throws {
         let dir = Hostile.folder("lmeval")
-        let r = try Hostile.run(["eval", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--data", Hostile.demoTasks,
-                                 "--limit", "12", "-o", dir + "/out"])
+        let r = try Hostile.run([
+            "eval", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--data", Hostile.demoTasks,
+            "--limit", "12", "-o", dir + "/out",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         // The field paths scripts written for lm-eval read: results[task][metric], results[task][metric_stderr],
         // versions[task], config.num_fewshot, config.limit.
@@ -95,8 +97,10 @@ import TestSupport
     @Test func shardedEvaluationMergesToTheUnshardedResult() throws {
         let dir = Hostile.folder("shards")
         // Small batches, so each cell has many and every shard gets some.
-        let base = ["eval", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,5", "--data", Hostile.demoTasks, "--limit", "25",
-                    "--batch-tokens", "300"]
+        let base = [
+            "eval", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,5", "--data", Hostile.demoTasks, "--limit", "25",
+            "--batch-tokens", "300",
+        ]
         #expect(try Hostile.run(base + ["-o", dir + "/whole"]).status == 0)
         for i in 0..<3 { #expect(try Hostile.run(base + ["-o", dir + "/split", "--shard", "\(i)/3"]).status == 0) }
         for i in 0..<3 {
@@ -141,17 +145,22 @@ import TestSupport
         #expect(a.count == b.count && a.count == 16)
         for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-9 * abs(x), "\(x) vs \(y)") }
         // Shards of other examples are refused by name.
-        let other = try Hostile.run(["importance", "heads", Hostile.demo, "--task", "demo_map_a", "--shots", "1", "--data", Hostile.demoTasks,
-                                     "--limit", "9", "-o", dir + "/split.json", "--merge-shards", "3"])
+        let other = try Hostile.run([
+            "importance", "heads", Hostile.demo, "--task", "demo_map_a", "--shots", "1", "--data", Hostile.demoTasks,
+            "--limit", "9", "-o", dir + "/split.json", "--merge-shards", "3",
+        ])
         Hostile.expectClean(other, naming: [dir + "/shards/split-0of3.json", "computed from other inputs (examples:"])
     }
 
     @Test func shardedSweepMergesToTheUnshardedTable() throws {
         let dir = Hostile.folder("sweepshards")
-        let scores = #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
+        let scores =
+            #"{"kind":"heads","method":"x","task":"demo_copy","shots":0,"model_sha256":"x","examples":1,"scores":[[1,2,3,4],[5,6,7,8],[9,10,11,12],[13,14,15,16]]}"#
         try scores.write(toFile: dir + "/h.json", atomically: true, encoding: .utf8)
-        let base = ["sweep", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "6",
-                    "--heads", dir + "/h.json", "--grid", "heads=0:75:25"]
+        let base = [
+            "sweep", Hostile.demo, "--tasks", "demo_copy,demo_map_a", "--shots", "0,1", "--data", Hostile.demoTasks, "--limit", "6",
+            "--heads", dir + "/h.json", "--grid", "heads=0:75:25",
+        ]
         #expect(try Hostile.run(base + ["-o", dir + "/whole"]).status == 0)
         for i in 0..<3 { #expect(try Hostile.run(base + ["-o", dir + "/split", "--shard", "\(i)/3"]).status == 0) }
         let merged = try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"])
@@ -160,6 +169,7 @@ import TestSupport
         #expect(try String(contentsOfFile: dir + "/split/sweep.csv", encoding: .utf8) == whole, "the merged table equals the unsharded one")
         #expect(whole.split(separator: "\n").count == 1 + 4 * 4)
         try FileManager.default.removeItem(atPath: dir + "/split/shards/demo_copy-0shot-h25-f0-1of3.json")
-        Hostile.expectClean(try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"]), naming: ["demo_copy-0shot-h25-f0-1of3.json", "shard 1/3 of"])
+        Hostile.expectClean(
+            try Hostile.run(base + ["-o", dir + "/split", "--merge-shards", "3"]), naming: ["demo_copy-0shot-h25-f0-1of3.json", "shard 1/3 of"])
     }
 }

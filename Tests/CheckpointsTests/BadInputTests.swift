@@ -56,7 +56,9 @@ struct BadInputTests {
         let dir = try copyFixture("safetensors-f32")
         try editJSON(dir + "/config.json") { $0.removeValue(forKey: "hidden_size") }
         #expect(convertError(dir)?.kind == .badConfig("hidden_size: missing"))
-        try editJSON(dir + "/config.json") { $0["hidden_size"] = 16; $0["num_hidden_layers"] = "two" }
+        try editJSON(dir + "/config.json") {
+            $0["hidden_size"] = 16; $0["num_hidden_layers"] = "two"
+        }
         guard case .badConfig(let why)? = convertError(dir)?.kind else { Issue.record("expected badConfig"); return }
         #expect(why.hasPrefix("num_hidden_layers:"))
     }

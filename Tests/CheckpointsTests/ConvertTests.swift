@@ -44,13 +44,16 @@ struct ConvertTests {
         #expect(names.last == "project_out.weight")
         #expect(!names.contains("final_layer_norm.weight"))  // Post-LN has no final norm.
         let layer0 = names.filter { $0.hasPrefix("layers.0.") }
-        #expect(layer0 == ["layers.0.self_attn_layer_norm.weight", "layers.0.self_attn_layer_norm.bias",
-                           "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias",
-                           "layers.0.self_attn.k_proj.weight", "layers.0.self_attn.k_proj.bias",
-                           "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.v_proj.bias",
-                           "layers.0.self_attn.out_proj.weight", "layers.0.self_attn.out_proj.bias",
-                           "layers.0.final_layer_norm.weight", "layers.0.final_layer_norm.bias",
-                           "layers.0.fc1.weight", "layers.0.fc1.bias", "layers.0.fc2.weight", "layers.0.fc2.bias"])
+        #expect(
+            layer0 == [
+                "layers.0.self_attn_layer_norm.weight", "layers.0.self_attn_layer_norm.bias",
+                "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias",
+                "layers.0.self_attn.k_proj.weight", "layers.0.self_attn.k_proj.bias",
+                "layers.0.self_attn.v_proj.weight", "layers.0.self_attn.v_proj.bias",
+                "layers.0.self_attn.out_proj.weight", "layers.0.self_attn.out_proj.bias",
+                "layers.0.final_layer_norm.weight", "layers.0.final_layer_norm.bias",
+                "layers.0.fc1.weight", "layers.0.fc1.bias", "layers.0.fc2.weight", "layers.0.fc2.bias",
+            ])
         let offsets = reader.tensors.flatMap { $0.chunks.map(\.offset) }
         #expect(offsets == offsets.sorted())
     }

@@ -8,7 +8,9 @@ import Testing
 struct HostileCheckpointTests {
     /// `depth` nested containers of one opcode pair, then STOP: about 2 bytes a level.
     func nested(_ depth: Int, open: [UInt8], close: [UInt8]) -> [UInt8] {
-        [0x80, 0x02] + Array([[UInt8]](repeating: open, count: depth).joined()) + Array([[UInt8]](repeating: close, count: depth).joined()) + [UInt8(ascii: ".")]
+        [0x80, 0x02] + Array([[UInt8]](repeating: open, count: depth).joined()) + Array([[UInt8]](repeating: close, count: depth).joined()) + [
+            UInt8(ascii: ".")
+        ]
     }
 
     @Test(arguments: ["tuple", "list", "dict", "memo"])
@@ -17,10 +19,14 @@ struct HostileCheckpointTests {
         let bytes: [UInt8]
         switch kind {
         case "tuple": bytes = nested(depth, open: [UInt8(ascii: "(")], close: [UInt8(ascii: "t")])  // MARK … TUPLE
-        case "list": bytes = [0x80, 0x02] + Array([[UInt8]](repeating: [UInt8(ascii: "]")], count: depth).joined())
-                        + Array([[UInt8]](repeating: [UInt8(ascii: "a")], count: depth - 1).joined()) + [UInt8(ascii: ".")]
-        case "dict": bytes = [0x80, 0x02, UInt8(ascii: "}")] + Array([[UInt8]](repeating: [UInt8(ascii: "K"), 1, UInt8(ascii: "}")], count: depth - 1).joined())
-                        + Array([[UInt8]](repeating: [UInt8(ascii: "s")], count: depth - 1).joined()) + [UInt8(ascii: ".")]
+        case "list":
+            bytes =
+                [0x80, 0x02] + Array([[UInt8]](repeating: [UInt8(ascii: "]")], count: depth).joined())
+                + Array([[UInt8]](repeating: [UInt8(ascii: "a")], count: depth - 1).joined()) + [UInt8(ascii: ".")]
+        case "dict":
+            bytes =
+                [0x80, 0x02, UInt8(ascii: "}")] + Array([[UInt8]](repeating: [UInt8(ascii: "K"), 1, UInt8(ascii: "}")], count: depth - 1).joined())
+                + Array([[UInt8]](repeating: [UInt8(ascii: "s")], count: depth - 1).joined()) + [UInt8(ascii: ".")]
         default:
             // Lists memoized, then nested into each other in reverse order through the memo: a depth no
             // single insertion shows. Refused because a nested list is never mutated again.
@@ -44,9 +50,11 @@ struct HostileCheckpointTests {
 
     @Test func legitimateNestingStillParses() throws {
         // ((1, [2, {3: 4}]),) and a dict filled before it is nested: the shapes torch.save writes.
-        let bytes: [UInt8] = [0x80, 0x02, UInt8(ascii: "K"), 1, UInt8(ascii: "]"), UInt8(ascii: "K"), 2, UInt8(ascii: "a"),
-                              UInt8(ascii: "}"), UInt8(ascii: "K"), 3, UInt8(ascii: "K"), 4, UInt8(ascii: "s"), UInt8(ascii: "a"),
-                              0x86, 0x85, UInt8(ascii: ".")]
+        let bytes: [UInt8] = [
+            0x80, 0x02, UInt8(ascii: "K"), 1, UInt8(ascii: "]"), UInt8(ascii: "K"), 2, UInt8(ascii: "a"),
+            UInt8(ascii: "}"), UInt8(ascii: "K"), 3, UInt8(ascii: "K"), 4, UInt8(ascii: "s"), UInt8(ascii: "a"),
+            0x86, 0x85, UInt8(ascii: "."),
+        ]
         let value = try bytes.withUnsafeBytes { b in
             var u = Unpickler(data: b, file: "ok.pkl")
             return try u.load()
@@ -69,19 +77,22 @@ struct HostileCheckpointTests {
     }
 
     @Test func safetensorsDuplicateKeysOverlapsAndTrailingBytesAreRefused() throws {
-        let duplicate = try safetensors(#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#,
-                                        data: [UInt8](repeating: 0, count: 8))
+        let duplicate = try safetensors(
+            #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#,
+            data: [UInt8](repeating: 0, count: 8))
         #expect { _ = try SafetensorsFile(path: duplicate) } throws: { "\($0)".contains("header names tensor 'a' twice") }
-        let overlap = try safetensors(#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#,
-                                      data: [UInt8](repeating: 0, count: 8))
+        let overlap = try safetensors(
+            #"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#,
+            data: [UInt8](repeating: 0, count: 8))
         #expect { _ = try SafetensorsFile(path: overlap) } throws: { "\($0)".contains("tensor 'b'") && "\($0)".contains("overlaps") }
         let gap = try safetensors(#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#, data: [UInt8](repeating: 0, count: 8))
         #expect { _ = try SafetensorsFile(path: gap) } throws: { "\($0)".contains("4 bytes of data before it belong to no tensor") }
         let trailing = try safetensors(#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#, data: [UInt8](repeating: 0, count: 9))
         #expect { _ = try SafetensorsFile(path: trailing) } throws: { "\($0)".contains("5 trailing bytes") }
         // Duplicate keys spelled differently in JSON ("\u0061" is "a") are the same key.
-        let escaped = try safetensors(#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "\u0061": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#,
-                                      data: [UInt8](repeating: 0, count: 4))
+        let escaped = try safetensors(
+            #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "\u0061": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#,
+            data: [UInt8](repeating: 0, count: 4))
         #expect { _ = try SafetensorsFile(path: escaped) } throws: { "\($0)".contains("twice") }
         // Every fixture the project converts still reads.
         for name in ["safetensors-f32", "safetensors-sharded-f16", "post-ln-350m-style"] {
@@ -139,8 +150,10 @@ struct HostileCheckpointTests {
             do { _ = try HFCache.resolve(id, environment: env); return nil } catch { return "\(error)" }
         }
         // Revisions that are paths.
-        for id in ["facebook/opt-tiny@../../../secret.txt", "facebook/opt-tiny@../refs/main", "facebook/opt-tiny@/etc/passwd", "facebook/opt-tiny@.hidden",
-                   "facebook/opt-tiny@", "facebook/opt-tiny@a/b"] {
+        for id in [
+            "facebook/opt-tiny@../../../secret.txt", "facebook/opt-tiny@../refs/main", "facebook/opt-tiny@/etc/passwd", "facebook/opt-tiny@.hidden",
+            "facebook/opt-tiny@", "facebook/opt-tiny@a/b",
+        ] {
             let e = refusal(id)
             #expect(e?.contains("is not a branch or tag name") == true, "\(id): \(e ?? "accepted")")
         }
@@ -177,8 +190,9 @@ struct HostileCheckpointTests {
             try fm.createSymbolicLink(atPath: link, withDestinationPath: secret)
             if name == "vocab.json" { try fm.createSymbolicLink(atPath: snapshot + "/merges.txt", withDestinationPath: "../../blobs/config.json") }
             let e = convertError(snapshot)
-            #expect(e?.description.contains("resolves outside the cache's blobs/") == true && e?.file == link && e?.description.contains("SECRET") == false,
-                    "\(name): \(e?.description ?? "converted")")
+            #expect(
+                e?.description.contains("resolves outside the cache's blobs/") == true && e?.file == link && e?.description.contains("SECRET") == false,
+                "\(name): \(e?.description ?? "converted")")
             try fm.removeItem(atPath: link)
             if name != "vocab.json" { try fm.createSymbolicLink(atPath: link, withDestinationPath: "../../blobs/" + name) }
         }
@@ -208,7 +222,9 @@ struct HostileCheckpointTests {
         #expect(report.tensors > 0)
         let reader = try HRZReader(path: output)
         let sizes = reader.metadata.provenance.sources.map(\.bytes)
-        let real = try ["model.safetensors", "config.json"].map { try FileManager.default.attributesOfItem(atPath: root + "/blobs/blob-" + $0.replacingOccurrences(of: ".", with: ""))[.size] as! Int }
+        let real = try ["model.safetensors", "config.json"].map {
+            try FileManager.default.attributesOfItem(atPath: root + "/blobs/blob-" + $0.replacingOccurrences(of: ".", with: ""))[.size] as! Int
+        }
         #expect(Set(sizes) == Set(real), "sizes are the targets', not the links'")
         #expect(fractions.allSatisfy { (0...1).contains($0) })
     }

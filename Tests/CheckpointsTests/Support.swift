@@ -7,8 +7,10 @@ import TestSupport
 /// The committed fixtures written by Tools/make_reference.py.
 let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
 
-let layoutFixtures = ["safetensors-f32", "safetensors-sharded-f16", "bin-f32", "bin-sharded-bf16",
-                      "bin-decoder-prefix-f16", "post-ln-350m-style"]
+let layoutFixtures = [
+    "safetensors-f32", "safetensors-sharded-f16", "bin-f32", "bin-sharded-bf16",
+    "bin-decoder-prefix-f16", "post-ln-350m-style",
+]
 
 func fixture(_ name: String) -> String { fixtures + "/" + name }
 

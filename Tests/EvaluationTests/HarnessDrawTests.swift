@@ -1,13 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Evaluation
 
 /// The pinned harness's own choices, from ../shared/data/harness_sample: which doc sits at each position
 /// after `Random(42).shuffle`, and which few-shot rows each doc draws. Both depend only on the eval split's
 /// length and the few-shot population's length, so every task is checked, even where rows are missing here.
 struct HarnessDrawTests {
-    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("../shared/data").standardized
+    static let shared = URL(fileURLWithPath: Repository.data)
 
     struct Sample: Decodable {
         var task: String

@@ -34,8 +34,9 @@ struct HarnessPromptTests {
             var path = "\(dir)/\(split).jsonl"
             // BoolQ's is a 64-row subset whose rows carry their HF position in `idx` (see trainRow).
             if !FileManager.default.fileExists(atPath: path),
-               let partial = (try? FileManager.default.contentsOfDirectory(atPath: dir))?
-                .first(where: { $0.hasPrefix("\(split).prefix") || $0.hasPrefix("\(split).subset") }) {
+                let partial = (try? FileManager.default.contentsOfDirectory(atPath: dir))?
+                    .first(where: { $0.hasPrefix("\(split).prefix") || $0.hasPrefix("\(split).subset") })
+            {
                 path = "\(dir)/\(partial)"
             }
             let f = try JSONLFile(path: path)
@@ -67,8 +68,9 @@ struct HarnessPromptTests {
             let doc = try task.doc(try Files.shared.get(task.rawValue, task.evalSplit).row(sample.doc_index))
             if sample.status == "fewshot_unavailable" {
                 // The few-shot rows are not here, but the continuations do not depend on them.
-                #expect(doc.requests(context: "").map(\.continuation) == sample.request_continuations_only?.map(\.continuation),
-                        "\(name) doc \(sample.doc_index)")
+                #expect(
+                    doc.requests(context: "").map(\.continuation) == sample.request_continuations_only?.map(\.continuation),
+                    "\(name) doc \(sample.doc_index)")
                 checked += 1
                 continue
             }

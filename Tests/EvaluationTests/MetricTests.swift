@@ -31,16 +31,20 @@ struct MetricTests {
     }
 
     @Test func multircAccAllNeedsEveryAnswer() {
-        let outcomes = [DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "0/0", prediction: 0),
-                        DocOutcome(values: [:], group: "0/1", prediction: 1)]
+        let outcomes = [
+            DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "0/0", prediction: 0),
+            DocOutcome(values: [:], group: "0/1", prediction: 1),
+        ]
         #expect(EvalTask.multirc.aggregate(outcomes)["acc"] == 0.5)
     }
 
     @Test func recordSquadMetrics() throws {
         #expect(squadNormalize("The  Eiffel Tower!") == "eiffel tower")
         #expect(tokenF1("eiffel tower paris", "The Eiffel Tower") == 0.8)
-        let r = row(["passage": "A\n@highlight\nB", "query": "@placeholder is tall", "entities": ["Eiffel Tower", "Paris"],
-                     "answers": ["The Eiffel Tower"]])
+        let r = row([
+            "passage": "A\n@highlight\nB", "query": "@placeholder is tall", "entities": ["Eiffel Tower", "Paris"],
+            "answers": ["The Eiffel Tower"],
+        ])
         let o = try EvalTask.record.outcome(try EvalTask.record.doc(r), row: r, scores: scores([-1, -5]))
         #expect(o.values == ["em": 1, "f1": 1])
     }
@@ -93,6 +97,8 @@ struct GenericTaskTests {
             .write(toFile: data + "/mine/validation.jsonl", atomically: true, encoding: .utf8)
         let file = try JSONLFile(path: data + "/mine/validation.jsonl")
         #expect(try EvalTask.generic("mine").doc(try file.row(0)).gold == 1)
-        #expect { _ = try EvalTask.generic("mine").doc(try file.row(1)) } throws: { "\($0)".contains("validation.jsonl:2") && "\($0)".contains("gold 3 is not an index into 1 choices") }
+        #expect { _ = try EvalTask.generic("mine").doc(try file.row(1)) } throws: {
+            "\($0)".contains("validation.jsonl:2") && "\($0)".contains("gold 3 is not an index into 1 choices")
+        }
     }
 }

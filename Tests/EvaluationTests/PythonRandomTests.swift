@@ -98,8 +98,10 @@ struct HarnessStderrTests {
 
     @Test func multircGroupsByQuestionIdOnly() {
         // Two paragraphs share question id 0: acc_all keeps them apart, acc_all_stderr (the harness's) merges them.
-        let outcomes = [DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "1/0", prediction: 0),
-                        DocOutcome(values: [:], group: "1/1", prediction: 1), DocOutcome(values: [:], group: "2/2", prediction: 0)]
+        let outcomes = [
+            DocOutcome(values: [:], group: "0/0", prediction: 1), DocOutcome(values: [:], group: "1/0", prediction: 0),
+            DocOutcome(values: [:], group: "1/1", prediction: 1), DocOutcome(values: [:], group: "2/2", prediction: 0),
+        ]
         #expect(EvalTask.multirc.standardErrors(outcomes)["acc"] == meanStderr([0, 1, 0]))
         #expect(EvalTask.cb.standardErrors([DocOutcome(values: ["acc": 1]), DocOutcome(values: ["acc": 0])]).keys.sorted() == ["acc"])
     }

@@ -62,8 +62,9 @@ struct ScorerTests {
         #expect(reference.requests.contains { $0.is_greedy })
         for (score, item) in zip(scores, reference.requests) {
             let tolerance = 1e-3 * Double(item.continuation_ids.count)
-            #expect(abs(score.loglikelihood - item.loglikelihood) <= tolerance,
-                    "\(item.continuation.prefix(30)): \(score.loglikelihood) vs HF \(item.loglikelihood)")
+            #expect(
+                abs(score.loglikelihood - item.loglikelihood) <= tolerance,
+                "\(item.continuation.prefix(30)): \(score.loglikelihood) vs HF \(item.loglikelihood)")
             #expect(score.isGreedy == item.is_greedy)
         }
     }

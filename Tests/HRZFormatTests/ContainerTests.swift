@@ -7,8 +7,9 @@ import OPTSchema
 
 /// A small model-shaped file: f16, bf16 and f32 tensors, several chunks each, one empty tensor.
 func writeSample(_ path: String, chunkElements: Int = 100, split: Bool = true) throws -> [String: [UInt8]] {
-    let config = OPTConfig(vocabSize: 8, hiddenSize: 4, numHiddenLayers: 1, numAttentionHeads: 2, ffnDim: 8,
-                           maxPositionEmbeddings: 4)
+    let config = OPTConfig(
+        vocabSize: 8, hiddenSize: 4, numHiddenLayers: 1, numAttentionHeads: 2, ffnDim: 8,
+        maxPositionEmbeddings: 4)
     var rng = SystemRandomNumberGenerator()
     var contents: [String: [UInt8]] = [:]
     let writer = try HRZWriter(path: path, level: 3, threads: 2, chunkElements: chunkElements, splitPlanes: split)
@@ -23,8 +24,9 @@ func writeSample(_ path: String, chunkElements: Int = 100, split: Bool = true) t
         contents[name] = bytes
         try writer.add(name: name, dtype: dtype, shape: shape, layer: layer, bytes: bytes)
     }
-    let metadata = Metadata(config: config, layers: Metadata.fullLayers(config), tokenizer: EmbeddedTokenizer(vocab: "{}", merges: ""),
-                            provenance: Provenance(converter: "test", sources: [], dtype: "keep"))
+    let metadata = Metadata(
+        config: config, layers: Metadata.fullLayers(config), tokenizer: EmbeddedTokenizer(vocab: "{}", merges: ""),
+        provenance: Provenance(converter: "test", sources: [], dtype: "keep"))
     try writer.finish(metadata: metadata)
     return contents
 }

@@ -37,7 +37,8 @@ struct CorruptionTests {
         case .indexFlip:
             guard case .checksumMismatch = error.kind else { Issue.record("\(error)"); return }
             #expect(error.offset == (try HRZReader(path: good)).header.indexOffset)
-        case .trailingBytes: guard case .malformed = error.kind else { Issue.record("\(error)"); return }
+        case .trailingBytes:
+            guard case .malformed = error.kind else { Issue.record("\(error)"); return }
             #expect(error.offset == size)
         }
         #expect(error.description.hasPrefix(bad + ":"))
@@ -101,8 +102,9 @@ struct CorruptionTests {
             let json = [UInt8](try encoder.encode(index))
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))[..<reader.header.indexOffset]
             bytes += json
-            let header = HRZHeader(indexOffset: reader.header.indexOffset, indexLength: json.count,
-                                   fileLength: reader.header.indexOffset + json.count, indexChecksum: XXH64.hash(json))
+            let header = HRZHeader(
+                indexOffset: reader.header.indexOffset, indexLength: json.count,
+                fileLength: reader.header.indexOffset + json.count, indexChecksum: XXH64.hash(json))
             bytes.replaceSubrange(0..<64, with: header.encoded())
             let out = temporaryPath("rules-bad.hrz")
             try Data(bytes).write(to: URL(fileURLWithPath: out))

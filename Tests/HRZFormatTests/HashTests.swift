@@ -31,10 +31,12 @@ struct HashTests {
             }
         }
         let fox = Array("The quick brown fox jumps over the lazy dog".utf8), abc = Array("abc".utf8)
-        fox.withUnsafeBytes { f in abc.withUnsafeBytes { a in
-            let pair = XXH64.hash(f.baseAddress!, count: f.count, a.baseAddress!, count: a.count)
-            #expect(pair.0 == 0x0B24_2D36_1FDA_71BC && pair.1 == 0x44BC_2CF5_AD77_0999)
-        } }
+        fox.withUnsafeBytes { f in
+            abc.withUnsafeBytes { a in
+                let pair = XXH64.hash(f.baseAddress!, count: f.count, a.baseAddress!, count: a.count)
+                #expect(pair.0 == 0x0B24_2D36_1FDA_71BC && pair.1 == 0x44BC_2CF5_AD77_0999)
+            }
+        }
     }
 
     @Test func xxh64Seeded() {
@@ -44,8 +46,10 @@ struct HashTests {
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
     ])
     func sha256(text: String, expected: String) {
         #expect(SHA256.hex(Array(text.utf8)) == expected)

@@ -23,8 +23,9 @@ struct EvalJobTests {
     @Test func contextsMatchTheHarnessAndARunResumes() throws {
         let model = try Self.model()
         let out = testScratch() + "headroom-eval-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        var options = EvalOptions(tasks: [.copa, .wsc], shots: [0, 1], dataDirectory: Repository.tasks,
-                                  outputDirectory: out)
+        var options = EvalOptions(
+            tasks: [.copa, .wsc], shots: [0, 1], dataDirectory: Repository.tasks,
+            outputDirectory: out)
         options.limit = 3
         let first = try EvalJob(model: model, options: options).run()
         #expect(first.cells.keys.sorted() == ["copa/0", "copa/1", "wsc/0", "wsc/1"])
@@ -58,8 +59,9 @@ struct EvalJobTests {
     @Test func missingFewshotSplitIsNamedAndZeroShotRuns() throws {
         let model = try Self.model()
         let out = testScratch() + "headroom-eval-piqa-\(getpid())"
-        var options = EvalOptions(tasks: [.piqa], shots: [0], dataDirectory: Repository.tasks,
-                                  outputDirectory: out)
+        var options = EvalOptions(
+            tasks: [.piqa], shots: [0], dataDirectory: Repository.tasks,
+            outputDirectory: out)
         options.limit = 2
         #expect(try EvalJob(model: model, options: options).run().cells["piqa/0"]?.docs == 2)
         options.shots = [1]
@@ -105,7 +107,9 @@ struct GenericTaskJobTests {
             for sample in samples {
                 let mine = rows.filter { $0["position"] as? Int == sample["position"] as? Int }
                 let expected = (sample["requests"] as! [[String: Any]]).map { $0["args"] as! [String] }
-                #expect(mine.map { [$0["context"] as! String, $0["continuation"] as! String] } == expected, "generic_copa \(k)-shot position \(sample["position"]!)")
+                #expect(
+                    mine.map { [$0["context"] as! String, $0["continuation"] as! String] } == expected, "generic_copa \(k)-shot position \(sample["position"]!)"
+                )
             }
             // acc: the highest log-likelihood choice against gold, as COPA's.
             #expect(results.cells["generic_copa/\(k)"]?.metrics.keys.sorted() == ["acc"])

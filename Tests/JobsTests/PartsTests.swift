@@ -92,9 +92,19 @@ struct PartsTests {
             do { try m.merge(2, context: context); return nil } catch { return "\(error)" }
         }
         let cases: [(String, (inout [String: Any]) -> Void, [String])] = [
-            ("gap", { $0["done"] = [0, 2, 4, 6]; $0["results"] = [[0, 0], [2, 4], [4, 16], [6, 36]] }, ["squares-0of2.json", "field 'done'", "lacks item 8"]),
-            ("foreign", { $0["done"] = [0, 1, 2, 4, 6, 8]; $0["results"] = [[0, 0], [1, 1], [2, 4], [4, 16], [6, 36], [8, 64]] },
-             ["field 'done'", "holds item 1 that shard 0/2 does not own"]),
+            (
+                "gap",
+                {
+                    $0["done"] = [0, 2, 4, 6]; $0["results"] = [[0, 0], [2, 4], [4, 16], [6, 36]]
+                }, ["squares-0of2.json", "field 'done'", "lacks item 8"]
+            ),
+            (
+                "foreign",
+                {
+                    $0["done"] = [0, 1, 2, 4, 6, 8]; $0["results"] = [[0, 0], [1, 1], [2, 4], [4, 16], [6, 36], [8, 64]]
+                },
+                ["field 'done'", "holds item 1 that shard 0/2 does not own"]
+            ),
             ("wrong part", { $0["part"] = [1, 2] }, ["field 'part'", "is [1, 2], but the file is part [0, 2]"]),
             ("stale", { $0["inputs"] = ["what": "cubes"] }, ["field 'inputs'", "computed from other inputs (what: cubes → squares)"]),
             ("incomplete", { $0["complete"] = false }, ["field 'complete'", "has not finished"]),

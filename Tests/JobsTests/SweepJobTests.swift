@@ -37,8 +37,9 @@ func temporary(_ name: String) -> String { testScratch() + "jobs-\(UInt32.random
         let table = try SweepJob(model: model, options: options).run()
         #expect(table.rows.count == 4)
         for row in table.rows {
-            let plan = PrunePlan.select(heads: ("copa.json", options.heads[0].file, row.heads_percent),
-                                        ffns: ("ffns.json", options.ffns[0].file, row.ffns_percent))
+            let plan = PrunePlan.select(
+                heads: ("copa.json", options.heads[0].file, row.heads_percent),
+                ffns: ("ffns.json", options.ffns[0].file, row.ffns_percent))
             #expect(plan.heads.count == row.heads_removed && plan.ffns.count == row.ffns_removed)
             let pruned = temporary("point.hrz")
             _ = try Pruner.prune(model, plan: plan, to: pruned)

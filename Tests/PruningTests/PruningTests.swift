@@ -8,7 +8,7 @@ import TestSupport
 @testable import Files
 @testable import Analysis
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let root = Repository.root
 let scratch = testScratch() + "headroom-pruning-\(getpid())"
 
 /// Converts a checkpoint fixture to a fresh `.hrz`; small chunks make the pruner cross chunk boundaries.
@@ -30,7 +30,8 @@ struct MaskedReference: Decodable {
     var masks: [String: Mask]
 
     static func load(_ fixture: String) throws -> MaskedReference {
-        try JSONDecoder().decode(MaskedReference.self, from: Data(contentsOf: root.appendingPathComponent("Tests/RuntimeTests/Fixtures/\(fixture)/reference.json")))
+        try JSONDecoder().decode(
+            MaskedReference.self, from: Data(contentsOf: root.appendingPathComponent("Tests/RuntimeTests/Fixtures/\(fixture)/reference.json")))
     }
 
     func logits(_ fixture: String, mask: String) throws -> [Float] {
@@ -58,9 +59,11 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
 
 /// A physically pruned model against HF with the same heads and FFNs masked, in every layout.
 struct PrunedMatchesMaskedTests {
-    @Test(arguments: [("safetensors-f32", "mixed"), ("safetensors-f32", "zero-heads-layer0"), ("safetensors-f32", "ffn-layer0"),
-                      ("post-ln-350m-style", "mixed"), ("post-ln-350m-style", "zero-heads-layer0"), ("post-ln-350m-style", "ffn-layer0"),
-                      ("safetensors-sharded-f16", "mixed"), ("bin-sharded-bf16", "zero-heads-layer0"), ("bin-decoder-prefix-f16", "mixed")])
+    @Test(arguments: [
+        ("safetensors-f32", "mixed"), ("safetensors-f32", "zero-heads-layer0"), ("safetensors-f32", "ffn-layer0"),
+        ("post-ln-350m-style", "mixed"), ("post-ln-350m-style", "zero-heads-layer0"), ("post-ln-350m-style", "ffn-layer0"),
+        ("safetensors-sharded-f16", "mixed"), ("bin-sharded-bf16", "zero-heads-layer0"), ("bin-decoder-prefix-f16", "mixed"),
+    ])
     func prunedLogitsEqualMaskedHF(_ fixture: String, _ mask: String) throws {
         Threads.set(2)
         let reference = try MaskedReference.load(fixture)
@@ -124,12 +127,14 @@ struct PrunedImportanceTests {
     @Test(arguments: ["safetensors-f32", "post-ln-350m-style"])
     func scoresReferToOriginalHeads(_ fixture: String) throws {
         Threads.set(2)
-        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: root.appendingPathComponent("Tests/AnalysisTests/Fixtures/\(fixture)/importance.json")))
+        let reference = try JSONDecoder().decode(
+            Reference.self, from: Data(contentsOf: root.appendingPathComponent("Tests/AnalysisTests/Fixtures/\(fixture)/importance.json")))
         let heads = reference.masked.heads.enumerated().flatMap { l, row in row.enumerated().filter { !$0.element }.map { [l, $0.offset] } }
         let ffns = reference.masked.ffns.enumerated().filter { !$0.element }.map(\.offset)
         let pruned = temporary("\(fixture)-importance.hrz")
         _ = try Pruner.prune(try convert(fixture), plan: PrunePlan(heads: heads, ffns: ffns), to: pruned)
-        let scores = try HeadImportance(OPTModel(path: pruned)).scores(reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
+        let scores = try HeadImportance(OPTModel(path: pruned)).scores(
+            reference.requests.map { ImportanceRequest(context: $0.context, continuation: $0.continuation) })
         #expect(scores.count == reference.masked.scores.count && scores[0].count == reference.masked.scores[0].count)
         for (l, row) in reference.masked.scores.enumerated() {
             for (h, expected) in row.enumerated() {

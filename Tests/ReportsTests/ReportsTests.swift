@@ -25,9 +25,13 @@ struct SVGTests {
     }
 
     @Test func lineChartPlotsEveryPointInsideItsAxes() {
-        var chart = LineChart(title: "Pruning", series: [Series(name: "0-shot", points: [(0, 0.8), (50, 0.7), (90, 0.3)]),
-                                                         Series(name: "5-shot", points: [(0, 0.9), (50, 0.85), (90, 0.2)])],
-                              xLabel: "% removed", yLabel: "accuracy")
+        var chart = LineChart(
+            title: "Pruning",
+            series: [
+                Series(name: "0-shot", points: [(0, 0.8), (50, 0.7), (90, 0.3)]),
+                Series(name: "5-shot", points: [(0, 0.9), (50, 0.85), (90, 0.2)]),
+            ],
+            xLabel: "% removed", yLabel: "accuracy")
         chart.yRange = 0...1
         chart.reference = (0.25, "chance")
         let svg = chart.render()
@@ -70,7 +74,7 @@ struct SVGTests {
         map.annotate = true
         let golden = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/heatmap.svg")
         if ProcessInfo.processInfo.environment["HEADROOM_UPDATE_GOLDEN"] != nil {
-            let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/heatmap.svg")
+            let source = URL(fileURLWithPath: Repository.path("Tests/ReportsTests/Fixtures/heatmap.svg"))
             try map.render().write(to: source, atomically: true, encoding: .utf8)
         }
         #expect(map.render() == (try String(contentsOf: golden, encoding: .utf8)))
@@ -81,8 +85,12 @@ struct HTMLReportTests {
     @Test func reportIsSelfContainedAndWritesItsCSV() throws {
         let dir = testScratch() + "headroom-report-\(getpid())"
         let figure = Figure(id: "f1", svg: "<svg></svg>", caption: "A caption.", command: "headroom x --y", csv: "a,b\n1,2\n")
-        let report = HTMLReport(title: "T <1>", summary: "S", sections: [ReportSection(title: "One", figures: [figure], files: ["extra.csv": "x\n"]),
-                                                                         ReportSection(title: "Two", html: "<p>done</p>")])
+        let report = HTMLReport(
+            title: "T <1>", summary: "S",
+            sections: [
+                ReportSection(title: "One", figures: [figure], files: ["extra.csv": "x\n"]),
+                ReportSection(title: "Two", html: "<p>done</p>"),
+            ])
         let path = try report.write(to: dir)
         let html = try String(contentsOfFile: path, encoding: .utf8)
         #expect(html.hasPrefix("<!DOCTYPE html>") && html.contains("<title>T &lt;1&gt;</title>"))

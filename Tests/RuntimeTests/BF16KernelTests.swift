@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import CBF16
+import CKernels
 @testable import Runtime
 
 /// The bf16 GEMM against a float64 reference computed from the same bf16-rounded inputs, over odd shapes, tails
@@ -42,10 +42,13 @@ struct BF16KernelTests {
                 let start = Self.values(s.M * s.N, seed: UInt64(i) * 7 + 4)
                 let packed = w.withUnsafeBufferPointer { PackedMatrix(fp32: $0.baseAddress!, rows: s.N, columns: s.K) }
                 var out = start
-                a.withUnsafeBufferPointer { ap in bias.withUnsafeBufferPointer { bp in
-                    BF16.gemm(out: &out, input: ap.baseAddress!, weight: packed, bias: withBias ? bp.baseAddress! : nil,
-                              M: s.M, accumulate: accumulate, scratch: BF16Scratch(), kernel: path)
-                } }
+                a.withUnsafeBufferPointer { ap in
+                    bias.withUnsafeBufferPointer { bp in
+                        BF16.gemm(
+                            out: &out, input: ap.baseAddress!, weight: packed, bias: withBias ? bp.baseAddress! : nil,
+                            M: s.M, accumulate: accumulate, scratch: BF16Scratch(), kernel: path)
+                    }
+                }
                 var worst = 0.0
                 for m in 0..<s.M {
                     for n in 0..<s.N {
@@ -56,7 +59,9 @@ struct BF16KernelTests {
                             exact += p
                             magnitude += abs(p)
                         }
-                        let error = abs(Double(out[m * s.N + n]) - exact) / (magnitude * 1e-6 * Double(max(1, s.K).bitWidth - max(1, s.K).leadingZeroBitCount + 1) + 1e-30)
+                        let error =
+                            abs(Double(out[m * s.N + n]) - exact)
+                            / (magnitude * 1e-6 * Double(max(1, s.K).bitWidth - max(1, s.K).leadingZeroBitCount + 1) + 1e-30)
                         worst = max(worst, error)
                     }
                 }
@@ -126,8 +131,8 @@ struct BF16KernelTests {
     /// Rounding is to nearest even, as torch's `.to(torch.bfloat16)`; NaN stays NaN, infinities stay.
     @Test func roundingIsNearestEven() {
         #expect(hr_bf16_round(1.0) == 0x3F80)
-        #expect(hr_bf16_round(Float(bitPattern: 0x3F80_8000)) == 0x3F80)   // tie, even stays
-        #expect(hr_bf16_round(Float(bitPattern: 0x3F81_8000)) == 0x3F82)   // tie, odd rounds up
+        #expect(hr_bf16_round(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie, even stays
+        #expect(hr_bf16_round(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie, odd rounds up
         #expect(hr_bf16_round(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
         #expect(hr_bf16_round(.infinity) == 0x7F80)
         #expect(Float(bitPattern: UInt32(hr_bf16_round(.nan)) << 16).isNaN)

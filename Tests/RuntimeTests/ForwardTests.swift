@@ -103,9 +103,11 @@ struct ForwardTests {
         let model = try OPTModel(path: try ModelCache.shared.path(fixture))
         let V = model.config.vocabSize
         let whole = reference.sequences[3]
-        let out = try model.forward([SequenceInput(tokens: Array(whole[..<12]), logits: .none),
-                                     SequenceInput(tokens: Array(whole[12...]), prefix: 0, logits: .all),
-                                     SequenceInput(tokens: Array(whole[12..<15]), prefix: 0, logits: .all)])
+        let out = try model.forward([
+            SequenceInput(tokens: Array(whole[..<12]), logits: .none),
+            SequenceInput(tokens: Array(whole[12...]), prefix: 0, logits: .all),
+            SequenceInput(tokens: Array(whole[12..<15]), prefix: 0, logits: .all),
+        ])
         expectClose(out[1].values, Array(expected[3][(12 * V)...]), tolerance: 1e-3, "continuation of 8")
         expectClose(out[2].values, Array(expected[3][(12 * V)..<(15 * V)]), tolerance: 1e-3, "continuation of 3")
     }

@@ -33,20 +33,26 @@ struct LayerStreamTests {
                 var rng = SplitMix64(seed: UInt64(index) << 32 ^ UInt64(range.lowerBound))
                 for i in 0..<range.count {
                     let kind = (range.lowerBound / 1000) % 3
-                    let value: Float = kind == 0 ? Float(Int(rng.next() % 2001) - 1000) / 20000
-                                     : kind == 1 ? (rng.next() % 2 == 0 ? 0.5 : -0.25) : 0
+                    let value: Float =
+                        kind == 0
+                        ? Float(Int(rng.next() % 2001) - 1000) / 20000
+                        : kind == 1 ? (rng.next() % 2 == 0 ? 0.5 : -0.25) : 0
                     switch dtype {
                     case .f32: destination.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self)
                     case .f16, .bf16:
-                        let bits = kind == 2 ? UInt16(truncatingIfNeeded: rng.next())
-                                 : dtype == .f16 ? Half.f32ToF16(value) : Half.f32ToBF16(value)
+                        let bits =
+                            kind == 2
+                            ? UInt16(truncatingIfNeeded: rng.next())
+                            : dtype == .f16 ? Half.f32ToF16(value) : Half.f32ToBF16(value)
                         destination.storeBytes(of: bits, toByteOffset: 2 * i, as: UInt16.self)
                     }
                 }
             }
         }
-        try writer.finish(metadata: Metadata(config: config, layers: plans, tokenizer: nil,
-                                             provenance: Provenance(converter: "test", sources: [], dtype: "mixed")))
+        try writer.finish(
+            metadata: Metadata(
+                config: config, layers: plans, tokenizer: nil,
+                provenance: Provenance(converter: "test", sources: [], dtype: "mixed")))
         return path
     }
 
@@ -56,8 +62,8 @@ struct LayerStreamTests {
         let codecs = Set(fc1.chunks.map { $0.planes.map(\.codec.rawValue).joined(separator: "+") })
         #expect(codecs == ["zstd+raw", "zstd+zstd", "raw+raw"], "fc1's chunks should cover every codec pairing")
         let stream = LayerStream(reader: reader, resident: false, schedule: .inline)
-        _ = try stream.layer(0, next: 1)                      // reads layer 1 ahead
-        let staged = try stream.layer(1, next: nil)           // decoded from the staging buffer
+        _ = try stream.layer(0, next: 1)  // reads layer 1 ahead
+        let staged = try stream.layer(1, next: nil)  // decoded from the staging buffer
         #expect(staged.isPlanar("fc1.weight") && staged.isPlanar("fc2.weight") && staged.isPlanar("self_attn.q_proj.weight"))
         #expect(!staged.isPlanar("self_attn.out_proj.weight") && !staged.isPlanar("fc1.bias"))
         for name in staged.tensors.keys.sorted() {
@@ -72,8 +78,9 @@ struct LayerStreamTests {
             }
             // Interleaved on demand for consumers that want the stored bytes.
             let t = try #require(staged.tensor(name))
-            #expect(Array(UnsafeRawBufferPointer(start: t.pointer, count: info.byteCount)) == (try reader.bytes(info.name)),
-                    "layers.1.\(name) bytes")
+            #expect(
+                Array(UnsafeRawBufferPointer(start: t.pointer, count: info.byteCount)) == (try reader.bytes(info.name)),
+                "layers.1.\(name) bytes")
         }
         // A layer nobody read ahead is decoded from the map, packed; it widens to the same values.
         let mapped = try LayerStream(reader: reader, resident: false, schedule: .inline).layer(1, next: nil)
@@ -103,8 +110,9 @@ struct LayerStreamTests {
                     Issue.record("chunk \(c): a flipped byte went unnoticed (read ahead: \(readAhead))")
                 } catch let error as HRZError {
                     guard case .checksumMismatch = error.kind else { Issue.record("\(error)"); continue }
-                    #expect(error.tensor == fc1.name && error.chunk == c && error.offset == chunk.offset,
-                            "chunk \(c), read ahead \(readAhead): \(error)")
+                    #expect(
+                        error.tensor == fc1.name && error.chunk == c && error.offset == chunk.offset,
+                        "chunk \(c), read ahead \(readAhead): \(error)")
                 }
             }
         }
@@ -119,8 +127,8 @@ struct LayerStreamTests {
         let n = expected.count / 2
         for step in 0..<5 {
             let l = step % 2
-            let w = try stream.layer(l, next: 1 - l)          // starts reading the other layer ahead
-            stream.drain()                                    // that read is done before we look
+            let w = try stream.layer(l, next: 1 - l)  // starts reading the other layer ahead
+            stream.drain()  // that read is done before we look
             var out = [Float](repeating: 0, count: n)
             out.withUnsafeMutableBufferPointer { w.widen("fc1.weight", elements: 0..<n, into: $0.baseAddress!) }
             expectBitEqual(out, Array(expected[(l * n)..<((l + 1) * n)]), "step \(step), layer \(l)")
@@ -137,10 +145,10 @@ struct LayerStreamTests {
         let model = try OPTModel(path: try ModelCache.shared.path("safetensors-sharded-f16"), resident: false, schedule: .inline)
         let tokens = [2, 10, 20, 30, 40]
         _ = try model.forward([SequenceInput(tokens: tokens, logits: .last)])
-        let last = try model.stream.layer(1, next: nil)       // still in the slot, as the forward left it
+        let last = try model.stream.layer(1, next: nil)  // still in the slot, as the forward left it
         #expect(last.isPlanar("fc1.weight"))
         #expect(last.interleavedNames == [])
-        model.scratch.widened.limit = 0                      // widen in blocks, as for a large model
+        model.scratch.widened.limit = 0  // widen in blocks, as for a large model
         _ = try HeadImportance(model).scores([ImportanceRequest(context: [2, 10, 20], continuation: [30, 40])])
         #expect(try model.stream.layer(0, next: nil).interleavedNames == [])
     }

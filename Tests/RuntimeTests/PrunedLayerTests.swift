@@ -65,8 +65,9 @@ struct KernelTests {
         }
         var ctx = [Float](repeating: 0, count: T * HD)
         ctx.withUnsafeMutableBufferPointer { c in
-            attention(ctx: c.baseAddress!, qkv: qkv, spans: [AttentionSpan(start: 0, count: T, prefix: nil)], H: H, D: D, active: nil, scores: FloatBuffer(),
-                      headKernel: headKernel)
+            attention(
+                ctx: c.baseAddress!, qkv: qkv, spans: [AttentionSpan(start: 0, count: T, prefix: nil)], H: H, D: D, active: nil, scores: FloatBuffer(),
+                headKernel: headKernel)
         }
         expectClose(ctx, referenceAttention(q: q, k: k, v: v, T: T, H: H, D: D), tolerance: 1e-5, "attention \(shape) head kernel \(headKernel)")
     }
@@ -109,7 +110,7 @@ struct FastExpTests {
     @Test func nonFiniteScoresGiveNaNNotATrap() {
         #expect(fastExp(.nan).isNaN)
         #expect(fastExp(1000) > 1e38)
-        var rows: [Float] = [0.5, .nan, 1, 2,  .infinity, 1, 0, 0,  -.infinity, -.infinity, -.infinity, -.infinity]
+        var rows: [Float] = [0.5, .nan, 1, 2, .infinity, 1, 0, 0, -.infinity, -.infinity, -.infinity, -.infinity]
         causalSoftmax(&rows, rows: 3, prefix: 3, ld: 4, parallel: false)
         let nan = rows.map { $0.isNaN }
         #expect(nan == [Bool](repeating: true, count: 12))  // a NaN score poisons its row, +∞ − +∞ is NaN, and an all −∞ row is NaN in torch too

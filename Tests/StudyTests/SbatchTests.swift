@@ -9,8 +9,10 @@ struct SbatchTests {
     }
 
     @Test func controlCharactersAreRefusedWherever() {
-        for text in ["--partition=cpu\nrm -rf /", "--partition=cpu\r", "--comment=a\u{0}b", "-p\tcpu", "--comment=\u{7F}", "--comment='a\nb'",
-                     "--comment=\"x\u{1B}[2J\""] {
+        for text in [
+            "--partition=cpu\nrm -rf /", "--partition=cpu\r", "--comment=a\u{0}b", "-p\tcpu", "--comment=\u{7F}", "--comment='a\nb'",
+            "--comment=\"x\u{1B}[2J\"",
+        ] {
             let e = refusal(text)
             #expect(e?.contains("control character") == true, "\(text.debugDescription): \(e ?? "accepted")")
         }
@@ -27,7 +29,8 @@ struct SbatchTests {
     @Test func reservedOptionsAreRefusedInEverySpelling() {
         let spellings = [
             "--array=0-3", "--array 0-3", "--arr=1", "--a=1", "-a 0-3", "-a0-3",
-            "--dependency=afterok:1", "--dependency afterok:1", "--depend=afterok:1", "--dep afterok:1", "-d afterok:1", "-dafterok:1", "-Qdafterok:1", "-vQd 1",
+            "--dependency=afterok:1", "--dependency afterok:1", "--depend=afterok:1", "--dep afterok:1", "-d afterok:1", "-dafterok:1", "-Qdafterok:1",
+            "-vQd 1",
             "--output=/tmp/x", "--output /tmp/x", "--out=/tmp/x", "-o /tmp/x", "-o/tmp/x", "-vo/tmp/x",
             "--error=/tmp/x", "--err /tmp/x", "-e /tmp/x", "-e/tmp/x",
             "--parsable", "--pars", "--wrap=id", "--wra id", "--export=NONE", "--exp NONE", "--kill-on-invalid-dep=no", "--kill-on no",
@@ -39,12 +42,19 @@ struct SbatchTests {
     }
 
     @Test func ordinaryOptionsBecomeOneQuotedLineEach() throws {
-        let options = try SbatchOptions(parsing: #"--partition=cpu -A proj --time 24:00:00 --comment "two words # not a comment" -c 8 --exclusive --mem=64G -J "a\"b""#)
-        #expect(options.lines == [["--partition=cpu"], ["-A", "proj"], ["--time", "24:00:00"], ["--comment", "two words # not a comment"], ["-c", "8"],
-                                  ["--exclusive"], ["--mem=64G"], ["-J", "a\"b"]])
-        #expect(options.scriptLines == ["#SBATCH --partition=cpu", "#SBATCH -A proj", "#SBATCH --time 24:00:00",
-                                        "#SBATCH --comment \"two words # not a comment\"", "#SBATCH -c 8", "#SBATCH --exclusive", "#SBATCH --mem=64G",
-                                        #"#SBATCH -J "a\"b""#])
+        let options = try SbatchOptions(
+            parsing: #"--partition=cpu -A proj --time 24:00:00 --comment "two words # not a comment" -c 8 --exclusive --mem=64G -J "a\"b""#)
+        #expect(
+            options.lines == [
+                ["--partition=cpu"], ["-A", "proj"], ["--time", "24:00:00"], ["--comment", "two words # not a comment"], ["-c", "8"],
+                ["--exclusive"], ["--mem=64G"], ["-J", "a\"b"],
+            ])
+        #expect(
+            options.scriptLines == [
+                "#SBATCH --partition=cpu", "#SBATCH -A proj", "#SBATCH --time 24:00:00",
+                "#SBATCH --comment \"two words # not a comment\"", "#SBATCH -c 8", "#SBATCH --exclusive", "#SBATCH --mem=64G",
+                #"#SBATCH -J "a\"b""#,
+            ])
         #expect(options.sets("time", short: "t") && options.sets("mem") && options.sets("cpus-per-task", short: "c") && !options.sets("gres"))
         // Options that merely start like a reserved one are not refused.
         #expect(refusal("--exclusive --exclude=node1 --error-free") == nil)

@@ -19,8 +19,11 @@ struct StudyPlanTests {
     @Test func stagesComeAfterWhatTheyNeedAndUnitsAreAddressable() throws {
         let one = try Self.demoStudy(shards: 1).plan(), three = try Self.demoStudy(shards: 3).plan()
         #expect(one.stages.map(\.name) == ["eval", "heads", "ffns", "ranks", "sweeps", "induction", "prune", "pruned-eval", "compare", "report"])
-        #expect(three.stages.map(\.name) == ["eval", "eval-merge", "heads", "heads-merge", "ffns", "ffns-merge", "ranks", "sweeps", "sweeps-merge",
-                                             "induction", "prune", "pruned-eval", "pruned-merge", "compare", "report"])
+        #expect(
+            three.stages.map(\.name) == [
+                "eval", "eval-merge", "heads", "heads-merge", "ffns", "ffns-merge", "ranks", "sweeps", "sweeps-merge",
+                "induction", "prune", "pruned-eval", "pruned-merge", "compare", "report",
+            ])
         for plan in [one, three] {
             var seen = Set<String>()
             for stage in plan.stages {
@@ -43,11 +46,13 @@ struct StudyPlanTests {
         func unit(_ id: Int, _ seconds: Double) -> StudyPlan.Unit {
             StudyPlan.Unit(id: id, what: "", outputs: [], cost: StudyPlan.Cost(tokens: 0, flops: 0, seconds: seconds))
         }
-        let plan = StudyPlan(shards: 2, stages: [
-            StudyPlan.Stage(name: "a", title: "", after: [], units: [unit(0, 4), unit(1, 4), unit(2, 2)]),
-            StudyPlan.Stage(name: "b", title: "", after: [], units: [unit(0, 6)]),
-            StudyPlan.Stage(name: "c", title: "", after: ["a"], units: [unit(0, 1)]),
-        ])
+        let plan = StudyPlan(
+            shards: 2,
+            stages: [
+                StudyPlan.Stage(name: "a", title: "", after: [], units: [unit(0, 4), unit(1, 4), unit(2, 2)]),
+                StudyPlan.Stage(name: "b", title: "", after: [], units: [unit(0, 6)]),
+                StudyPlan.Stage(name: "c", title: "", after: ["a"], units: [unit(0, 1)]),
+            ])
         #expect(plan.wallSeconds(machines: 1) == 17)
         // Two machines: a's 4 + 4 start at 0; then a's 2 on one (4…6) and b's 6 on the other (4…10); c after a at 6…7.
         #expect(plan.wallSeconds(machines: 2) == 10)
@@ -57,7 +62,8 @@ struct StudyPlanTests {
     @Test func slurmArraysAndWords() throws {
         #expect(Slurm.ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8")
         #expect(Slurm.indices("[1,4-6%2]") == [1, 4, 5, 6] && Slurm.indices("3") == [3] && Slurm.indices("0-2") == [0, 1, 2])
-        #expect(try SbatchOptions.words(#"-p cpu --time=2:00:00 --comment "two words" -A 'it''s'"#)
+        #expect(
+            try SbatchOptions.words(#"-p cpu --time=2:00:00 --comment "two words" -A 'it''s'"#)
                 == ["-p", "cpu", "--time=2:00:00", "--comment", "two words", "-A", "its"])
         #expect(throws: (any Error).self) { try SbatchOptions.words("--comment \"open") }
     }

@@ -39,8 +39,10 @@ import TestSupport
         try? FileManager.default.removeItem(atPath: dir)
         let report = try Study(options: o, directory: dir).run()
         let html = try String(contentsOfFile: report, encoding: .utf8)
-        for id in ["baseline", "heads-aggregate", "ffns-by-task", "sweep-heads-mean", "sweep-ffns-mean", "combined-1shot", "spearman-tasks-0shot",
-                   "spearman-shots", "prefix-matching", "copying", "overlap"] {
+        for id in [
+            "baseline", "heads-aggregate", "ffns-by-task", "sweep-heads-mean", "sweep-ffns-mean", "combined-1shot", "spearman-tasks-0shot",
+            "spearman-shots", "prefix-matching", "copying", "overlap",
+        ] {
             #expect(html.contains("<figure id=\"\(id)\">"), "figure \(id)")
             #expect(FileManager.default.fileExists(atPath: "\(dir)/figures/\(id).csv"), "figures/\(id).csv")
         }
@@ -60,8 +62,10 @@ import TestSupport
         cut.rows = Array(table.rows.prefix(3))
         try JSONEncoder().encode(cut).write(to: URL(fileURLWithPath: sweep))
         try FileManager.default.removeItem(atPath: importance)
-        let untouched = ["baseline/results.json", "importance/heads-copa-0shot.json", "importance/ffns-rte-1shot.json", "induction/copying.json",
-                         "pruned/model.hrz"].map { dir + "/" + $0 }
+        let untouched = [
+            "baseline/results.json", "importance/heads-copa-0shot.json", "importance/ffns-rte-1shot.json", "induction/copying.json",
+            "pruned/model.hrz",
+        ].map { dir + "/" + $0 }
         let before = untouched.map(Self.modified)
         _ = try Study(options: o, directory: dir).run()
         #expect(untouched.map(Self.modified) == before, "finished outputs were recomputed")
@@ -90,7 +94,8 @@ import TestSupport
         let again = try JSONDecoder().decode(Comparison.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pruned/comparison.json")))
         #expect(again.pruned.heads == 4 && again.plan.heads.count == 4)
         #expect(try HRZReader(path: dir + "/pruned/model.hrz").metadata.layers.reduce(0) { $0 + $1.heads.count } == 4)
-        #expect(try ResultsFile.load(dir + "/pruned/eval/results.json").cells.values.allSatisfy { $0.docs == 3 && $0.inputs?["model"] == again.inputs?["pruned"] })
+        #expect(
+            try ResultsFile.load(dir + "/pruned/eval/results.json").cells.values.allSatisfy { $0.docs == 3 && $0.inputs?["model"] == again.inputs?["pruned"] })
         let ffns = try ScoresFile.load(dir + "/importance/ffns-copa-0shot.json")
         #expect(ffns.inputs?["limit"] == "3" && ffns.examples == 3)
         #expect(Self.modified(dir + "/importance/heads-copa-0shot.json") == before[1])
@@ -102,7 +107,8 @@ import TestSupport
         let o = try Self.options()
         let dir = testScratch() + "headroom-study-other-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
+        try
+            #"{"model_sha256": "0000", "options": {"model": "x", "tasks": [], "shots": [], "data": "d", "importanceExamples": 1, "headsGrid": [], "ffnsGrid": [], "combinedFFNs": [], "pruneHeads": 0, "pruneFFNs": 0, "inductionSequences": 1, "inductionSeed": 0}}"#
             .write(toFile: dir + "/study.json", atomically: true, encoding: .utf8)
         #expect(throws: StudyError.self) { _ = try Study(options: o, directory: dir).run() }
     }
@@ -113,8 +119,9 @@ struct DemoModelTests {
     @Test func mapTasksNeedTheExamplesAndInductionHeadsExist() throws {
         let model = try #require(Demo.model), data = try #require(Demo.data)
         #expect(Demo.tasks == ["demo_copy", "demo_map_a", "demo_map_b"])
-        var options = EvalOptions(tasks: [.generic("demo_map_a"), .generic("demo_map_b")], shots: [0, 5], dataDirectory: data,
-                                  outputDirectory: testScratch() + "headroom-demo-\(getpid())")
+        var options = EvalOptions(
+            tasks: [.generic("demo_map_a"), .generic("demo_map_b")], shots: [0, 5], dataDirectory: data,
+            outputDirectory: testScratch() + "headroom-demo-\(getpid())")
         options.limit = 60
         let results = try EvalJob(model: model, options: options).run()
         for task in ["demo_map_a", "demo_map_b"] {

@@ -10,12 +10,15 @@ public func expectClose(_ a: [Float], _ b: [Float], tolerance: Float, _ what: St
     }
     var worst: Float = 0, at = 0
     for i in 0..<a.count where abs(a[i] - b[i]) > worst || a[i].isNaN { worst = a[i].isNaN ? .infinity : abs(a[i] - b[i]); at = i }
-    #expect(worst <= tolerance, "\(what): max abs diff \(worst) at index \(at) (\(a.isEmpty ? 0 : a[at]) vs \(b.isEmpty ? 0 : b[at]))",
-            sourceLocation: sourceLocation)
+    #expect(
+        worst <= tolerance, "\(what): max abs diff \(worst) at index \(at) (\(a.isEmpty ? 0 : a[at]) vs \(b.isEmpty ? 0 : b[at]))",
+        sourceLocation: sourceLocation)
 }
 
 /// Max |a − b| / |b| ≤ `relative` (|b| below `floor` counts as `floor`), for fp64 results.
-public func expectClose(_ a: [Double], _ b: [Double], relative: Double, floor: Double = 1e-12, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+public func expectClose(
+    _ a: [Double], _ b: [Double], relative: Double, floor: Double = 1e-12, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard a.count == b.count else {
         Issue.record("\(what): \(a.count) values, expected \(b.count)", sourceLocation: sourceLocation)
         return

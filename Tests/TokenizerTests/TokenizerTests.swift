@@ -1,11 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import HRZFormat
 @testable import Tokenizer
 
 /// OPT's real tokenizer files, beside the checkout as CI has them.
-let tokenizerDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("../shared/data/tokenizer/opt").standardized.path
+let tokenizerDirectory = Repository.tokenizer
 
 let sharedTokenizer: Tokenizer = {
     do { return try Tokenizer(directory: tokenizerDirectory) } catch { fatalError("cannot load \(tokenizerDirectory): \(error)") }

@@ -10,12 +10,12 @@ struct CompareCommand: Command {
         positionals: [Positional("RESULTS.json", variadic: true, "")],
         groups: [OptionGroup("Options", [Option("--json", "print the comparison as JSON (cells, means, warnings) instead of the table")])],
         discussion: """
-        One row per task × shots cell and metric that every file has; one column per file, with the absolute
-        delta of each later file against the first. The last row is the mean over those shared cells of each
-        file's headline metric per cell (acc, or em for ReCoRD): a mean over different cell sets would mislead.
-        Warns (on stderr) when the runs differ in model, docs per cell, doc limit or precision, and names the
-        cells only some files have.
-        """)
+            One row per task × shots cell and metric that every file has; one column per file, with the absolute
+            delta of each later file against the first. The last row is the mean over those shared cells of each
+            file's headline metric per cell (acc, or em for ReCoRD): a mean over different cell sets would mislead.
+            Warns (on stderr) when the runs differ in model, docs per cell, doc limit or precision, and names the
+            cells only some files have.
+            """)
 
     var files: [String] = []
     var json: Bool
@@ -56,10 +56,14 @@ struct CompareCommand: Command {
         let all = Set(files.flatMap { $0.1.cells.keys })
         let partial = all.subtracting(shared).sorted()
         if !partial.isEmpty { warnings.append("cells not in every file, left out: \(partial.joined(separator: ", "))") }
-        if Set(files.map(\.1.model_sha256)).count > 1 { warnings.append("the runs are of different models (content ids \(files.map { String($0.1.model_sha256.prefix(12)) }.joined(separator: ", ")))") }
+        if Set(files.map(\.1.model_sha256)).count > 1 {
+            warnings.append("the runs are of different models (content ids \(files.map { String($0.1.model_sha256.prefix(12)) }.joined(separator: ", ")))")
+        }
         for key in shared {
             let cells = files.map { $0.1.cells[key]! }
-            if Set(cells.map(\.docs)).count > 1 { warnings.append("\(key)-shot: different numbers of docs (\(cells.map { String($0.docs) }.joined(separator: ", ")))") }
+            if Set(cells.map(\.docs)).count > 1 {
+                warnings.append("\(key)-shot: different numbers of docs (\(cells.map { String($0.docs) }.joined(separator: ", ")))")
+            }
             for field in ["limit", "precision"] {
                 let values = cells.map { $0.inputs?[field] ?? "unrecorded" }
                 if Set(values).count > 1 { warnings.append("\(key)-shot: different \(field) (\(values.joined(separator: ", ")))") }
@@ -68,7 +72,8 @@ struct CompareCommand: Command {
         var cells: [String: [String: [Double?]]] = [:]
         for key in shared {
             let metrics = Set(files.flatMap { $0.1.cells[key]!.metrics.keys })
-            cells[key] = Dictionary(uniqueKeysWithValues: metrics.map { m in (m, files.map { $0.1.cells[key]!.metrics[m].flatMap { $0.isFinite ? $0 : nil } }) })
+            cells[key] = Dictionary(
+                uniqueKeysWithValues: metrics.map { m in (m, files.map { $0.1.cells[key]!.metrics[m].flatMap { $0.isFinite ? $0 : nil } }) })
         }
         let mean = files.map { file -> Double? in
             let values = shared.compactMap { key -> Double? in
@@ -104,7 +109,8 @@ struct CompareCommand: Command {
                 let base = first.cells[key]!.metrics[m]!
                 for (i, (_, r)) in files.enumerated() {
                     guard let v = r.cells[key]?.metrics[m] else { line += "-".padding(toLength: 20, withPad: " ", startingAt: 0); continue }
-                    line += (i == 0 ? String(format: "%.4f", v) : String(format: "%.4f (%+.4f)", v, v - base)).padding(toLength: 20, withPad: " ", startingAt: 0)
+                    line += (i == 0 ? String(format: "%.4f", v) : String(format: "%.4f (%+.4f)", v, v - base)).padding(
+                        toLength: 20, withPad: " ", startingAt: 0)
                     if m == headline { sums[i] += v; counted[i] += 1 }
                 }
                 lines.append(line)

@@ -7,17 +7,21 @@ struct GenerateCommand: Command {
         name: "generate", summary: "greedy text generation with a KV cache, to check a converted model talks sense",
         synopsis: ["MODEL.hrz PROMPT [--max-tokens N] [--bos|--no-bos] [--threads N] [--precision fp32|bf16]"],
         positionals: [Positional("MODEL.hrz", ""), Positional("PROMPT", "")],
-        groups: [OptionGroup("Options", [
-            Option("--max-tokens", value: "N", default: "32", "new tokens"),
-            Option("--bos", "prepend id 2 (the default, as HF's OPT tokenizer does)"),
-            Option("--no-bos", "do not"),
-            Groups.threads, Groups.precision,
-        ])],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("--max-tokens", value: "N", default: "32", "new tokens"),
+                    Option("--bos", "prepend id 2 (the default, as HF's OPT tokenizer does)"),
+                    Option("--no-bos", "do not"),
+                    Groups.threads, Groups.precision,
+                ])
+        ],
         discussion: """
-        Tokenizes PROMPT with the model's embedded tokenizer, prepends OPT's BOS (</s>, id 2) as HF's OPT
-        tokenizer does, and generates greedily (argmax) with a KV cache, printing text as it comes. Stops
-        after N tokens or at </s>.
-        """)
+            Tokenizes PROMPT with the model's embedded tokenizer, prepends OPT's BOS (</s>, id 2) as HF's OPT
+            tokenizer does, and generates greedily (argmax) with a KV cache, printing text as it comes. Stops
+            after N tokens or at </s>.
+            """)
 
     var model: String
     var prompt: String

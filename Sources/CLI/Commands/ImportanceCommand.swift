@@ -9,47 +9,58 @@ import Files
 struct ImportanceCommand: Command {
     static let spec = CommandSpec(
         name: "importance", summary: "gradient head importance (the paper's definition) per task and shots, or on explicit requests",
-        synopsis: ["heads MODEL.hrz --task T --shots K --data DIR [--limit N] [--target-space] -o scores.json",
-                   "heads MODEL.hrz --requests FILE.jsonl -o scores.json",
-                   "ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--single-heads] [--no-cache] -o scores.json",
-                   "heads|ffns … [--memory-budget B] [--threads N] [--precision fp32|bf16] [--shard i/N | --merge-shards N]"],
+        synopsis: [
+            "heads MODEL.hrz --task T --shots K --data DIR [--limit N] [--target-space] -o scores.json",
+            "heads MODEL.hrz --requests FILE.jsonl -o scores.json",
+            "ffns MODEL.hrz --task T --shots K --data DIR [--limit N] [--single-heads] [--no-cache] -o scores.json",
+            "heads|ffns … [--memory-budget B] [--threads N] [--precision fp32|bf16] [--shard i/N | --merge-shards N]",
+        ],
         positionals: [Positional("heads or ffns", "heads: gradient importance; ffns: the oracle"), Positional("MODEL.hrz", "")],
-        groups: [OptionGroup("Examples", [
+        groups: [
+            OptionGroup(
+                "Examples",
+                [
                     Option("--task", aliases: ["--tasks"], value: "T", "one task"), Groups.shots(), Groups.data,
-                    Option("--limit", value: "N", defaultText: "2500 (heads), all docs (ffns)",
-                           "heads: the first N train docs (the paper: 2500); ffns: the first N eval docs"),
-                    Option("--target-space", "heads: keep the gold continuation's leading space (the paper's code drops it for arc, hellaswag, openbookqa, piqa, mathqa)"),
+                    Option(
+                        "--limit", value: "N", defaultText: "2500 (heads), all docs (ffns)",
+                        "heads: the first N train docs (the paper: 2500); ffns: the first N eval docs"),
+                    Option(
+                        "--target-space",
+                        "heads: keep the gold continuation's leading space (the paper's code drops it for arc, hellaswag, openbookqa, piqa, mathqa)"),
                     Option("--requests", value: "FILE", "heads: {\"context\": [ids], \"continuation\": [ids]} per line, used as given"),
-                 ]),
-                 OptionGroup("Oracle", [
+                ]),
+            OptionGroup(
+                "Oracle",
+                [
                     Option("--single-heads", "ffns: the oracle over every single head instead (meant for small models)"),
                     Option("--no-cache", "ffns: run every ablation from scratch instead of replaying the recorded layer inputs"),
                     Option("--heads", "(refused: --heads names a scores file in prune and sweep)"),
-                 ]),
-                 OptionGroup("Output", [Groups.output("scores.json", "the scores file (formats/scores.md)")]),
-                 Groups.compute, Groups.parts("heads: chunks of 25 examples; ffns: scoring batches")],
+                ]),
+            OptionGroup("Output", [Groups.output("scores.json", "the scores file (formats/scores.md)")]),
+            Groups.compute, Groups.parts("heads: chunks of 25 examples; ffns: scoring batches"),
+        ],
         discussion: """
-        heads: for each example the loss is the mean NLL of the gold continuation given its few-shot context;
-        with A[l,h](t) head h's output before out_proj, I[l,h] = Σ_examples Σ_t |<A[l,h](t), dL/dA[l,h](t)>|,
-        layers 0..L-2 divided by Σ(tokens − 1) and the last layer by Σ continuation tokens, as the paper's code.
-        The backward pass streams the layers in reverse, recomputing each from its saved input. The examples
-        are the first N docs of the train split (LAMBADA: its eval split), each with K few-shot examples drawn
-        by random.Random(1234).
+            heads: for each example the loss is the mean NLL of the gold continuation given its few-shot context;
+            with A[l,h](t) head h's output before out_proj, I[l,h] = Σ_examples Σ_t |<A[l,h](t), dL/dA[l,h](t)>|,
+            layers 0..L-2 divided by Σ(tokens − 1) and the last layer by Σ continuation tokens, as the paper's code.
+            The backward pass streams the layers in reverse, recomputing each from its saved input. The examples
+            are the first N docs of the train split (LAMBADA: its eval split), each with K few-shot examples drawn
+            by random.Random(1234).
 
-        ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
-        split with the evaluator's prompts (acc; ReCoRD: em). Each scoring batch runs its baseline once,
-        recording every layer's input, and each ablation recomputes only the layers above its FFN from that
-        record (exact). --single-heads does the same for every single head (Score[l][h], kind "heads",
-        method "oracle").
+            ffns (oracle): Score[l] = baseline metric − the metric with layer l's FFN removed, on the task's eval
+            split with the evaluator's prompts (acc; ReCoRD: em). Each scoring batch runs its baseline once,
+            recording every layer's input, and each ablation recomputes only the layers above its FFN from that
+            record (exact). --single-heads does the same for every single head (Score[l][h], kind "heads",
+            method "oracle").
 
-        Saved layer inputs (the oracle's record, the backward pass's checkpoints) beyond --memory-budget bytes
-        spill to a temporary file in $TMPDIR, deleted when the command ends however it ends.
+            Saved layer inputs (the oracle's record, the backward pass's checkpoints) beyond --memory-budget bytes
+            spill to a temporary file in $TMPDIR, deleted when the command ends however it ends.
 
-        Writes a scores file (formats/scores.md) with kind "heads" (or "ffns"), scores [layers][heads] by
-        original index. --shard i/N writes part i of N to DIR/shards/STEM-iofN.json beside the output (a killed
-        part resumes); --merge-shards N checks and joins the N parts into the output: gradient sums are added
-        in chunk order, so any split gives the bits an unsharded run gives.
-        """)
+            Writes a scores file (formats/scores.md) with kind "heads" (or "ffns"), scores [layers][heads] by
+            original index. --shard i/N writes part i of N to DIR/shards/STEM-iofN.json beside the output (a killed
+            part resumes); --merge-shards N checks and joins the N parts into the output: gradient sums are added
+            in chunk order, so any split gives the bits an unsharded run gives.
+            """)
 
     var kind: String
     var model: String
@@ -106,7 +117,10 @@ struct ImportanceCommand: Command {
     func run() throws -> Int32 {
         Threads.set(threads)
         let bar = ProgressBar("importance")
-        let context = JobContext(log: { bar.finish(); printError($0) }, progress: { what, done, total in bar.update(phase: what, done: done, total: total, unit: .count) })
+        let context = JobContext(
+            log: {
+                bar.finish(); printError($0)
+            }, progress: { what, done, total in bar.update(phase: what, done: done, total: total, unit: .count) })
         if kind == "ffns" {
             var spec = OracleSpec(model: model, kind: oracleHeads ? .heads : .ffns, task: task!, shots: shots, data: data!, output: output)
             spec.limit = limit
@@ -117,11 +131,13 @@ struct ImportanceCommand: Command {
             defer { for (cell, error) in job.skips.entries { printError("skipped \(cell)-shot: \(error)") } }
             return try drive(&job, bar: bar, context: context) {
                 let file = try ScoresFile.load(output)
-                return String(format: "wrote %@: oracle %@ importance over %d docs (baseline %.4f)", output, oracleHeads ? "head" : "FFN",
-                              file.examples, OracleJob.baseline(file) ?? .nan)
+                return String(
+                    format: "wrote %@: oracle %@ importance over %d docs (baseline %.4f)", output, oracleHeads ? "head" : "FFN",
+                    file.examples, OracleJob.baseline(file) ?? .nan)
             }
         }
-        let source: ImportanceSource = requestsFile.map { .requests($0) }
+        let source: ImportanceSource =
+            requestsFile.map { .requests($0) }
             ?? .task(task!, shots: shots, data: data!, limit: limit ?? 2500, targetSpace: targetSpace)
         var spec = HeadImportanceSpec(model: model, source: source, output: output)
         spec.precision = precision

@@ -8,14 +8,18 @@ struct InspectCommand: Command {
         name: "inspect", summary: "show a .hrz's config, heads and FFNs per layer, sizes; --verify checks every chunk",
         synopsis: ["MODEL.hrz [--verify] [--json]"],
         positionals: [Positional("MODEL.hrz", "")],
-        groups: [OptionGroup("Options", [
-            Option("--verify", "decompress every chunk and check every checksum; exit 1 if anything is wrong"),
-            Option("--json", "print one JSON object instead of the table"),
-        ])],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("--verify", "decompress every chunk and check every checksum; exit 1 if anything is wrong"),
+                    Option("--json", "print one JSON object instead of the table"),
+                ])
+        ],
         discussion: """
-        Prints the architecture config, the heads and FFN present in each layer (pruned models list the
-        original head indices that survive), raw and compressed bytes per layer, provenance and lineage.
-        """)
+            Prints the architecture config, the heads and FFN present in each layer (pruned models list the
+            original head indices that survive), raw and compressed bytes per layer, provenance and lineage.
+            """)
 
     var model: String
     var verify: Bool
@@ -34,7 +38,9 @@ struct InspectCommand: Command {
             let bar = ProgressBar("verify")
             let total = reader.tensors.reduce(0) { $0 + $1.byteCount }
             var done = 0
-            problems = reader.verify { n in done += n; if !json { bar.update(phase: "chunks", done: done, total: total) } }
+            problems = reader.verify { n in
+                done += n; if !json { bar.update(phase: "chunks", done: done, total: total) }
+            }
             bar.finish()
         }
         if json {
@@ -107,15 +113,17 @@ struct InspectCommand: Command {
             var verified: Bool?; var problems: [String]?
         }
         let layers = r.layerSizes().map { s in
-            Layer(layer: s.layer, heads: s.layer.map { r.metadata.layers[$0].heads }, ffn: s.layer.map { r.metadata.layers[$0].ffn },
-                  raw_bytes: s.raw, stored_bytes: s.stored)
+            Layer(
+                layer: s.layer, heads: s.layer.map { r.metadata.layers[$0].heads }, ffn: s.layer.map { r.metadata.layers[$0].ffn },
+                raw_bytes: s.raw, stored_bytes: s.stored)
         }
         let raw = layers.reduce(0) { $0 + $1.raw_bytes }, stored = layers.reduce(0) { $0 + $1.stored_bytes }
-        let report = Report(file: r.path, version: "\(r.header.major).\(r.header.minor)", file_bytes: r.header.fileLength,
-                            content_id: r.contentID, config: r.config, tokenizer_embedded: r.metadata.tokenizer != nil,
-                            provenance: r.metadata.provenance, layers: layers, raw_bytes: raw, stored_bytes: stored,
-                            ratio: Double(raw) / Double(max(1, stored)), verified: problems.map { $0.isEmpty },
-                            problems: problems?.map(\.description))
+        let report = Report(
+            file: r.path, version: "\(r.header.major).\(r.header.minor)", file_bytes: r.header.fileLength,
+            content_id: r.contentID, config: r.config, tokenizer_embedded: r.metadata.tokenizer != nil,
+            provenance: r.metadata.provenance, layers: layers, raw_bytes: raw, stored_bytes: stored,
+            ratio: Double(raw) / Double(max(1, stored)), verified: problems.map { $0.isEmpty },
+            problems: problems?.map(\.description))
         return String(decoding: try JSONFiles.pretty(report), as: UTF8.self)
     }
 }

@@ -7,20 +7,26 @@ import Files
 struct LogitsCommand: Command {
     static let spec = CommandSpec(
         name: "logits", summary: "run the model on token ids (or text) and write float32 logits [T, V] as .npy",
-        synopsis: ["MODEL.hrz (--tokens ID,ID,... | --text TEXT [--bos|--no-bos]) -o OUT.npy [--threads N] [--memory-budget BYTES]",
-                   "MODEL.hrz … [--precision fp32|bf16]"],
+        synopsis: [
+            "MODEL.hrz (--tokens ID,ID,... | --text TEXT [--bos|--no-bos]) -o OUT.npy [--threads N] [--memory-budget BYTES]",
+            "MODEL.hrz … [--precision fp32|bf16]",
+        ],
         positionals: [Positional("MODEL.hrz", "")],
-        groups: [OptionGroup("Options", [
-            Option("--tokens", value: "IDS", "comma-separated token ids"),
-            Option("--text", value: "TEXT", "text to tokenize with the model's embedded tokenizer instead"),
-            Option("--bos", "with --text: prepend id 2 as HF's OPT tokenizer does"),
-            Option("--no-bos", "with --text: do not (the default)"),
-            Groups.output("OUT.npy", "output .npy (required; written atomically)"),
-        ]), Groups.compute],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("--tokens", value: "IDS", "comma-separated token ids"),
+                    Option("--text", value: "TEXT", "text to tokenize with the model's embedded tokenizer instead"),
+                    Option("--bos", "with --text: prepend id 2 as HF's OPT tokenizer does"),
+                    Option("--no-bos", "with --text: do not (the default)"),
+                    Groups.output("OUT.npy", "output .npy (required; written atomically)"),
+                ]), Groups.compute,
+        ],
         discussion: """
-        Runs the exact fp32 forward pass and writes the logits at every position, float32 [T, vocab_size],
-        in NumPy .npy format (np.load reads it).
-        """)
+            Runs the exact fp32 forward pass and writes the logits at every position, float32 [T, vocab_size],
+            in NumPy .npy format (np.load reads it).
+            """)
 
     var model: String
     var tokens: [Int]?
@@ -60,4 +66,3 @@ struct LogitsCommand: Command {
         return 0
     }
 }
-

@@ -7,12 +7,17 @@ import Files
 struct StudyCommand: Command {
     static let spec = CommandSpec(
         name: "study", summary: "the paper end to end: eval, importance, rankings, sweeps, induction, a pruned model, report.html",
-        synopsis: ["[MODEL.hrz --tasks T1,T2 --data DIR] [--shots 0,1,5] [-o DIR] [--limit N]",
-                   "… [--importance-examples N] [--prune heads=70,ffns=20] [--induction-sequences N] [--precision fp32|bf16]",
-                   "… [--shards N] [--plan | --slurm [--sbatch \"ARGS\"] [--array-limit K] [--wait]]",
-                   "-o DIR --unit STAGE:ID        headroom study -o DIR --status"],
+        synopsis: [
+            "[MODEL.hrz --tasks T1,T2 --data DIR] [--shots 0,1,5] [-o DIR] [--limit N]",
+            "… [--importance-examples N] [--prune heads=70,ffns=20] [--induction-sequences N] [--precision fp32|bf16]",
+            "… [--shards N] [--plan | --slurm [--sbatch \"ARGS\"] [--array-limit K] [--wait]]",
+            "-o DIR --unit STAGE:ID        headroom study -o DIR --status",
+        ],
         positionals: [Positional("MODEL.hrz", optional: true, "the model (none: the embedded demo)")],
-        groups: [OptionGroup("The study", [
+        groups: [
+            OptionGroup(
+                "The study",
+                [
                     Groups.tasks, Option("--data", value: "DIR", "task data (required with MODEL)"), Groups.shots(default: "0,1,5"),
                     Option("-o", aliases: ["--output"], value: "DIR", default: "headroom-study", "study directory"),
                     Option("--limit", value: "N", defaultText: "all; the demo uses 100", "eval docs per cell"),
@@ -22,44 +27,60 @@ struct StudyCommand: Command {
                     Option("--heads-grid", value: "LIST", defaultText: "0,10,…,90", "head sweep percentages"),
                     Option("--ffns-grid", value: "LIST", defaultText: "0,10,…,90", "FFN sweep percentages"),
                     Option("--combined-ffns", value: "LIST", defaultText: "0,10,…,50", "FFN percentages of the combined grid"),
-                 ]),
-                 OptionGroup("Compute", [
+                ]),
+            OptionGroup(
+                "Compute",
+                [
                     Option("--threads", value: "N", defaultText: "all cores; in a Slurm job, SLURM_CPUS_PER_TASK", "threads"),
-                    Option("--precision", value: "fp32|bf16", default: "fp32",
-                           "fp32 (exact) or bf16 for every unit; recorded in study.json, in every result and scores file and in the report, and part of every unit's stamp"),
+                    Option(
+                        "--precision", value: "fp32|bf16", default: "fp32",
+                        "fp32 (exact) or bf16 for every unit; recorded in study.json, in every result and scores file and in the report, and part of every unit's stamp"
+                    ),
                     Groups.memoryBudget,
                     Option("--shards", value: "N", default: "1", "split each cell, importance cell and sweep into N units"),
-                 ]),
-                 OptionGroup("Planning and clusters", [
-                    Option("--plan", "write DIR/plan.json and print units, tokens, FLOPs, core-hours and the wall time on N machines, from a throughput measured here for the model's shape (cached in DIR/calibration.json); runs nothing else"),
-                    Option("--shape", value: "PRESET", "with --plan: cost the plan for another shape (opt-125m … opt-66b); MODEL then only provides the tokenizer"),
+                ]),
+            OptionGroup(
+                "Planning and clusters",
+                [
+                    Option(
+                        "--plan",
+                        "write DIR/plan.json and print units, tokens, FLOPs, core-hours and the wall time on N machines, from a throughput measured here for the model's shape (cached in DIR/calibration.json); runs nothing else"
+                    ),
+                    Option(
+                        "--shape", value: "PRESET", "with --plan: cost the plan for another shape (opt-125m … opt-66b); MODEL then only provides the tokenizer"),
                     Option("--machines", value: "LIST", default: "1,8,64", "with --plan: machine counts for the wall time"),
-                    Option("--slurm", "submit every stage with units left as a Slurm job array (scripts in DIR/slurm/, job ids in DIR/slurm/jobs.json), each after the stages it needs; again: submits only what is not done"),
-                    Option("--sbatch", value: "\"ARGS\"", "your sbatch options for every array (partition, account, time, CPUs, memory); checked, one #SBATCH line each"),
+                    Option(
+                        "--slurm",
+                        "submit every stage with units left as a Slurm job array (scripts in DIR/slurm/, job ids in DIR/slurm/jobs.json), each after the stages it needs; again: submits only what is not done"
+                    ),
+                    Option(
+                        "--sbatch", value: "\"ARGS\"",
+                        "your sbatch options for every array (partition, account, time, CPUs, memory); checked, one #SBATCH line each"),
                     Option("--array-limit", value: "K", "at most K tasks of one array at once"),
                     Option("--wait", "with --slurm: block until the arrays end; exit 1 if a unit failed"),
                     Option("--unit", value: "STAGE:ID", "run one unit of the study in DIR (what each array task runs; any launcher works)"),
                     Option("--status", "done / running / pending / failed / cancelled units per stage, and the log of each failed unit"),
-                 ])],
+                ]),
+        ],
         discussion: """
-        Runs the pipeline of Bansal et al. (2023) as a plan of units, each resumable (a rerun skips what is done
-        and recomputes what its inputs changed under):
-          eval          baseline evaluation                      (DIR/baseline/results.json)
-          heads         gradient head importance per task × shots (DIR/importance/heads-<task>-<k>shot.json)
-          ffns          oracle FFN importance per task × shots    (DIR/importance/ffns-<task>-<k>shot.json)
-          ranks         rankings, aggregates, Spearman matrices   (DIR/ranks/{heads,ffns}/)
-          sweeps        iterative head and FFN sweeps (0-90%) and the combined grid (heads 0-90% × FFNs 0-50%,
-                        aggregate ranking, at the largest shots)  (DIR/sweeps/{heads,ffns,combined}/sweep.csv)
-          induction     prefix matching and copying scores       (DIR/induction/)
-          prune         one physically pruned model (default 70% heads + 20% FFNs by the aggregate rankings)
-          pruned-eval   its evaluation; compare: size, speed, accuracy against the original (DIR/pruned/)
-          report        DIR/report.html: one self-contained page of figures, numbers in DIR/figures/*.csv
-        With --shards N, cells, importance and sweeps are split N ways and merge stages join them exactly.
+            Runs the pipeline of Bansal et al. (2023) as a plan of units, each resumable (a rerun skips what is done
+            and recomputes what its inputs changed under):
+              eval          baseline evaluation                      (DIR/baseline/results.json)
+              heads         gradient head importance per task × shots (DIR/importance/heads-<task>-<k>shot.json)
+              ffns          oracle FFN importance per task × shots    (DIR/importance/ffns-<task>-<k>shot.json)
+              ranks         rankings, aggregates, Spearman matrices   (DIR/ranks/{heads,ffns}/)
+              sweeps        iterative head and FFN sweeps (0-90%) and the combined grid (heads 0-90% × FFNs 0-50%,
+                            aggregate ranking, at the largest shots)  (DIR/sweeps/{heads,ffns,combined}/sweep.csv)
+              induction     prefix matching and copying scores       (DIR/induction/)
+              prune         one physically pruned model (default 70% heads + 20% FFNs by the aggregate rankings)
+              pruned-eval   its evaluation; compare: size, speed, accuracy against the original (DIR/pruned/)
+              report        DIR/report.html: one self-contained page of figures, numbers in DIR/figures/*.csv
+            With --shards N, cells, importance and sweeps are split N ways and merge stages join them exactly.
 
-        With no MODEL, runs the embedded demo: a 4-layer OPT trained to learn in context (Tools/train_demo.py)
-        on its tasks (demo_copy, demo_map_a, demo_map_b), into ./headroom-study.
-        Re-render the report from a study directory with `headroom report DIR`.
-        """)
+            With no MODEL, runs the embedded demo: a 4-layer OPT trained to learn in context (Tools/train_demo.py)
+            on its tasks (demo_copy, demo_map_a, demo_map_b), into ./headroom-study.
+            Re-render the report from a study directory with `headroom report DIR`.
+            """)
 
     enum Mode { case run, plan, slurm, unit(UnitID), status }
 
@@ -83,7 +104,10 @@ struct StudyCommand: Command {
         let env = ProcessInfo.processInfo.environment
         if let n = env["SLURM_CPUS_PER_TASK"].flatMap({ Int($0) }), n > 0, n <= 4096 { return n }
         if env["SLURM_JOB_ID"] != nil, let text = env["SLURM_JOB_CPUS_PER_NODE"],
-           let n = Int(text.prefix { $0.isNumber }), n > 0, n <= 4096 { return n }
+            let n = Int(text.prefix { $0.isNumber }), n > 0, n <= 4096
+        {
+            return n
+        }
         return asked ?? ProcessInfo.processInfo.activeProcessorCount
     }
 
@@ -131,9 +155,11 @@ struct StudyCommand: Command {
         let shots = try parseShots(args.string("--shots")!)
         let limit = try args.int("--limit", in: 1...100_000_000)
         let importance = try args.int("--importance-examples", in: 1...10_000_000), induction = try args.int("--induction-sequences", in: 1...100_000)
-        let grids = (heads: try parsePercentages(args.string("--heads-grid"), "--heads-grid"),
-                     ffns: try parsePercentages(args.string("--ffns-grid"), "--ffns-grid"),
-                     combined: try parsePercentages(args.string("--combined-ffns"), "--combined-ffns"))
+        let grids = (
+            heads: try parsePercentages(args.string("--heads-grid"), "--heads-grid"),
+            ffns: try parsePercentages(args.string("--ffns-grid"), "--ffns-grid"),
+            combined: try parsePercentages(args.string("--combined-ffns"), "--combined-ffns")
+        )
         let memoryBudget = try args.memoryBudget()
         let precision = try args.precision()
         if let model = try args.positional(0) {
@@ -260,10 +286,14 @@ struct DemoCommand: Command {
     static let spec = CommandSpec(
         name: "demo", summary: "the same as `headroom study` with no model: the embedded demo, end to end",
         synopsis: ["[-o DIR] [--threads N]"],
-        groups: [OptionGroup("Options", [
-            Option("-o", aliases: ["--output"], value: "DIR", default: "headroom-study", "study directory"),
-            Groups.threads,
-        ])],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("-o", aliases: ["--output"], value: "DIR", default: "headroom-study", "study directory"),
+                    Groups.threads,
+                ])
+        ],
         discussion: "Runs `headroom study` on the embedded demo model and tasks (see `headroom study --help`).")
     var study: StudyCommand
     init(_ args: ParsedArguments) throws(UsageError) {
@@ -281,9 +311,9 @@ struct ReportCommand: Command {
         synopsis: ["DIR"],
         positionals: [Positional("DIR", "a study directory")],
         discussion: """
-        Reads what `headroom study` wrote in DIR (study.json, baseline/, importance/, sweeps/, induction/,
-        pruned/) and writes DIR/report.html and DIR/figures/*.csv. Missing steps are marked in the report.
-        """)
+            Reads what `headroom study` wrote in DIR (study.json, baseline/, importance/, sweeps/, induction/,
+            pruned/) and writes DIR/report.html and DIR/figures/*.csv. Missing steps are marked in the report.
+            """)
     var directory: String
     init(_ args: ParsedArguments) throws(UsageError) { directory = try args.positional(required: 0) }
     func run() throws -> Int32 {

@@ -7,20 +7,24 @@ struct SynthCommand: Command {
     static let spec = CommandSpec(
         name: "synth", summary: "write a random-weight OPT with real shapes (opt-125m … opt-66b) for benchmarks",
         synopsis: ["--preset PRESET -o MODEL.hrz [--layers N] [--seed S] [--dtype f16|bf16|f32] [--level N] [--threads N] [--tokenizer DIR]"],
-        groups: [OptionGroup("Options", [
-            Option("--preset", value: "P", Preset.allCases.map(\.rawValue).joined(separator: ", ")),
-            Groups.output("MODEL.hrz", "output (required)"),
-            Option("--layers", value: "N", defaultText: "the preset's", "keep only N decoder layers"),
-            Option("--seed", value: "S", default: "0", "random seed"),
-            Option("--dtype", value: "D", default: "f16", "f16 (as released OPT checkpoints), bf16 or f32"),
-            Option("--level", value: "N", default: "1", "zstd level"),
-            Option("--threads", value: "N", defaultText: "all cores", "compression threads"),
-            Option("--tokenizer", value: "DIR", "embed vocab.json and merges.txt from DIR"),
-        ])],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("--preset", value: "P", Preset.allCases.map(\.rawValue).joined(separator: ", ")),
+                    Groups.output("MODEL.hrz", "output (required)"),
+                    Option("--layers", value: "N", defaultText: "the preset's", "keep only N decoder layers"),
+                    Option("--seed", value: "S", default: "0", "random seed"),
+                    Option("--dtype", value: "D", default: "f16", "f16 (as released OPT checkpoints), bf16 or f32"),
+                    Option("--level", value: "N", default: "1", "zstd level"),
+                    Option("--threads", value: "N", defaultText: "all cores", "compression threads"),
+                    Option("--tokenizer", value: "DIR", "embed vocab.json and merges.txt from DIR"),
+                ])
+        ],
         discussion: """
-        Writes a model with the shapes of a released OPT and random weights (N(0, 0.02²), OPT's init scale)
-        straight into HRZ, chunk by chunk, with bounded memory. Deterministic for a given seed.
-        """)
+            Writes a model with the shapes of a released OPT and random weights (N(0, 0.02²), OPT's init scale)
+            straight into HRZ, chunk by chunk, with bounded memory. Deterministic for a given seed.
+            """)
 
     var preset: Preset
     var output: String
@@ -69,8 +73,9 @@ struct SynthCommand: Command {
         }
         bar.finish()
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        print("wrote \(output) (\(formatBytes(size))): \(preset.rawValue) shapes, \(options.layers ?? preset.config.numHiddenLayers) layers, "
-              + "\(options.dtype.rawValue), seed \(options.seed), " + String(format: "%.1f s", Date().timeIntervalSince(started)))
+        print(
+            "wrote \(output) (\(formatBytes(size))): \(preset.rawValue) shapes, \(options.layers ?? preset.config.numHiddenLayers) layers, "
+                + "\(options.dtype.rawValue), seed \(options.seed), " + String(format: "%.1f s", Date().timeIntervalSince(started)))
         return 0
     }
 }

@@ -9,17 +9,21 @@ struct TokenizeCommand: Command {
         name: "tokenize", summary: "print OPT token ids of a text (or of each line of a JSONL file) as JSON",
         synopsis: ["MODEL.hrz|TOKENIZER_DIR TEXT [--bos|--no-bos]", "MODEL.hrz|TOKENIZER_DIR --input FILE.jsonl [--bos|--no-bos]"],
         positionals: [Positional("MODEL.hrz or TOKENIZER_DIR", ""), Positional("TEXT", optional: true, "")],
-        groups: [OptionGroup("Options", [
-            Option("--bos", "prepend OPT's BOS token </s> (id 2)"),
-            Option("--no-bos", "do not (the default)"),
-            Option("--input", value: "FILE", "one JSON string per line (- reads standard input); prints one JSON array of ids per line"),
-            Option("--decode", "the reverse: TEXT (or each line) is a JSON array of ids; prints the text as a JSON string"),
-        ])],
+        groups: [
+            OptionGroup(
+                "Options",
+                [
+                    Option("--bos", "prepend OPT's BOS token </s> (id 2)"),
+                    Option("--no-bos", "do not (the default)"),
+                    Option("--input", value: "FILE", "one JSON string per line (- reads standard input); prints one JSON array of ids per line"),
+                    Option("--decode", "the reverse: TEXT (or each line) is a JSON array of ids; prints the text as a JSON string"),
+                ])
+        ],
         discussion: """
-        GPT-2 byte-level BPE with OPT's vocab.json and merges.txt, taken from the .hrz (embedded by
-        convert/synth --tokenizer) or from a directory. Ids equal HF's slow GPT2Tokenizer with
-        add_special_tokens=False; special-token text such as "</s>" is plain text.
-        """)
+            GPT-2 byte-level BPE with OPT's vocab.json and merges.txt, taken from the .hrz (embedded by
+            convert/synth --tokenizer) or from a directory. Ids equal HF's slow GPT2Tokenizer with
+            add_special_tokens=False; special-token text such as "</s>" is plain text.
+            """)
 
     var source: String
     var text: String?
@@ -32,7 +36,9 @@ struct TokenizeCommand: Command {
         decode = args.flag("--decode")
         input = args.string("--input")
         source = try args.positional(required: 0)
-        if input == nil { text = try args.positional(required: 1) } else if let extra = try args.positional(1) {
+        if input == nil {
+            text = try args.positional(required: 1)
+        } else if let extra = try args.positional(1) {
             throw UsageError("give TEXT or --input FILE, not both (got '\(extra)')")
         }
     }

@@ -2,7 +2,7 @@
 /// Reference: HF `modeling_opt.py`, `OPTAttention.forward` (eager path): softmax(q·kᵀ + causal mask)·v,
 /// with q already scaled by 1/√D.
 import Foundation
-import CBF16
+import CKernels
 import HRZFormat
 import Basics
 
@@ -34,8 +34,10 @@ public struct AttentionSpan {
 /// Heads with `active[h] == false` get zero output (the paper's head mask). Overwrites `ctx`. Heads of a span
 /// without a prefix go to the AVX-512 head kernel where the CPU has it, unless `headKernel` is false (tests
 /// compare it with the BLAS block loop).
-public func attention(ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, spans: [AttentionSpan],
-                      H: Int, D: Int, active: [Bool]?, scores: FloatBuffer, headKernel: Bool = true) {
+public func attention(
+    ctx: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, spans: [AttentionSpan],
+    H: Int, D: Int, active: [Bool]?, scores: FloatBuffer, headKernel: Bool = true
+) {
     let HD = H * D, ld = 3 * HD
     let work = spans.filter { $0.count > 0 }.flatMap { span in (0..<H).map { (span, $0) } }
     // One scores buffer per task: [Ts, Tp + Ts] for the largest span, or the head kernel's scratch if larger.

@@ -1,9 +1,9 @@
 /// bf16 compute: GEMM inputs rounded to bf16 (round to nearest even), products accumulated in fp32. Weights are
 /// packed once into the kernel's panel layout (`PackedMatrix`); activations are rounded and packed per call.
-/// Two paths with the same meaning: the AVX512-BF16 microkernel (`vdpbf16ps`, C target CBF16) where the CPU
+/// Two paths with the same meaning: the AVX512-BF16 microkernel (`vdpbf16ps`, C target CKernels) where the CPU
 /// has it, else the rounded values widened back to fp32 and multiplied by `cblas_sgemm`.
 import Foundation
-import CBF16
+import CKernels
 import Basics
 
 /// The arithmetic of the model's large GEMMs.
@@ -69,8 +69,9 @@ public final class PackedMatrix: @unchecked Sendable {
     public convenience init(transposing source: UnsafePointer<Float>, rows N: Int, columns K: Int) {
         self.init(rows: N, columns: K)
         pack(rows: 0..<N) { range, out in
-            hr_bf16_pack_b(source + range.lowerBound, Int32(HR_F32.rawValue), 1, N, Int32(N), Int32(K),
-                           Int32(range.lowerBound), Int32(range.upperBound), out)
+            hr_bf16_pack_b(
+                source + range.lowerBound, Int32(HR_F32.rawValue), 1, N, Int32(N), Int32(K),
+                Int32(range.lowerBound), Int32(range.upperBound), out)
         }
     }
 
@@ -127,17 +128,21 @@ struct PreparedActivations {
 public enum BF16 {
     /// out `[M, N]` (row stride ldOut) = round(input `[M, K]`) · Bᵀ (+ bias) (+ out, with `accumulate`),
     /// B packed; fp32 accumulation.
-    public static func gemm(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, ldInput: Int? = nil, weight b: PackedMatrix,
-                     bias: UnsafePointer<Float>?, M: Int, ldOut: Int? = nil, accumulate: Bool = false, scratch: BF16Scratch,
-                     kernel: BF16Kernel = BF16Kernel.current) {
+    public static func gemm(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, ldInput: Int? = nil, weight b: PackedMatrix,
+        bias: UnsafePointer<Float>?, M: Int, ldOut: Int? = nil, accumulate: Bool = false, scratch: BF16Scratch,
+        kernel: BF16Kernel = BF16Kernel.current
+    ) {
         guard M > 0, b.rows > 0 else { return }
         let a = prepare(input, ldInput: ldInput, M: M, K: b.columns, scratch: scratch, kernel: kernel)
         multiply(a, weight: b, bias: bias, out: out, ldOut: ldOut ?? b.rows, accumulate: accumulate, scratch: scratch)
     }
 
     /// Rounds and lays out input `[M, K]` (row stride ldInput) for `multiply`; valid until `scratch` is used again.
-    static func prepare(_ input: UnsafePointer<Float>, ldInput: Int? = nil, M: Int, K: Int, scratch: BF16Scratch,
-                        kernel: BF16Kernel) -> PreparedActivations {
+    static func prepare(
+        _ input: UnsafePointer<Float>, ldInput: Int? = nil, M: Int, K: Int, scratch: BF16Scratch,
+        kernel: BF16Kernel
+    ) -> PreparedActivations {
         BF16Kernel.announce()
         let lda = ldInput ?? K
         let a = room(M: M, K: K, kernel: kernel, in: scratch.activations)
@@ -166,18 +171,22 @@ public enum BF16 {
     /// round(max(0, a · Bᵀ + bias)): fc1 feeding fc2 with no fp32 `[M, F]` hidden state written and read back.
     /// The fast kernel does it in its tile epilogue; the portable path multiplies into `next`'s rounded floats
     /// and applies max and rounding there. Either way the same values as `multiply`, max(0, ·) and `prepare`.
-    static func multiplyReLU(_ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?,
-                             into next: PreparedActivations, column0: Int, scratch: BF16Scratch) {
+    static func multiplyReLU(
+        _ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?,
+        into next: PreparedActivations, column0: Int, scratch: BF16Scratch
+    ) {
         let M = a.M, N = b.rows, K = b.columns
-        precondition(K == a.K && next.M == M && next.kernel == a.kernel && column0 % 2 == 0 && column0 + N <= next.K,
-                     "bf16 GEMM: activations \(a.M)×\(a.K) and \(next.M)×\(next.K) (from column \(column0)) against weights \(N)×\(K)")
+        precondition(
+            K == a.K && next.M == M && next.kernel == a.kernel && column0 % 2 == 0 && column0 + N <= next.K,
+            "bf16 GEMM: activations \(a.M)×\(a.K) and \(next.M)×\(next.K) (from column \(column0)) against weights \(N)×\(K)")
         guard M > 0, N > 0 else { return }
         switch a.kernel {
         case .avx512bf16:
             let packed = a.packed.assumingMemoryBound(to: UInt32.self), out = next.packed.assumingMemoryBound(to: UInt32.self)
             inTasks(N) { lo, hi in
-                hr_bf16_gemm_relu_pack_fast(packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, out,
-                                            Int32(next.K), Int32(column0))
+                hr_bf16_gemm_relu_pack_fast(
+                    packed, Int32(M), Int32(K), b.storage, Int32(N), Int32(lo), Int32(hi), bias, out,
+                    Int32(next.K), Int32(column0))
             }
         case .portable:
             let out = next.packed.assumingMemoryBound(to: Float.self) + column0
@@ -202,8 +211,10 @@ public enum BF16 {
     }
 
     /// out `[M, N]` (row stride ldOut) = a · Bᵀ (+ bias) (+ out, with `accumulate`).
-    static func multiply(_ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
-                         ldOut ldc: Int, accumulate: Bool, scratch: BF16Scratch) {
+    static func multiply(
+        _ a: PreparedActivations, weight b: PackedMatrix, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+        ldOut ldc: Int, accumulate: Bool, scratch: BF16Scratch
+    ) {
         let M = a.M, N = b.rows, K = b.columns
         precondition(K == a.K, "bf16 GEMM: activations have \(a.K) columns, weights \(K)")
         guard M > 0, N > 0 else { return }
@@ -221,8 +232,9 @@ public enum BF16 {
             while n0 < N {
                 let n1 = min(N, n0 + blockRows)
                 b.unpack(rows: n0..<n1, into: widened)
-                BLAS.linear(out: out + n0, input: rounded, weight: widened, bias: bias.map { $0 + n0 }, M: M, N: n1 - n0, K: K,
-                            ldOut: ldc, accumulate: accumulate)
+                BLAS.linear(
+                    out: out + n0, input: rounded, weight: widened, bias: bias.map { $0 + n0 }, M: M, N: n1 - n0, K: K,
+                    ldOut: ldc, accumulate: accumulate)
                 n0 = n1
             }
         }

@@ -4,10 +4,12 @@
 /// out `[T, C]` = (input − mean) · rstd · weight + bias, per row. Saves `mean` and `rstd` `[T]` when given
 /// (the backward pass needs them). `weight`/`bias` nil means no elementwise affine. Overwrites `out`;
 /// `out` may alias `input`. `parallel` false: on the calling thread (a caller already splits the rows).
-public func layerNorm(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil,
-                      rstd: UnsafeMutablePointer<Float>? = nil, input: UnsafePointer<Float>,
-                      weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, T: Int, C: Int, eps: Float = 1e-5,
-                      parallel: Bool = true) {
+public func layerNorm(
+    out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil,
+    rstd: UnsafeMutablePointer<Float>? = nil, input: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, T: Int, C: Int, eps: Float = 1e-5,
+    parallel: Bool = true
+) {
     let body = { (rows: Range<Int>) in
         for t in rows {
             let x = input + t * C, y = out + t * C
@@ -47,9 +49,11 @@ func laneSum(_ x: UnsafePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<F
 /// `layernorm_backward`, without weight gradients). `mean` and `rstd` `[T]` are the forward's, or nil to
 /// recompute them from `input` as `layerNorm` does. `weight` nil means no affine. Accumulates into `dInput`,
 /// or overwrites it when `accumulate` is false; then `dInput` may alias `dOut`.
-public func layerNormBackward(dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                              mean: UnsafePointer<Float>? = nil, rstd: UnsafePointer<Float>? = nil, weight: UnsafePointer<Float>?,
-                              T: Int, C: Int, eps: Float = 1e-5, accumulate: Bool = true) {
+public func layerNormBackward(
+    dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+    mean: UnsafePointer<Float>? = nil, rstd: UnsafePointer<Float>? = nil, weight: UnsafePointer<Float>?,
+    T: Int, C: Int, eps: Float = 1e-5, accumulate: Bool = true
+) {
     parallelRanges(T, minimumPerTask: max(1, 4096 / max(1, C))) { rows in
         for t in rows {
             let x = input + t * C, dy = dOut + t * C, dx = dInput + t * C

@@ -5,7 +5,7 @@
 /// matrix is packed for its one use, in blocks, so a model streamed from disk never holds a whole matrix's
 /// pack. Layer norms and fc1's epilogue write the next GEMM's packed activations directly (`fuses`).
 import Foundation
-import CBF16
+import CKernels
 
 final class BF16Weights: WeightBackend {
     unowned let model: OPTModel
@@ -56,8 +56,10 @@ final class BF16Weights: WeightBackend {
     /// fc1's tiles round and pack the hidden state for fc2 as they finish (`BF16.multiplyReLU`): the `[M, F]`
     /// fp32 hidden state is never written, cleared by a ReLU pass and read back to be packed. The same values
     /// as fc1, ReLU and fc2 one after another, which run instead when the hidden state is tapped.
-    func feedForward(fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
-                     hidden tap: ((UnsafePointer<Float>, Int) throws -> Void)?) throws {
+    func feedForward(
+        fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
+        hidden tap: ((UnsafePointer<Float>, Int) throws -> Void)?
+    ) throws {
         let C = model.config.hiddenSize, F = fc1.rows
         guard fuses, tap == nil else {
             let hidden = model.scratch.layer.ffn.reserve(M * F)
@@ -84,11 +86,14 @@ final class BF16Weights: WeightBackend {
 
     /// The same bf16 GEMM with Wᵀ packed; without kept packs, W's rows in blocks of at most 64 MB of fp32, each
     /// block's transpose packed and its products accumulated.
-    func projectBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
-                         accumulate: Bool) {
+    func projectBackward(
+        _ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
+        accumulate: Bool
+    ) {
         if keeps {
-            BF16.gemm(out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T, accumulate: accumulate,
-                      scratch: scratch, kernel: kernel)
+            BF16.gemm(
+                out: dInput, input: dOut, weight: packed(p, layer: layer, K: K, transposed: true), bias: nil, M: T, accumulate: accumulate,
+                scratch: scratch, kernel: kernel)
             return
         }
         let N = p.rows, rows = max(1, min(N, min(model.widenBlockBytes, 64 << 20) / max(1, 4 * K)))
@@ -98,8 +103,9 @@ final class BF16Weights: WeightBackend {
             let n1 = min(N, n0 + rows)
             model.widenRows(p, n0..<n1, K: K, into: fp32)
             let block = PackedMatrix(transposing: fp32, rows: K, columns: n1 - n0)
-            BF16.gemm(out: dInput, input: dOut + n0, ldInput: N, weight: block, bias: nil, M: T, ldOut: K,
-                      accumulate: accumulate || n0 > 0, scratch: scratch, kernel: kernel)
+            BF16.gemm(
+                out: dInput, input: dOut + n0, ldInput: N, weight: block, bias: nil, M: T, ldOut: K,
+                accumulate: accumulate || n0 > 0, scratch: scratch, kernel: kernel)
             n0 = n1
         }
     }

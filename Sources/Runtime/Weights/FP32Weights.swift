@@ -34,8 +34,10 @@ final class FP32Weights: WeightBackend {
         }
     }
 
-    func feedForward(fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
-                     hidden tap: ((UnsafePointer<Float>, Int) throws -> Void)?) throws {
+    func feedForward(
+        fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
+        hidden tap: ((UnsafePointer<Float>, Int) throws -> Void)?
+    ) throws {
         let C = model.config.hiddenSize, F = fc1.rows
         let hidden = scratch.layer.ffn.reserve(M * F)
         Profile.measure("fc1") { project(fc1, layer: layer, out: hidden, input: input, M: M, K: C) }  // [M, F]
@@ -44,8 +46,10 @@ final class FP32Weights: WeightBackend {
         Profile.measure("fc2") { project(fc2, layer: layer, out: out, input: .floats(hidden), M: M, K: F) }  // [M, C]
     }
 
-    func projectBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
-                         accumulate: Bool) {
+    func projectBackward(
+        _ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
+        accumulate: Bool
+    ) {
         let N = p.rows
         weightBlocks(p, layer: layer, K: K) { start, rows, weight in
             BLAS.gemm(M: T, N: K, K: rows, a: dOut + start, lda: N, b: weight, ldb: K, beta: accumulate || start > 0 ? 1 : 0, c: dInput, ldc: K)

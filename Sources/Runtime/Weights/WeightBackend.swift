@@ -46,11 +46,13 @@ protocol WeightBackend: AnyObject {
     func project(_ p: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int, K: Int)
     /// out `[M, C]` = fc2(max(0, fc1(input `[M, C]`))). With `hidden`, it is shown the `[M, F]` ReLU output
     /// (then the backend computes it whole); without, a backend may fuse the steps. Overwrites.
-    func feedForward(fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
-                     hidden: ((UnsafePointer<Float>, Int) throws -> Void)?) throws
+    func feedForward(
+        fc1: BoundLinear, fc2: BoundLinear, layer: Int, out: UnsafeMutablePointer<Float>, input: GEMMInput, M: Int,
+        hidden: ((UnsafePointer<Float>, Int) throws -> Void)?) throws
     /// dInput `[T, K]` = dOut `[T, ΣNᵢ]` · W (HF `Linear`'s input gradient); `accumulate` adds instead.
-    func projectBackward(_ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
-                         accumulate: Bool)
+    func projectBackward(
+        _ p: BoundLinear, layer: Int, dOut: UnsafePointer<Float>, T: Int, K: Int, into dInput: UnsafeMutablePointer<Float>,
+        accumulate: Bool)
     /// logits `[R, V]` = features `[R, E]` · embed_tokensᵀ (the tied LM head). Overwrites.
     func unembed(_ features: UnsafePointer<Float>, rows: Int, into logits: UnsafeMutablePointer<Float>)
     /// dFeatures `[n, E]` = dLogits `[n, V]` · embed_tokens. Overwrites.

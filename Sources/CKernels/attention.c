@@ -1,7 +1,7 @@
 // fp32 attention kernels (AVX-512F): the causal softmax and one head's causal attention. They live in this C
 // target beside the bf16 GEMM because Swift cannot express their AVX-512 reductions and masks; both are fp32
 // and serve fp32 and bf16 models alike.
-#include "cbf16.h"
+#include "ckernels.h"
 #include <string.h>
 #include <math.h>
 #if defined(__x86_64__)

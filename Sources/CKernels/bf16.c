@@ -1,4 +1,4 @@
-// bf16 packing and GEMM; see include/cbf16.h for the layouts. The microkernel is a 12 × 32 tile of fp32
+// bf16 packing and GEMM; see include/ckernels.h for the layouts. The microkernel is a 12 × 32 tile of fp32
 // accumulators (24 zmm; 8 rows measured 1–4% slower) updated with vdpbf16ps: per k-pair, two 32-lane loads of B and one broadcast of A per
 // row. With its operands in L2 that loop runs at the instruction's limit (2 per cycle per core, measured); what
 // the GEMM loses is memory latency, so the tile prefetches: its C lines for writing as it starts (without it
@@ -8,7 +8,7 @@
 // Blocking: a B panel of up to KC pairs (K ≤ 8192, every OPT ≤ 6.7B projection, in one block: C tiles are then
 // written once; splitting K in two measured 3–6% slower at fc2's shape) serves every row panel of an MC block
 // (8 panels, 96 rows of A: 384 KB at K = 2048, kept in L2 beside the B panel; the A prefetch covers larger K).
-#include "cbf16.h"
+#include "ckernels.h"
 #include <string.h>
 #include <math.h>
 #if defined(__x86_64__)

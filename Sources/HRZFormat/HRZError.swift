@@ -1,4 +1,5 @@
 import Basics
+import Files
 
 /// An error reading or writing an `.hrz` file: what failed, and where in the data.
 ///
@@ -86,4 +87,16 @@ extension HRZError {
             return error
         }
     }
+}
+
+extension HRZError {
+    /// A file error of the container's own file, as an HRZ error of the same file and offset.
+    public init(_ error: FileError) {
+        self.init(.io(error.message), file: error.file, offset: error.offset)
+    }
+}
+
+/// Runs a Files operation inside a `throws(HRZError)` body.
+func io<T>(_ body: () throws(FileError) -> T) throws(HRZError) -> T {
+    do { return try body() } catch { throw HRZError(error) }
 }

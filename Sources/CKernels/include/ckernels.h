@@ -5,8 +5,8 @@
 // (2p, 2p+1) side by side: [panel][pair][32][2] uint16. Rows past N and the odd column past K are zero.
 // Packed A: panels of HR_MR = 12 rows; panel i holds, for each k-pair, the 12 rows' (2p, 2p+1) as one uint32:
 // [panel][pair][12] uint32. Rows past M and the odd column past K are zero.
-#ifndef HEADROOM_CBF16_H
-#define HEADROOM_CBF16_H
+#ifndef HEADROOM_CKernels_H
+#define HEADROOM_CKernels_H
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 // The arithmetic limit of this CPU, measured: multiply-add instructions from registers only (24 independent
 // accumulators, more than latency × throughput), so nothing but the instruction's issue rate bounds them.
 // A GEMM's or a forward's GFLOP/s is then quoted as a fraction of what the core can do at all.
-#include "cbf16.h"
+#include "ckernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 
