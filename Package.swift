@@ -29,12 +29,12 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Files", "HRZFormat"]),
         .target(name: "Runtime", dependencies: ["Basics", "OPTSchema", "Files", "COpenBLAS", "CKernels", "HRZFormat"]),
         .target(name: "Evaluation", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime"]),
-        .target(name: "Analysis", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
-        .target(name: "Pruning", dependencies: ["OPTSchema", "HRZFormat", "Analysis"]),
+        .target(name: "Analysis", dependencies: ["Basics", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
+        .target(name: "Pruning", dependencies: ["OPTSchema", "Files", "HRZFormat", "Runtime", "Analysis"]),
         .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CKernels", "Evaluation", "Analysis", "Pruning"]),
         // One type per artefact (evaluation, importance, oracle, induction, ranks, sweeps, pruning, comparison):
         // its spec, its record, its parts and exact merge, its outputs. The CLI and the study both run these.
-        .target(name: "Jobs", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
+        .target(name: "Jobs", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
         .target(name: "Reports", dependencies: ["Files", "HRZFormat"]),
         .target(name: "Study", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Reports"],
                 resources: [.copy("Demo")]),

@@ -10,9 +10,12 @@ import Runtime
 public struct ImportanceRequest: Sendable, Equatable {
     public var context: [Int]
     public var continuation: [Int]
-    public init(context: [Int], continuation: [Int]) {
+    /// Where the example comes from ("train.jsonl:12"), for messages.
+    public var source: String?
+    public init(context: [Int], continuation: [Int], source: String? = nil) {
         self.context = context
         self.continuation = continuation
+        self.source = source
     }
 }
 

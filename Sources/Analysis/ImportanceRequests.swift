@@ -52,6 +52,14 @@ public enum ImportanceData {
         }
     }
 
+    /// "FILE:LINE" of each of `requests(…)`'s docs.
+    static func sources(task: EvalTask, dataDirectory: String, limit: Int) throws -> [String] {
+        let split = task == .lambadaOpenAI ? task.evalSplit : "train"
+        let path = "\(dataDirectory)/\(task.rawValue)/\(split).jsonl"
+        let file = try JSONLFile(path: path)
+        return try (0..<file.count).filter { try task.eligibleForFewshot(try file.row($0)) }.prefix(limit).map { "\(path):\(try file.row($0).line)" }
+    }
+
     /// `requests(…)` tokenized as the harness does (`scorer.tokens`) and fitted to the model's positions
     /// (`fit`), ready for `headImportance`. The draws advance by the scorer's model's layer count.
     public static func tokenized(
@@ -61,11 +69,13 @@ public enum ImportanceData {
         let requests = try requests(
             task: task, shots: shots, dataDirectory: dataDirectory, limit: limit, targetSpace: targetSpace,
             layers: scorer.model.config.numHiddenLayers
-        ).map { r in
+        )
+        let places = try sources(task: task, dataDirectory: dataDirectory, limit: limit)
+        let tokenized = try zip(requests, places).map { r, place in
             let t = try scorer.tokens(r)
-            return ImportanceRequest(context: t.context, continuation: t.continuation)
+            return ImportanceRequest(context: t.context, continuation: t.continuation, source: place)
         }
-        return try fit(requests, positions: scorer.model.config.maxPositionEmbeddings)
+        return try fit(tokenized, positions: scorer.model.config.maxPositionEmbeddings)
     }
 
     /// Left-truncates each context so context + continuation fits in `positions` tokens, keeping the
@@ -77,10 +87,11 @@ public enum ImportanceData {
         let fitted = try requests.enumerated().map { (i, r) in
             guard r.context.count + r.continuation.count > positions else { return r }
             guard r.continuation.count < positions else {
-                throw RuntimeError("importance example \(i): its continuation alone has \(r.continuation.count) tokens; the model has \(positions) positions")
+                throw RuntimeError(place: r.source ?? "importance example \(i)",
+                                   "the gold continuation alone has \(r.continuation.count) tokens; the model has \(positions) positions")
             }
             truncated += 1
-            return ImportanceRequest(context: Array(r.context.suffix(positions - r.continuation.count)), continuation: r.continuation)
+            return ImportanceRequest(context: Array(r.context.suffix(positions - r.continuation.count)), continuation: r.continuation, source: r.source)
         }
         return (fitted, truncated)
     }
@@ -99,7 +110,7 @@ public enum ImportanceData {
             if let bad = (context + continuation).first(where: { $0 < 0 || $0 >= vocabSize }) {
                 throw TaskError(file: path, line: row.line, "token id \(bad) is outside the vocabulary (0..<\(vocabSize))")
             }
-            return ImportanceRequest(context: context, continuation: continuation)
+            return ImportanceRequest(context: context, continuation: continuation, source: "\(path):\(row.line)")
         }
     }
 }

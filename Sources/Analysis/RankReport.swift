@@ -39,13 +39,11 @@ public enum RankReport {
         if aggregate {
             let mean = Ranking.mean(inputs.map { $0.scores.scores })
             let first = inputs[0].scores
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let file = ScoresFile(
                 kind: first.kind, method: "mean of \(inputs.count) files (\(first.method))", task: nil, shots: nil,
                 model_sha256: first.model_sha256, examples: inputs.reduce(0) { $0 + $1.scores.examples }, scores: mean,
                 notes: "plain mean of the raw matrices of: " + labels.joined(separator: ", "))
-            try save("aggregate.json", String(decoding: try encoder.encode(file), as: UTF8.self))
+            try save("aggregate.json", String(decoding: try JSONFiles.pretty(file), as: UTF8.self))
             try save("ranking-aggregate.csv", rankingCSV(mean))
         }
         func matrixCSV(_ indices: [Int]) -> String {

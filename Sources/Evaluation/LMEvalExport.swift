@@ -114,8 +114,6 @@ extension Evaluator {
     func writeLMEval(_ results: ResultsFile) throws {
         let directory = options.outputDirectory + "/lm-eval"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let date = ISO8601DateFormatter().string(from: Date())
         for k in Set(results.cells.values.map(\.shots)).sorted() {
             var metrics: [String: [String: Double]] = [:], versions: [String: Int] = [:]
@@ -132,7 +130,7 @@ extension Evaluator {
                 mask: results.mask, precision: results.precision ?? "fp32", seed: 1234, harness: results.harness,
                 tool_version: "headroom \(Headroom.version)", date: date)
             let file = LMEvalResults(results: metrics, versions: versions, config: config)
-            try AtomicFile.write([UInt8](try encoder.encode(file)), to: "\(directory)/results-\(k)shot.json")
+            try JSONFiles.write(file, to: "\(directory)/results-\(k)shot.json")
         }
     }
 }

@@ -117,6 +117,11 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         if activationFunction != "relu" {
             out.append(("activation_function", "unsupported activation '\(activationFunction)' (OPT uses relu)"))
         }
+        // The special tokens are rows of the embedding: BOS starts the induction probes, EOS stops generation.
+        for (value, key) in [(bosTokenId, CodingKeys.bosTokenId), (eosTokenId, .eosTokenId), (padTokenId, .padTokenId)]
+        where vocabSize > 0 && !(0..<vocabSize).contains(value) {
+            out.append((key.rawValue, "\(value) is outside the vocabulary (0..<\(vocabSize))"))
+        }
         let limit = 1 << 20
         for (value, key) in [
             (vocabSize, CodingKeys.vocabSize), (hiddenSize, .hiddenSize), (ffnDim, .ffnDim),

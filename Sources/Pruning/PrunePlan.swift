@@ -103,9 +103,7 @@ public struct PrunePlan: Codable, Sendable, Equatable {
     }
 
     public func json() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return [UInt8](try encoder.encode(self))
+        try JSONFiles.compact(self)
     }
 
     public func write(to path: String) throws { try JSONFiles.write(self, to: path) }

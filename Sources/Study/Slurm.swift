@@ -205,9 +205,7 @@ extension Study {
                 round.append(s)
                 jobs.submissions.append(s)
                 // Recorded as each array is accepted, so a failure halfway leaves what was submitted on record.
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try AtomicFile.write([UInt8](try encoder.encode(jobs)), to: SlurmJobs.path(directory))
+                try JSONFiles.write(jobs, to: SlurmJobs.path(directory))
                 log(
                     "submitted \(stage.name): job \(job), \(group.count) unit\(group.count == 1 ? "" : "s")\(after.isEmpty ? "" : ", after \(after.joined(separator: ", "))")"
                 )

@@ -125,9 +125,7 @@ public final class Study {
         if let old = try StudyManifest.read(directory: directory), old.model_sha256 != sha {
             throw StudyError(file: path("study.json"), "this directory holds a study of another model; use another -o")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(StudyManifest(model_sha256: sha, options: options, shards: shards))), to: path("study.json"))
+        try JSONFiles.write(StudyManifest(model_sha256: sha, options: options, shards: shards), to: path("study.json"))
     }
 
     // MARK: Units: done or not, and running one
@@ -218,9 +216,8 @@ public final class Study {
         do {
             try execute(unit)
         } catch {
-            try? FileManager.default.createDirectory(atPath: (failurePath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let failure = UnitFailure(unit: unit.description, error: "\(error)", host: FileGuard.hostTag, finished: timestamp())
-            try? AtomicFile.write([UInt8]((try? JSONEncoder().encode(failure)) ?? Data()), to: failurePath(unit))
+            try? JSONFiles.write(failure, to: failurePath(unit))
             throw error
         }
         var outputs: [String: String] = [:]
@@ -228,10 +225,7 @@ public final class Study {
         let r = UnitRecord(
             unit: unit.description, stamp: stamp, outputs: outputs, skipped: Array(skipped[skippedBefore...]), host: FileGuard.hostTag,
             seconds: Date().timeIntervalSince(started), finished: timestamp())
-        try FileManager.default.createDirectory(atPath: (recordPath(unit) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write([UInt8](try encoder.encode(r)), to: recordPath(unit))
+        try JSONFiles.write(r, to: recordPath(unit))
         try? FileManager.default.removeItem(atPath: failurePath(unit))
     }
 }

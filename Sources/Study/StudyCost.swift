@@ -60,9 +60,7 @@ public struct Calibration: Codable, Sendable {
         let calibration = Calibration(
             shape: shape(config), cpu: cpuName(), threads: threads, forwardGflops: forward.gflops,
             backwardRatio: backward.ratio, measured: timestamp())
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write([UInt8](try encoder.encode(calibration)), to: path)
+        try JSONFiles.write(calibration, to: path)
         return calibration
     }
 }
