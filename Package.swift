@@ -36,7 +36,7 @@ let package = Package(
         // its spec, its record, its parts and exact merge, its outputs. The CLI and the study both run these.
         .target(name: "Jobs", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),
         .target(name: "Reports", dependencies: ["Files", "HRZFormat"]),
-        .target(name: "Study", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Reports"],
+        .target(name: "Study", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Reports"],
                 resources: [.copy("Demo")]),
         // The command line: every command's options declared once (parsing, usage, --help, did-you-mean).
         .target(name: "CLI", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Checkpoints", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks", "Jobs", "Study"]),

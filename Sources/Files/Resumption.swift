@@ -114,3 +114,40 @@ public func fileStamp(_ path: String) -> String? {
     #endif
     return "\(info.st_ino) \(info.st_size) \(mtime)"
 }
+
+/// An exclusive `flock` on one file, held by one process at a time: how concurrent runners of one study
+/// claim a unit. Released when the lock is dropped (or the process ends, however it ends).
+public final class FileLock {
+    public let path: String
+    private let fd: Int32
+    private var held = false
+
+    public init(_ path: String) throws(FileError) {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(file: path, "cannot open the lock file: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit {
+        if held { flock(fd, LOCK_UN) }
+        close(fd)
+    }
+
+    /// Takes the lock if nobody holds it; false when another process does.
+    public func tryLock() throws(FileError) -> Bool {
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EWOULDBLOCK { return false }
+            guard errno == EINTR else { throw FileError(file: path, "cannot lock: \(String(cString: strerror(errno)))") }
+        }
+        held = true
+        return true
+    }
+
+    /// Waits for the lock.
+    public func lock() throws(FileError) {
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw FileError(file: path, "cannot lock: \(String(cString: strerror(errno)))") }
+        }
+        held = true
+    }
+}

@@ -172,11 +172,12 @@ extension Study {
                 file: SlurmJobs.path(directory),
                 "job \(running.job) (stage \(running.stage)) is still pending or running; wait for it (--status) or scancel it first")
         }
+        // Slurm's client first: without it nothing is written (no study.json left behind).
+        let maxArray = try Slurm.maxArraySize()
         try writeManifest()
         let plan = self.plan()
         let pending = self.pending(plan)
         guard !pending.isEmpty else { return [] }
-        let maxArray = try Slurm.maxArraySize()
         try FileManager.default.createDirectory(atPath: slurmDirectory + "/logs", withIntermediateDirectories: true)
         var submitted: [String: [String]] = [:], round: [SlurmJobs.Submission] = []
         for stage in plan.stages {

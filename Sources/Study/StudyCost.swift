@@ -39,7 +39,9 @@ public struct Calibration: Codable, Sendable {
         if let data = try FileGuard.contents(atPath: path), let old = try? JSONDecoder().decode(Calibration.self, from: data),
             old.shape == shape(config), old.cpu == cpuName(), old.threads == threads
         {
-            return old
+            // A cache with an impossible throughput (zero, negative, not finite) is measured again, not trusted.
+            if old.forwardGflops.isFinite, old.forwardGflops > 0, old.backwardRatio.isFinite, old.backwardRatio > 0 { return old }
+            log("\(path): field 'forwardGflops' or 'backwardRatio' is not a positive finite number; calibrating again")
         }
         log("calibrating: timing one layer of the shape \(shape(config)) on \(threads) thread\(threads == 1 ? "" : "s")")
         let model = NSTemporaryDirectory() + "headroom-calibration-\(getpid()).hrz"

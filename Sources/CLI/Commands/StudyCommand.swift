@@ -208,7 +208,10 @@ struct StudyCommand: Command {
         default: return [options.model, options.data]
         }
     }
-    var outputs: [FileGuard.Output] { [.directory(output)] }
+    var outputs: [FileGuard.Output] {
+        if case .status = mode { return [] }  // reads only
+        return [.directory(output)]
+    }
 
     func run() throws -> Int32 {
         Threads.set(threads)
