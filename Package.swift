@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime"]),
         .target(name: "Analysis", dependencies: ["Basics", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation"]),
         .target(name: "Pruning", dependencies: ["OPTSchema", "Files", "HRZFormat", "Runtime", "Analysis"]),
-        .target(name: "Benchmarks", dependencies: ["Basics", "Files", "HRZFormat", "Runtime", "CKernels", "Evaluation", "Analysis", "Pruning"]),
+        .target(name: "Benchmarks", dependencies: ["Basics", "OPTSchema", "Files", "HRZFormat", "Runtime", "CKernels", "Evaluation", "Analysis", "Pruning"]),
         // One type per artefact (evaluation, importance, oracle, induction, ranks, sweeps, pruning, comparison):
         // its spec, its record, its parts and exact merge, its outputs. The CLI and the study both run these.
         .target(name: "Jobs", dependencies: ["OPTSchema", "Files", "HRZFormat", "Tokenizer", "Runtime", "Evaluation", "Analysis", "Pruning", "Benchmarks"]),

@@ -3,6 +3,8 @@
 import Foundation
 import HRZFormat
 import Runtime
+import Basics
+import OPTSchema
 
 public struct ForwardBenchOptions: Sendable {
     public var preset: Preset = .opt1_3b
@@ -22,7 +24,27 @@ public struct ForwardBenchOptions: Sendable {
     /// nil: `LayerStream.Schedule.automatic`.
     public var schedule: LayerStream.Schedule?
     public var precision = Precision.fp32
+    /// Also time the forward with this share (0…100) of the heads and of the FFNs masked (a seeded random
+    /// choice; which ones does not change the cost), alternating with the unmasked runs.
+    public var maskHeadsPercent: Double?
+    public var maskFFNsPercent: Double?
     public init() {}
+}
+
+/// The masked forward against the unmasked one, timed in alternation.
+public struct MaskedForwardFigures: Codable, Sendable {
+    public var headsPercent: Double
+    public var ffnsPercent: Double
+    public var tokensPerS: Double
+    public var secondsRuns: [Double]
+    /// Masked over unmasked median time.
+    public var timeRatio: Double
+    /// The masked forward's useful FLOPs over the unmasked one's.
+    public var flopRatio: Double
+    enum CodingKeys: String, CodingKey {
+        case headsPercent = "heads_percent", ffnsPercent = "ffns_percent", tokensPerS = "tokens_per_s", secondsRuns = "seconds_runs"
+        case timeRatio = "time_ratio", flopRatio = "flop_ratio"
+    }
 }
 
 public struct ForwardBenchResult: Codable, Sendable {
@@ -55,6 +77,8 @@ public struct ForwardBenchResult: Codable, Sendable {
     public var cachedLayerSecondsMedian: Double?
     /// Median over layers of streamed / cached time of the same layer.
     public var streamedOverCached: Double?
+    /// With a mask: the masked forward's figures.
+    public var masked: MaskedForwardFigures?
 
     enum CodingKeys: String, CodingKey {
         case model, sequences, logits, threads, resident, schedule, gflops, passes, precision, kernels
@@ -62,7 +86,7 @@ public struct ForwardBenchResult: Codable, Sendable {
         case tokensPerSequence = "tokens_per_sequence", tokensPerS = "tokens_per_s", sgemmPeakGflops = "sgemm_peak_gflops"
         case peakUtilization = "peak_utilization", peakRssBytes = "peak_rss_bytes", secondsMedian = "seconds_median"
         case secondsRuns = "seconds_runs", layerSecondsMedian = "layer_seconds_median", decodeWaitSeconds = "decode_wait_seconds"
-        case cachedLayerSecondsMedian = "cached_layer_seconds_median", streamedOverCached = "streamed_over_cached"
+        case cachedLayerSecondsMedian = "cached_layer_seconds_median", streamedOverCached = "streamed_over_cached", masked
     }
 }
 
@@ -105,6 +129,14 @@ public enum ForwardBenchmark {
         var layerTimes: [Double] = []
         var cachedTimes: [Double] = []
         var wait = 0.0
+        // The masked forward, when asked: its own warm-up, then one run after each unmasked run.
+        var maskedOptions = options
+        var maskedSeconds: [Double] = []
+        let mask = (o.maskHeadsPercent != nil || o.maskFFNsPercent != nil) ? Self.randomMask(model.config, heads: o.maskHeadsPercent ?? 0, ffns: o.maskFFNsPercent ?? 0) : nil
+        if let mask {
+            maskedOptions.mask = mask
+            _ = try model.forward(batch, options: maskedOptions, into: output)
+        }
         for r in 0..<o.runs {
             cached.seconds = []
             let start = DispatchTime.now().uptimeNanoseconds
@@ -115,10 +147,23 @@ public enum ForwardBenchmark {
             cachedTimes += cached.seconds
             wait += model.stream.waitSeconds - waitBefore
             log(String(format: "bench forward: run %d: %.3f s", r + 1, seconds.last!))
+            if mask != nil {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try model.forward(batch, options: maskedOptions, into: output)
+                maskedSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                log(String(format: "bench forward: masked run %d: %.3f s", r + 1, maskedSeconds.last!))
+            }
         }
         let median = seconds.sorted()[seconds.count / 2]
         let flops = forwardFLOPs(model, sequences: o.sequences, tokens: o.tokens, lastOnly: o.lastOnly)
         let gflops = flops / median / 1e9
+        var masked: MaskedForwardFigures?
+        if let mask {
+            let m = maskedSeconds.sorted()[maskedSeconds.count / 2]
+            masked = MaskedForwardFigures(headsPercent: o.maskHeadsPercent ?? 0, ffnsPercent: o.maskFFNsPercent ?? 0,
+                                          tokensPerS: Double(o.sequences * o.tokens) / m, secondsRuns: maskedSeconds, timeRatio: m / median,
+                                          flopRatio: forwardFLOPs(model, sequences: o.sequences, tokens: o.tokens, lastOnly: o.lastOnly, mask: mask) / flops)
+        }
         return ForwardBenchResult(
             model: (path as NSString).lastPathComponent, sequences: o.sequences, tokensPerSequence: o.tokens,
             logits: o.lastOnly ? "last" : "all", threads: o.threads, resident: model.stream.resident,
@@ -128,7 +173,7 @@ public enum ForwardBenchmark {
             layerSecondsMedian: layerTimes.sorted()[layerTimes.count / 2], decodeWaitSeconds: wait / Double(o.runs),
             passes: stats.passes, precision: o.precision.rawValue, kernels: kernels, gemmPeakGflops: peak, limitGflops: limit,
             cachedLayerSecondsMedian: cachedTimes.isEmpty ? nil : cachedTimes.sorted()[cachedTimes.count / 2],
-            streamedOverCached: cachedTimes.isEmpty ? nil : zip(layerTimes, cachedTimes).map { $0 / $1 }.sorted()[cachedTimes.count / 2])
+            streamedOverCached: cachedTimes.isEmpty ? nil : zip(layerTimes, cachedTimes).map { $0 / $1 }.sorted()[cachedTimes.count / 2], masked: masked)
     }
 
     /// The model file for the options, synthesized into the cache directory unless it is already there.
@@ -148,17 +193,34 @@ public enum ForwardBenchmark {
         return path
     }
 
-    /// Useful FLOPs of one forward: the GEMMs (2 per multiply-add), causal attention, and the LM head rows.
-    public static func forwardFLOPs(_ model: OPTModel, sequences: Int, tokens: Int, lastOnly: Bool) -> Double {
+    /// `heads`% of all heads and `ffns`% of the FFNs masked, chosen by a seeded shuffle.
+    public static func randomMask(_ c: OPTConfig, heads: Double, ffns: Double) -> ModelMask {
+        var rng = SplitMix64(seed: 11)
+        let L = c.numHiddenLayers, H = c.numAttentionHeads
+        var order = Array(0..<(L * H))
+        order.shuffle(using: &rng)
+        var h = Array(repeating: Array(repeating: true, count: H), count: L)
+        for i in order.prefix(Int(heads * Double(L * H) / 100)) { h[i / H][i % H] = false }
+        var layers = Array(0..<L)
+        layers.shuffle(using: &rng)
+        var f = Array(repeating: true, count: L)
+        for l in layers.prefix(Int(ffns * Double(L) / 100)) { f[l] = false }
+        return ModelMask(heads: h, ffns: f)
+    }
+
+    /// Useful FLOPs of one forward: the GEMMs (2 per multiply-add), causal attention, and the LM head rows;
+    /// masked heads and FFNs do no work.
+    public static func forwardFLOPs(_ model: OPTModel, sequences: Int, tokens: Int, lastOnly: Bool, mask: ModelMask = ModelMask()) -> Double {
         let c = model.config
         let C = Double(c.hiddenSize), E = Double(c.wordEmbedProjDim), F = Double(c.ffnDim), D = Double(c.headDim)
         let T = Double(sequences * tokens), n = Double(tokens)
         var total = 0.0
-        for plan in model.plans {
-            let HD = Double(plan.heads.count) * D
+        for (l, plan) in model.plans.enumerated() {
+            let kept = plan.heads.filter { mask.heads?[l][$0] ?? true }.count
+            let HD = Double(kept) * D
             total += 2 * T * (3 * C * HD + HD * C)
             total += 2 * 2 * Double(sequences) * (n * (n + 1) / 2) * HD
-            if plan.ffn { total += 2 * T * 2 * C * F }
+            if plan.ffn && (mask.ffns?[l] ?? true) { total += 2 * T * 2 * C * F }
         }
         if c.hasProjections { total += 2 * T * E * C }
         let rows = lastOnly ? Double(sequences) : T
@@ -184,6 +246,10 @@ public enum ForwardBenchmark {
                 """, r.model, r.sequences, r.tokensPerSequence, r.logits, r.threads, r.resident ? "layers resident" : "layers streamed", r.schedule,
             r.precision, r.kernels, r.tokensPerS, r.gflops, 100 * r.peakUtilization, r.precision, r.gemmPeakGflops, limit, r.secondsMedian, r.secondsRuns.count,
             r.layerSecondsMedian, r.decodeWaitSeconds, formatBytes(r.peakRssBytes)) + cached
+            + (r.masked.map {
+                String(format: "\n  masked             %.0f%% of heads, %.0f%% of FFNs: %.1f tokens/s; time %.3f× the unmasked forward for %.3f× its FLOPs",
+                       $0.headsPercent, $0.ffnsPercent, $0.tokensPerS, $0.timeRatio, $0.flopRatio)
+            } ?? "")
     }
 }
 

@@ -43,7 +43,7 @@ extension OPTModel {
         x: UnsafeMutablePointer<Float>, T: Int, layer l: Int, weights w: DecodedLayer, spans: [LayerSpan],
         mask: LayerMask, taps: LayerTaps
     ) throws {
-        let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count, HD = H * D
+        let C = config.hiddenSize, D = config.headDim, H = plans[l].heads.count
         let preLN = config.doLayerNormBefore
         let lw = try bind(w, layer: l)
         let s = scratch.layer, weights = backend
@@ -51,15 +51,30 @@ extension OPTModel {
         // --- self-attention block ---
         let ln = s.ln.reserve(T * C)
         let out = s.out.reserve(T * C)
-        if let qkvWeights = lw.qkv, let outWeights = lw.outProj {
+        // Masked heads are not computed: their rows of q/k/v, their attention and their columns of out_proj are
+        // left out (the same values as computing them and zeroing their outputs, up to the order of fp32 sums).
+        // When an observer reads qkv or the heads' outputs, every present head is computed and the masked ones
+        // are zeroed, so the tap shows the layer's full layout.
+        var heads = H, active = mask.heads
+        var qkvBound = lw.qkv, outBound = lw.outProj
+        if let m = mask.heads, m.contains(false), !taps.wants(.qkv), !taps.wants(.ctx) {
+            let kept = m.indices.filter { m[$0] }
+            let variant = kept.reduce(H) { $0 &* 1_000_003 &+ $1 &+ 1 }
+            heads = kept.count
+            active = nil
+            qkvBound = heads == 0 ? nil : qkvBound?.selectingRows(ofHeads: kept, headDim: D, variant: variant)
+            outBound = heads == 0 ? nil : outBound?.selectingColumns(ofHeads: kept, headDim: D, variant: variant)
+        }
+        if let qkvWeights = qkvBound, let outWeights = outBound {
+            let HD = heads * D
             var input = GEMMInput.floats(x)
             if preLN {
                 try taps.tap(.attentionNormInput, x, T * C)
                 input = weights.normalized(lw.attentionNorm, input: x, T: T, into: ln)
             }
             let qkv = s.qkv.reserve(T * 3 * HD)
-            Profile.measure("qkv") { weights.project(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }  // [T, 3·H·D]
-            let scaling = 1 / Float(D).squareRoot()  // HF scales q after its bias
+            Profile.measure("qkv") { weights.project(qkvWeights, layer: l, out: qkv, input: input, M: T, K: C) }       // [T, 3·H·D]
+            let scaling = 1 / Float(D).squareRoot()                                              // HF scales q after its bias
             parallelRanges(T, minimumPerTask: 64) { r in for t in r { let q = qkv + t * 3 * HD; for j in 0..<HD { q[j] *= scaling } } }
             try taps.tap(.qkv, qkv, T * 3 * HD)
             let ctx = s.ctx.reserve(T * HD)
@@ -74,12 +89,12 @@ extension OPTModel {
                 return AttentionSpan(start: span.start, count: span.count, prefix: prefix)
             }
             Profile.measure("attention") {
-                attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: H, D: D, active: mask.heads, scores: s.scores)  // [T, H·D]
+                attention(ctx: ctx, qkv: qkv, spans: attentionSpans, H: heads, D: D, active: active, scores: s.scores)  // [T, H·D]
             }
             try taps.tap(.ctx, ctx, T * HD)
             Profile.measure("out_proj") { weights.project(outWeights, layer: l, out: out, input: .floats(ctx), M: T, K: HD) }  // [T, C]
         } else {
-            broadcastBias(lw.outBias, out: out, T: T, C: C)  // no heads: bias only
+            broadcastBias(lw.outBias, out: out, T: T, C: C)                                     // no heads: bias only
         }
         Profile.measure("residual") { addInPlace(x, out, count: T * C) }  // residual
         if !preLN {

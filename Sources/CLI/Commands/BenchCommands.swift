@@ -67,7 +67,7 @@ struct BenchForward: Command {
     static let spec = CommandSpec(
         name: "bench forward", summary: "scoring throughput of a forward pass, against the GEMM peak and the arithmetic limit",
         synopsis: [
-            "[--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256] [--last-only] [--threads N] [--runs 3]",
+            "[--preset P | --model MODEL.hrz] [--layers N] [--sequences 8] [--tokens 256] [--last-only] [--threads N] [--runs 3] [--mask heads=P,ffns=Q]",
             "… [--memory-budget B] [--stream|--resident] [--compare-cached] [--schedule overlap|inline] [--cache-dir DIR] [--json] [--precision fp32|bf16]",
         ],
         groups: [
@@ -86,6 +86,7 @@ struct BenchForward: Command {
                     Option("--tokens", value: "N", default: "256", "tokens per sequence"),
                     Option("--last-only", "logits at the last position only (default: at every position)"),
                     BenchCommands.runs(3),
+                    Option("--mask", value: "SPEC", "also time the forward with heads=P,ffns=Q percent masked (a seeded random choice), alternating with the unmasked runs"),
                 ]),
             OptionGroup(
                 "Streaming",
@@ -133,6 +134,15 @@ struct BenchForward: Command {
         options.compareCached = args.flag("--compare-cached")
         options.precision = try args.precision()
         options.schedule = try args.choice("--schedule", as: LayerStream.Schedule.self)
+        if let spec = args.string("--mask") {
+            for part in spec.split(separator: ",") {
+                let kv = part.split(separator: "=")
+                guard kv.count == 2, let p = Double(kv[1]), (0...100).contains(p), kv[0] == "heads" || kv[0] == "ffns" else {
+                    throw UsageError("--mask takes heads=P,ffns=Q with percentages, got '\(spec)'")
+                }
+                if kv[0] == "heads" { options.maskHeadsPercent = p } else { options.maskFFNsPercent = p }
+            }
+        }
         json = args.flag("--json")
     }
     var inputs: [String] { [options.model].compactMap { $0 } }

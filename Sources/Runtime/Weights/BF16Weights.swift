@@ -23,8 +23,20 @@ final class BF16Weights: WeightBackend {
 
     func reuse(_ on: Bool) {}
 
+    /// Packs of a selection of a matrix (a mask's heads left out): one kept per layer and role, replaced when
+    /// the selection changes (a sweep point keeps one selection over all its batches).
+    private var selections: [WeightKey: (variant: Int, pack: PackedMatrix)] = [:]
+
     /// The kept pack under `key`, made by `make` on first use.
     private func kept(_ key: WeightKey, _ make: () -> PackedMatrix) -> PackedMatrix {
+        if key.variant != 0 {
+            var whole = key
+            whole.variant = 0
+            if let s = selections[whole], s.variant == key.variant { return s.pack }
+            let m = make()
+            selections[whole] = (key.variant, m)
+            return m
+        }
         if let m = packs[key] { return m }
         let m = make()
         packs[key] = m
@@ -141,7 +153,7 @@ final class BF16Weights: WeightBackend {
 
     /// The bound projection `[ΣNᵢ, K]` packed for the bf16 kernel; with `transposed`, its transpose `[K, ΣNᵢ]`.
     func packed(_ p: BoundLinear, layer: Int, K: Int, transposed: Bool = false) -> PackedMatrix {
-        kept(WeightKey(layer: layer, role: p.role, transposed: transposed)) {
+        kept(WeightKey(layer: layer, role: p.role, transposed: transposed, variant: p.variant)) {
             let N = p.rows
             if transposed {
                 return model.stackedFloats(p, N: N, K: K).withUnsafeBufferPointer { PackedMatrix(transposing: $0.baseAddress!, rows: K, columns: N) }

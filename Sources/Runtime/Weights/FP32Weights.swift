@@ -88,13 +88,13 @@ final class FP32Weights: WeightBackend {
     /// - a single packed f32 tensor, in place;
     /// - 16-bit rows widened just before use into one reusable buffer, in blocks of at most `widenBlockBytes`.
     func weightBlocks(_ p: BoundLinear, layer: Int, K: Int, _ body: (_ start: Int, _ rows: Int, _ weight: UnsafePointer<Float>) -> Void) {
-        let N = p.rows, key = WeightKey(layer: layer, role: p.role)
+        let N = p.rows, key = WeightKey(layer: layer, role: p.role, variant: p.variant)
         let kept = scratch.widened.keeping ? scratch.widened.memo(key) { model.stackedFloats(p, N: N, K: K) } : scratch.widened.cached(key)
         if let kept, kept.count == N * K {
             kept.withUnsafeBufferPointer { body(0, N, $0.baseAddress!) }
             return
         }
-        if p.parts.count == 1, p.parts[0].weight.info.dtype == .f32, p.parts[0].weight.planes == nil {
+        if p.isWholeTensor, p.parts[0].weight.info.dtype == .f32, p.parts[0].weight.planes == nil {
             body(0, N, p.parts[0].weight.buffer.pointer.assumingMemoryBound(to: Float.self))
             return
         }

@@ -6,13 +6,48 @@ import HRZFormat
 import OPTSchema
 
 /// A projection: weights stacked by rows `[ΣNᵢ, K]` as one logical matrix (q, k and v fused), and their biases.
+/// A part may be a row range of its tensor, and the matrix may keep only some column ranges of every row: how
+/// a mask's heads are left out of q/k/v (their rows) and out_proj (their columns) without copying a tensor.
 struct BoundLinear {
-    /// What the stacked matrix is, for the backends' caches (with the layer: `WeightKey`).
+    /// What the stacked matrix is, for the backends' caches (with the layer and `variant`: `WeightKey`).
     let role: WeightRole
-    let parts: [(weight: DecodedLayer.Entry, rows: Int)]
-    /// One per part; nil where the model has no biases.
+    /// Rows `offset ..< offset + rows` of each tensor, stacked.
+    let parts: [(weight: DecodedLayer.Entry, offset: Int, rows: Int)]
+    /// One per part (the same row range); nil where the model has no biases.
     let biases: [DecodedLayer.Entry?]
+    /// The column ranges kept of every row, or nil for all (then K is the tensors' row length).
+    var columns: [Range<Int>]? = nil
+    /// Which selection of rows and columns this is: 0 for the whole matrix.
+    var variant = 0
     var rows: Int { parts.reduce(0) { $0 + $1.rows } }
+    /// Whether it is one whole tensor (as stored).
+    var isWholeTensor: Bool { parts.count == 1 && parts[0].offset == 0 && parts[0].rows == parts[0].weight.info.shape[0] && columns == nil }
+
+    /// The rows of the heads `heads` (indices among the layer's present heads, ascending) of each part, every
+    /// part being `H` heads of `D` rows (q, k and v): q/k/v without the other heads. Adjacent heads make one range.
+    func selectingRows(ofHeads heads: [Int], headDim D: Int, variant: Int) -> BoundLinear {
+        var ranges: [Range<Int>] = []
+        for h in heads {
+            if let last = ranges.last, last.upperBound == h * D { ranges[ranges.count - 1] = last.lowerBound..<(h + 1) * D } else { ranges.append(h * D..<(h + 1) * D) }
+        }
+        var newParts: [(weight: DecodedLayer.Entry, offset: Int, rows: Int)] = [], newBiases: [DecodedLayer.Entry?] = []
+        for (part, bias) in zip(parts, biases) {
+            for r in ranges {
+                newParts.append((part.weight, part.offset + r.lowerBound, r.count))
+                newBiases.append(bias)
+            }
+        }
+        return BoundLinear(role: role, parts: newParts, biases: newBiases, columns: nil, variant: variant)
+    }
+
+    /// Only the input columns of the heads `heads`: out_proj without the other heads' inputs.
+    func selectingColumns(ofHeads heads: [Int], headDim D: Int, variant: Int) -> BoundLinear {
+        var ranges: [Range<Int>] = []
+        for h in heads {
+            if let last = ranges.last, last.upperBound == h * D { ranges[ranges.count - 1] = last.lowerBound..<(h + 1) * D } else { ranges.append(h * D..<(h + 1) * D) }
+        }
+        return BoundLinear(role: role, parts: parts, biases: biases, columns: ranges, variant: variant)
+    }
 }
 
 /// A layer norm's affine parameters.
@@ -48,7 +83,7 @@ extension OPTModel {
         func linear(_ names: [String], _ role: WeightRole) throws -> BoundLinear {
             let weights = try names.map { try entry($0 + ".weight") }
             let biases = try names.map { config.enableBias ? try entry($0 + ".bias") : nil }
-            return BoundLinear(role: role, parts: weights.map { ($0, $0.info.shape[0]) }, biases: biases)
+            return BoundLinear(role: role, parts: weights.map { ($0, 0, $0.info.shape[0]) }, biases: biases)
         }
         func norm(_ name: String, _ weight: WeightRole, _ bias: WeightRole) throws -> BoundNorm? {
             guard config.layerNormElementwiseAffine else { return nil }

@@ -54,19 +54,42 @@ extension OPTModel {
         let bias = scratch.layer.bias.reserve(p.rows)
         var row = 0
         for (part, b) in zip(p.parts, p.biases) {
-            if let b { b.widen(elements: 0..<part.rows, into: bias + row) } else { (bias + row).update(repeating: 0, count: part.rows) }
+            if let b { b.widen(elements: part.offset..<(part.offset + part.rows), into: bias + row) } else { (bias + row).update(repeating: 0, count: part.rows) }
             row += part.rows
         }
         return UnsafePointer(bias)
     }
 
-    /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination`.
+    /// Rows `range` of the parts stacked by rows `[ΣNᵢ, K]`, widened to fp32 at `destination` (K: the kept
+    /// columns' count when the matrix keeps only some).
     func widenRows(_ p: BoundLinear, _ range: Range<Int>, K: Int, into destination: UnsafeMutablePointer<Float>) {
         var partStart = 0
         for part in p.parts {
             let lo = max(range.lowerBound, partStart), hi = min(range.upperBound, partStart + part.rows)
             if lo < hi {
-                part.weight.widen(elements: (lo - partStart) * K..<(hi - partStart) * K, into: destination + (lo - range.lowerBound) * K)
+                let first = part.offset + lo - partStart, count = hi - lo
+                let out = destination + (lo - range.lowerBound) * K
+                if let columns = p.columns {
+                    // Whole rows widened a block at a time, then the kept columns gathered.
+                    let full = part.weight.info.shape[1], blockRows = max(1, min(count, (16 << 20) / max(1, 4 * full)))
+                    let rows = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * full)
+                    defer { rows.deallocate() }
+                    var r0 = 0
+                    while r0 < count {
+                        let n = min(blockRows, count - r0)
+                        part.weight.widen(elements: (first + r0) * full..<(first + r0 + n) * full, into: rows)
+                        for r in 0..<n {
+                            var k = 0
+                            for c in columns {
+                                (out + (r0 + r) * K + k).update(from: rows + r * full + c.lowerBound, count: c.count)
+                                k += c.count
+                            }
+                        }
+                        r0 += n
+                    }
+                } else {
+                    part.weight.widen(elements: first * K..<(first + count) * K, into: out)
+                }
             }
             partStart += part.rows
         }

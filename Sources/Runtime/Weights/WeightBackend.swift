@@ -22,10 +22,13 @@ public struct WeightKey: Hashable, Sendable {
     public var layer: Int?
     public var role: WeightRole
     public var transposed = false
-    public init(layer: Int?, role: WeightRole, transposed: Bool = false) {
+    /// A selection of the matrix's rows or columns (a mask's heads left out); 0 for the whole matrix.
+    public var variant = 0
+    public init(layer: Int?, role: WeightRole, transposed: Bool = false, variant: Int = 0) {
         self.layer = layer
         self.role = role
         self.transposed = transposed
+        self.variant = variant
     }
 }
 
