@@ -146,6 +146,9 @@ public struct OracleSpec: Sendable {
     public var precision = Precision.fp32
     public var memoryBudget: Int?
     public var batchTokens: Int?
+    /// Split each batch's ablations into this many groups (ablation a in group a mod G), each an item of its
+    /// own that runs the batch's baseline again: only for cells with too few batches to meet a time limit.
+    public var ablationGroups = 1
     public init(model: String, kind: OracleImportance.Kind, task: EvalTask, shots: Int, data: String, output: String) {
         self.model = model
         self.kind = kind
@@ -156,8 +159,9 @@ public struct OracleSpec: Sendable {
     }
 }
 
+/// Items are (batch, group) pairs, batch-major: item i is batch i / G with the ablations of group i mod G.
 public final class OracleJob: PartedCell {
-    public typealias Result = [[[Double]]]  // [baseline, ablation 0, …][request of the batch][loglikelihood, is_greedy]
+    public typealias Result = [[[Double]]]  // [baseline, the group's ablations…][request of the batch][loglikelihood, is_greedy]
     public let spec: OracleSpec
     public let skips = Skips()
     let evaluator: Evaluator
@@ -176,6 +180,9 @@ public final class OracleJob: PartedCell {
     }
 
     var ablations: [Int] { spec.kind.ablations(layers: evaluator.layerCount, heads: evaluator.headCount) }
+    var groups: Int { max(1, min(spec.ablationGroups, ablations.count)) }
+    /// The ablations of group g (every G-th, so groups of layers cost about the same to replay).
+    func ablations(group g: Int) -> [Int] { ablations.enumerated().filter { $0.offset % groups == g }.map(\.element) }
     var method: String { spec.cached ? "oracle (cached layer inputs)" : "oracle (from scratch)" }
 
     public var label: String { "\(spec.kind.rawValue) oracle \(Cells.key(spec.task, spec.shots))-shot" }
@@ -187,6 +194,7 @@ public final class OracleJob: PartedCell {
         var r = evaluator.cellInputs(spec.task, shots: spec.shots)
         r["method"] = method
         r["ablations"] = spec.kind.rawValue
+        if groups > 1 { r["ablation groups"] = String(groups) }  // the items, not the result, depend on it
         return r
     }()
 
@@ -196,19 +204,20 @@ public final class OracleJob: PartedCell {
         started = Date()
         work = try evaluator.prepareCell(spec.task, shots: spec.shots)
         plan = try evaluator.scorer.plan(work!.requests)
-        return plan!.batches.count
+        return plan!.batches.count * groups
     }
 
     public func run(item: Int, context: JobContext) throws -> [[[Double]]] {
-        try OracleImportance.batch(spec.kind, evaluator: evaluator, plan: plan!, batch: item, ablations: ablations, cached: spec.cached)
+        try OracleImportance.batch(spec.kind, evaluator: evaluator, plan: plan!, batch: item / groups, ablations: ablations(group: item % groups),
+                                   cached: spec.cached)
             .map { $0.map { [$0.loglikelihood, $0.isGreedy ? 1 : 0] } }
     }
 
     public func check(_ result: [[[Double]]], item: Int) -> String? {
-        guard let plan, plan.batches.indices.contains(item) else { return nil }
-        let n = plan.requests(inBatch: item).count
-        guard result.count == ablations.count + 1 else {
-            return "holds \(result.count) variants; the baseline and \(ablations.count) ablations make \(ablations.count + 1)"
+        guard let plan, plan.batches.indices.contains(item / groups) else { return nil }
+        let n = plan.requests(inBatch: item / groups).count, expected = ablations(group: item % groups).count
+        guard result.count == expected + 1 else {
+            return "holds \(result.count) variants; the baseline and \(expected) ablations make \(expected + 1)"
         }
         guard result.allSatisfy({ $0.count == n && $0.allSatisfy { $0.count == 2 } }) else {
             return "expected [loglikelihood, is_greedy] for each of the batch's \(n) requests in every variant"
@@ -218,7 +227,18 @@ public final class OracleJob: PartedCell {
 
     public func finish(_ results: [[[[Double]]]], context: JobContext) throws {
         guard let work, let plan else { return }
-        let batches = results.map { $0.map { $0.map { Score(loglikelihood: $0[0], isGreedy: $0[1] == 1) } } }
+        // Each batch's groups back together: the baseline once (every group ran the same one), the ablations in order.
+        var batches: [[[Score]]] = []
+        for b in plan.batches.indices {
+            let parts = (0..<groups).map { results[b * groups + $0].map { $0.map { Score(loglikelihood: $0[0], isGreedy: $0[1] == 1) } } }
+            guard parts.allSatisfy({ $0[0] == parts[0][0] }) else {
+                throw JobError(file: spec.output, "batch \(b): its ablation groups ran different baselines; the model or the runtime changed between them")
+            }
+            var variants = Array(repeating: [Score](), count: ablations.count + 1)
+            variants[0] = parts[0][0]
+            for g in 0..<groups { for (i, a) in ablations(group: g).enumerated() { variants[1 + ablations.firstIndex(of: a)!] = parts[g][1 + i] } }
+            batches.append(variants)
+        }
         let (baseline, ablated) = try OracleImportance.combine(batches, task: spec.task, evaluator: evaluator, work: work, plan: plan, ablations: ablations)
         let scores = ablated.map { baseline - $0 }
         let H = evaluator.headCount
